@@ -1,0 +1,19 @@
+"""minigrad: a small, readable deep-learning framework written from scratch on NumPy.
+
+    import minigrad as mg
+    x = mg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = (x ** 2).sum()
+    y.backward()
+    x.grad            # tensor([2., 4., 6.])
+
+Public API: ``Tensor`` and its constructors, grad mode (``no_grad``, ``enable_grad``,
+``is_grad_enabled``), ``manual_seed``, and every op of ``minigrad.ops`` as a function.
+"""
+
+from minigrad.autograd import Function, enable_grad, is_grad_enabled, no_grad
+from minigrad.ops import *  # noqa: F401,F403 (ops.__all__: the op functions are public API)
+from minigrad.random import manual_seed
+from minigrad.tensor import (Tensor, arange, as_tensor, full, full_like, ones, ones_like, rand,
+                             rand_like, randn, randn_like, tensor, zeros, zeros_like)
+
+__version__ = "0.1.0"

@@ -1,0 +1,68 @@
+"""Where arrays live: the device seam.
+
+Every Tensor wraps one array: a NumPy ``ndarray`` on the CPU or a CuPy ``ndarray`` on a GPU.
+Ops never import NumPy or CuPy directly to do their math; they ask for the *array module*
+of their inputs (``xp = array_module(a)``) and call ``xp.exp``, ``xp.matmul``, ... on it, so the
+same ``forward``/``backward`` code runs on both devices.
+
+CuPy is imported lazily, the first time a GPU array or device is asked for, so minigrad works
+(and its tests run) on machines without CuPy or without a GPU.
+"""
+
+import numpy as np
+
+DEVICES = ("cpu", "cuda")
+
+_cupy = None
+
+
+def cupy_module():
+    """Return the ``cupy`` module, importing it on first use.
+
+    Raises RuntimeError saying what is missing when CuPy is not installed or no GPU is visible.
+    """
+    global _cupy
+    if _cupy is None:
+        try:
+            import cupy
+        except ImportError as error:
+            raise RuntimeError(
+                "device 'cuda' needs CuPy: pip install 'minigrad[cuda]' (cupy-cuda12x)"
+            ) from error
+        try:
+            cupy.cuda.runtime.getDeviceCount()
+        except Exception as error:  # CuPy raises its own CUDARuntimeError without a driver
+            raise RuntimeError(f"device 'cuda' is not available: {error}") from error
+        _cupy = cupy
+    return _cupy
+
+
+def is_cupy_array(array):
+    """True for a CuPy array, without importing CuPy when it has not been loaded."""
+    return _cupy is not None and isinstance(array, _cupy.ndarray)
+
+
+def array_module(array):
+    """The module (``numpy`` or ``cupy``) that owns ``array``: ``xp = array_module(a)``."""
+    return _cupy if is_cupy_array(array) else np
+
+
+def device_of(array):
+    """``"cuda"`` for a CuPy array, ``"cpu"`` for anything else."""
+    return "cuda" if is_cupy_array(array) else "cpu"
+
+
+def check_device(device):
+    """Validate a device name and return it (``"cpu"`` or ``"cuda"``)."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}: expected one of {DEVICES}")
+    return device
+
+
+def to_device(array, device):
+    """Copy ``array`` to ``device`` (no copy when it is already there)."""
+    if check_device(device) == device_of(array):
+        return array
+    if device == "cuda":
+        return cupy_module().asarray(array)
+    return array.get()

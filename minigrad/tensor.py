@@ -1,0 +1,452 @@
+"""``Tensor``: an array plus what autograd needs to differentiate through it.
+
+A Tensor holds
+
+* ``data``: a NumPy (CPU) or CuPy (GPU) array, float32 unless asked otherwise;
+* ``requires_grad``: whether gradients should flow back to it;
+* ``grad``: after ``backward()``, dL/d(this tensor) as a Tensor of the same shape (leaves, and
+  intermediates that called ``retain_grad()``);
+* ``_ctx``: the graph node (a ``Function`` instance) that produced it, ``None`` for a leaf.
+
+The methods here are thin: each one calls an op from ``minigrad.ops``, where the forward and
+backward math lives.
+
+dtype rules follow PyTorch: Python floats become float32, Python ints int64, bools bool; a
+NumPy array keeps its dtype. Only floating-point tensors can require grad.
+"""
+
+import numpy as np
+
+from minigrad import backend
+from minigrad import random as mg_random
+
+
+def _is_array(value):
+    return isinstance(value, np.ndarray) or backend.is_cupy_array(value)
+
+
+def _to_array(data, dtype=None):
+    """Turn data (Tensor, array, scalar, nested list) into an array, with PyTorch's dtype rules."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if not _is_array(data):
+        from_python = not isinstance(data, np.generic)
+        data = np.asarray(data)
+        if dtype is None and from_python and data.dtype == np.float64:
+            dtype = np.float32  # the default float type, like torch.get_default_dtype()
+    if dtype is not None:
+        data = data.astype(dtype, copy=False)
+    return data
+
+
+class Tensor:
+    """An n-dimensional array that records the operations applied to it.
+
+    ``Tensor(data, dtype=None, requires_grad=False)`` wraps ``data`` without copying when it
+    is already an array; use ``minigrad.tensor(...)`` for a copy.
+    """
+
+    __hash__ = object.__hash__  # __eq__ is elementwise, but tensors still work as dict keys
+
+    def __init__(self, data, dtype=None, requires_grad=False):
+        self.data = _to_array(data, dtype)
+        self.grad = None
+        self._ctx = None
+        self._requires_grad = False
+        self.requires_grad = requires_grad
+
+    # ----------------------------------------------------------------- attributes
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        if flag and not np.issubdtype(self.data.dtype, np.floating):
+            raise TypeError(f"only floating-point tensors can require gradients, "
+                            f"got dtype {self.data.dtype}")
+        self._requires_grad = bool(flag)
+
+    def requires_grad_(self, flag=True):
+        """Set ``requires_grad`` in place and return self (PyTorch's spelling)."""
+        self.requires_grad = flag
+        return self
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self):
+        return backend.device_of(self.data)
+
+    @property
+    def is_leaf(self):
+        """True for tensors made by the user rather than by an op that tracked gradients."""
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        """The graph node that produced this tensor (``None`` for a leaf)."""
+        return self._ctx
+
+    def size(self, dim=None):
+        """The shape, or the length of one dimension (PyTorch's ``Tensor.size``)."""
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self):
+        return int(self.data.size)
+
+    def __len__(self):
+        return len(self.data)
+
+    def item(self):
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item: only one-element tensors can be converted to a Python "
+                             f"number, got shape {self.shape}")
+        return self.data.item()
+
+    def numpy(self):
+        """The data as a NumPy array (shares memory on the CPU, copies from a GPU)."""
+        return backend.to_device(self.data, "cpu")
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def __bool__(self):
+        return bool(self.data)
+
+    def __repr__(self):
+        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
+        extras = []
+        if self.dtype not in (np.float32, np.int64, np.bool_):
+            extras.append(f"dtype={self.dtype}")
+        if self.device != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self._ctx is not None:
+            extras.append(f"grad_fn=<{type(self._ctx).__name__}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([body] + extras) + ")"
+
+    # ----------------------------------------------------------------- autograd
+    def backward(self, grad=None, retain_graph=False):
+        """Compute d(self)/d(leaf) for every leaf in the graph, accumulating into ``leaf.grad``.
+
+        ``grad`` (dL/d self) is needed unless self has one element. The graph is freed
+        afterwards unless ``retain_graph=True``.
+        """
+        autograd.backward(self, grad, retain_graph)
+
+    def retain_grad(self):
+        """Ask ``backward`` to store this intermediate tensor's gradient in ``.grad`` too."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: tensor does not require grad")
+        if self._ctx is not None:
+            self._ctx.output = self
+        return self
+
+    def detach(self):
+        """A new leaf sharing the same data, cut off from the graph."""
+        return Tensor(self.data)
+
+    def zero_grad(self):
+        self.grad = None
+
+    # ----------------------------------------------------------------- conversions
+    def to(self, target):
+        """Move to a device (``"cpu"``/``"cuda"``) or cast to a dtype; differentiable."""
+        if isinstance(target, str) and target in backend.DEVICES:
+            return ops.to_device(self, target)
+        return ops.cast(self, target)
+
+    def float(self):
+        return ops.cast(self, np.float32)
+
+    def double(self):
+        return ops.cast(self, np.float64)
+
+    def long(self):
+        return ops.cast(self, np.int64)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
+
+    # ----------------------------------------------------------------- operators
+    def __add__(self, other):
+        return ops.add(self, other)
+
+    def __radd__(self, other):
+        return ops.add(other, self)
+
+    def __sub__(self, other):
+        return ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return ops.sub(other, self)
+
+    def __mul__(self, other):
+        return ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return ops.mul(other, self)
+
+    def __truediv__(self, other):
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return ops.div(other, self)
+
+    def __pow__(self, exponent):
+        return ops.pow(self, exponent)
+
+    def __rpow__(self, base):
+        return ops.pow(base, self)
+
+    def __matmul__(self, other):
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return ops.matmul(other, self)
+
+    def __neg__(self):
+        return ops.neg(self)
+
+    def __abs__(self):
+        return ops.abs(self)
+
+    def __getitem__(self, index):
+        return ops.getitem(self, index)
+
+    def __eq__(self, other):
+        return ops.eq(self, other)
+
+    def __ne__(self, other):
+        return ops.ne(self, other)
+
+    def __lt__(self, other):
+        return ops.lt(self, other)
+
+    def __le__(self, other):
+        return ops.le(self, other)
+
+    def __gt__(self, other):
+        return ops.gt(self, other)
+
+    def __ge__(self, other):
+        return ops.ge(self, other)
+
+    # ----------------------------------------------------------------- elementwise
+    def exp(self):
+        return ops.exp(self)
+
+    def log(self):
+        return ops.log(self)
+
+    def sqrt(self):
+        return ops.sqrt(self)
+
+    def abs(self):
+        return ops.abs(self)
+
+    def sign(self):
+        return ops.sign(self)
+
+    def pow(self, exponent):
+        return ops.pow(self, exponent)
+
+    def clip(self, min=None, max=None):
+        return ops.clip(self, min, max)
+
+    clamp = clip
+
+    def maximum(self, other):
+        return ops.maximum(self, other)
+
+    def minimum(self, other):
+        return ops.minimum(self, other)
+
+    def relu(self):
+        return ops.relu(self)
+
+    def sigmoid(self):
+        return ops.sigmoid(self)
+
+    def tanh(self):
+        return ops.tanh(self)
+
+    def softmax(self, axis=-1):
+        return ops.softmax(self, axis)
+
+    def log_softmax(self, axis=-1):
+        return ops.log_softmax(self, axis)
+
+    def matmul(self, other):
+        return ops.matmul(self, other)
+
+    # ----------------------------------------------------------------- reductions
+    def sum(self, axis=None, keepdims=False):
+        return ops.sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return ops.mean(self, axis, keepdims)
+
+    def var(self, axis=None, correction=1, keepdims=False):
+        return ops.var(self, axis, correction, keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return ops.max(self, axis, keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return ops.min(self, axis, keepdims)
+
+    def argmax(self, axis=None, keepdims=False):
+        return ops.argmax(self, axis, keepdims)
+
+    def argmin(self, axis=None, keepdims=False):
+        return ops.argmin(self, axis, keepdims)
+
+    def logsumexp(self, axis=None, keepdims=False):
+        return ops.logsumexp(self, axis, keepdims)
+
+    # ----------------------------------------------------------------- shape
+    def reshape(self, *shape):
+        return ops.reshape(self, *shape)
+
+    view = reshape
+
+    def transpose(self, dim0=-2, dim1=-1):
+        return ops.transpose(self, dim0, dim1)
+
+    @property
+    def T(self):
+        """All axes reversed, as NumPy's ``.T``."""
+        return ops.permute(self, *reversed(range(self.ndim)))
+
+    def permute(self, *axes):
+        return ops.permute(self, *axes)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        return ops.flatten(self, start_dim, end_dim)
+
+    def squeeze(self, axis=None):
+        return ops.squeeze(self, axis)
+
+    def unsqueeze(self, axis):
+        return ops.unsqueeze(self, axis)
+
+    def expand(self, *shape):
+        return ops.expand(self, *shape)
+
+    def broadcast_to(self, shape):
+        return ops.broadcast_to(self, shape)
+
+    def split(self, split_size_or_sections, axis=0):
+        return ops.split(self, split_size_or_sections, axis)
+
+
+def as_tensor(value, like=None):
+    """``value`` as a Tensor; a Python number takes the dtype it would have beside ``like``.
+
+    With NumPy 2's promotion rules a Python scalar is "weak": float32 tensor + 2.0 stays
+    float32, int64 tensor + 0.5 becomes float64 (PyTorch would give float32 here).
+    """
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(like, Tensor) and np.isscalar(value):
+        xp = backend.array_module(like.data)
+        return Tensor(xp.asarray(value, dtype=np.result_type(like.dtype, value)))
+    return Tensor(value)
+
+
+# ------------------------------------------------------------------------- constructors
+def tensor(data, dtype=None, requires_grad=False, device="cpu"):
+    """A new leaf Tensor holding a copy of ``data``."""
+    array = _to_array(data, dtype).copy()
+    return Tensor(backend.to_device(array, device), requires_grad=requires_grad)
+
+
+def shape_argument(shape):
+    """Accept both ``f(2, 3)`` and ``f((2, 3))``, as PyTorch's constructors do."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    return tuple(int(n) for n in shape)
+
+
+def _full(shape, value, dtype, requires_grad, device):
+    array = np.full(shape_argument(shape), value, dtype=np.float32 if dtype is None else dtype)
+    return Tensor(backend.to_device(array, device), requires_grad=requires_grad)
+
+
+def zeros(*shape, dtype=None, requires_grad=False, device="cpu"):
+    """``zeros(2, 3)`` or ``zeros((2, 3))``: a float32 tensor of zeros."""
+    return _full(shape, 0, dtype, requires_grad, device)
+
+
+def ones(*shape, dtype=None, requires_grad=False, device="cpu"):
+    return _full(shape, 1, dtype, requires_grad, device)
+
+
+def full(shape, fill_value, dtype=None, requires_grad=False, device="cpu"):
+    """A tensor filled with ``fill_value``; its dtype follows the value (1.0 float32, 1 int64)."""
+    if dtype is None:
+        dtype = _to_array(fill_value).dtype
+    return _full((shape,), fill_value, dtype, requires_grad, device)
+
+
+def arange(start, stop=None, step=1, dtype=None, requires_grad=False, device="cpu"):
+    """Values from ``start`` (inclusive) to ``stop`` (exclusive); int64 if all are ints."""
+    if stop is None:
+        start, stop = 0, start
+    array = np.arange(start, stop, step)
+    if dtype is None and array.dtype == np.float64:
+        dtype = np.float32
+    return tensor(array, dtype, requires_grad, device)
+
+
+def randn(*shape, dtype=None, requires_grad=False, device="cpu"):
+    """Samples from the standard normal distribution N(0, 1), from the seeded generator."""
+    array = mg_random.generator().standard_normal(shape_argument(shape))
+    return tensor(array, dtype or np.float32, requires_grad, device)
+
+
+def rand(*shape, dtype=None, requires_grad=False, device="cpu"):
+    """Samples from the uniform distribution on [0, 1), from the seeded generator."""
+    array = mg_random.generator().random(shape_argument(shape))
+    return tensor(array, dtype or np.float32, requires_grad, device)
+
+
+def _like(fill):
+    def constructor(other, dtype=None, requires_grad=False):
+        return fill(other.shape, dtype=dtype or other.dtype, requires_grad=requires_grad,
+                    device=other.device)
+
+    constructor.__name__ = f"{fill.__name__}_like"
+    constructor.__doc__ = f"``{fill.__name__}`` with the shape, dtype and device of a tensor."
+    return constructor
+
+
+zeros_like = _like(zeros)
+ones_like = _like(ones)
+randn_like = _like(randn)
+rand_like = _like(rand)
+
+
+def full_like(other, fill_value, dtype=None, requires_grad=False):
+    return full(other.shape, fill_value, dtype or other.dtype, requires_grad, other.device)
+
+
+# The ops import Tensor from this module, so they are imported once Tensor exists.
+from minigrad import autograd, ops  # noqa: E402
