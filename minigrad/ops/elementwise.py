@@ -1,0 +1,382 @@
+"""Elementwise ops: arithmetic, exp/log/sqrt, abs/sign, clip, maximum/minimum, where, casts.
+
+Each op is a ``Function`` whose ``backward`` multiplies the incoming gradient by the local
+derivative. Binary ops broadcast like NumPy; the engine sums their gradients back to each
+input's shape (``autograd.unbroadcast``), so the backward methods here return full-shape
+gradients.
+"""
+
+import numpy as np
+
+from minigrad.autograd import Function
+from minigrad import backend
+from minigrad.backend import array_module
+from minigrad.tensor import Tensor, as_tensor
+
+
+class Add(Function):
+    """z = a + b;  dz/da = 1, dz/db = 1."""
+
+    broadcasts = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, grad
+
+
+class Sub(Function):
+    """z = a - b;  dz/da = 1, dz/db = -1."""
+
+    broadcasts = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a - b
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, -grad
+
+
+class Mul(Function):
+    """z = a * b;  dz/da = b, dz/db = a."""
+
+    broadcasts = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        return grad * b, grad * a
+
+
+class Div(Function):
+    """z = a / b;  dz/da = 1/b, dz/db = -a/b^2."""
+
+    broadcasts = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        grad_a = grad / b
+        grad_b = -grad_a * a / b if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+class Neg(Function):
+    """z = -a;  dz/da = -1."""
+
+    @staticmethod
+    def forward(ctx, a):
+        return -a
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (-grad,)
+
+
+class Pow(Function):
+    """z = a^b;  dz/da = b a^(b-1),  dz/db = a^b ln a (needs a > 0).
+
+    A constant exponent (``x ** 2``) needs no dz/db, so ln a is never evaluated and negative
+    bases work as they do in NumPy.
+    """
+
+    broadcasts = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        out = a**b
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b, out = ctx.saved_tensors
+        xp = array_module(a)
+        grad_a = grad * b * a ** (b - 1) if ctx.needs_input_grad[0] else None
+        grad_b = grad * out * xp.log(a) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+class Exp(Function):
+    """z = e^a;  dz/da = e^a = z."""
+
+    @staticmethod
+    def forward(ctx, a):
+        out = array_module(a).exp(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return (grad * out,)
+
+
+class Log(Function):
+    """z = ln a;  dz/da = 1/a."""
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return array_module(a).log(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_tensors
+        return (grad / a,)
+
+
+class Sqrt(Function):
+    """z = sqrt(a);  dz/da = 1 / (2 sqrt(a)) = 1 / (2z)."""
+
+    @staticmethod
+    def forward(ctx, a):
+        out = array_module(a).sqrt(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return (grad / (2 * out),)
+
+
+class Abs(Function):
+    """z = |a|;  dz/da = sign(a) (0 at a = 0, as in PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return array_module(a).abs(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_tensors
+        return (grad * array_module(a).sign(a),)
+
+
+class Sign(Function):
+    """z = sign(a) in {-1, 0, 1};  dz/da = 0 everywhere it is defined."""
+
+    @staticmethod
+    def forward(ctx, a):
+        return array_module(a).sign(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad * 0,)
+
+
+class Clip(Function):
+    """z = min(max(a, lo), hi);  dz/da = 1 where lo <= a <= hi, else 0 (PyTorch's clamp)."""
+
+    @staticmethod
+    def forward(ctx, a, lo=None, hi=None):
+        inside = array_module(a).ones(a.shape, dtype=bool)
+        if lo is not None:
+            inside &= a >= lo
+        if hi is not None:
+            inside &= a <= hi
+        ctx.save_for_backward(inside)
+        return array_module(a).clip(a, lo, hi)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (inside,) = ctx.saved_tensors
+        return (grad * inside,)
+
+
+class Maximum(Function):
+    """z = max(a, b) elementwise; the gradient goes to the larger input (split 1/2-1/2 on ties,
+    as in PyTorch)."""
+
+    broadcasts = True
+
+    @staticmethod
+    def forward(ctx, a, b, take_max=True):
+        xp = array_module(a)
+        wins_a = (a > b) if take_max else (a < b)
+        share_a = (wins_a + 0.5 * (a == b)).astype(a.dtype)  # the part of the gradient a gets
+        ctx.save_for_backward(share_a)
+        return xp.maximum(a, b) if take_max else xp.minimum(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (share_a,) = ctx.saved_tensors
+        return grad * share_a, grad * (1 - share_a)
+
+
+class Where(Function):
+    """z = a where cond else b;  dz/da = cond, dz/db = not cond (cond gets no gradient)."""
+
+    broadcasts = True
+
+    @staticmethod
+    def forward(ctx, cond, a, b):
+        ctx.save_for_backward(cond)
+        return array_module(a).where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (cond,) = ctx.saved_tensors
+        zero = grad.dtype.type(0)
+        xp = array_module(grad)
+        return None, xp.where(cond, grad, zero), xp.where(cond, zero, grad)
+
+
+class Cast(Function):
+    """z = a converted to another dtype; the gradient is converted back."""
+
+    @staticmethod
+    def forward(ctx, a, dtype=None):
+        ctx.input_dtype = a.dtype
+        return a.astype(dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad.astype(ctx.input_dtype),)
+
+
+class ToDevice(Function):
+    """z = a copied to another device; the gradient is copied back."""
+
+    @staticmethod
+    def forward(ctx, a, device="cpu"):
+        ctx.input_device = backend.device_of(a)
+        return backend.to_device(a, device)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (backend.to_device(grad, ctx.input_device),)
+
+
+# --------------------------------------------------------------------------- public functions
+def _operands(a, b):
+    """Both operands as Tensors; a Python number takes the dtype of the tensor beside it."""
+    if not isinstance(a, Tensor):
+        a = as_tensor(a, like=b)
+    return a, as_tensor(b, like=a)
+
+
+def _binary(function, a, b, **attrs):
+    return function.apply(*_operands(a, b), **attrs)
+
+
+def add(a, b):
+    return _binary(Add, a, b)
+
+
+def sub(a, b):
+    return _binary(Sub, a, b)
+
+
+def mul(a, b):
+    return _binary(Mul, a, b)
+
+
+def div(a, b):
+    return _binary(Div, a, b)
+
+
+def pow(a, exponent):
+    return _binary(Pow, a, exponent)
+
+
+def neg(a):
+    return Neg.apply(a)
+
+
+def exp(a):
+    return Exp.apply(a)
+
+
+def log(a):
+    return Log.apply(a)
+
+
+def sqrt(a):
+    return Sqrt.apply(a)
+
+
+def abs(a):
+    return Abs.apply(a)
+
+
+def sign(a):
+    return Sign.apply(a)
+
+
+def clip(a, min=None, max=None):
+    """Limit values to [min, max] (either bound may be None); PyTorch's ``clamp``."""
+    return Clip.apply(a, lo=min, hi=max)
+
+
+clamp = clip
+
+
+def maximum(a, b):
+    return _binary(Maximum, a, b, take_max=True)
+
+
+def minimum(a, b):
+    return _binary(Maximum, a, b, take_max=False)
+
+
+def where(condition, a, b):
+    """Pick ``a`` where ``condition`` is true, else ``b`` (all three broadcast together)."""
+    return Where.apply(as_tensor(condition), *_operands(a, b))
+
+
+def cast(a, dtype):
+    return Cast.apply(a, dtype=np.dtype(dtype))
+
+
+def to_device(a, device):
+    return ToDevice.apply(a, device=device)
+
+
+# --------------------------------------------------------------------------- comparisons
+def _compare(ufunc_name, a, b):
+    """Elementwise comparison returning a bool tensor; comparisons are not differentiable."""
+    a, b = _operands(a, b)
+    compare = getattr(array_module(a.data), ufunc_name)
+    return Tensor(compare(a.data, b.data))
+
+
+def eq(a, b):
+    return _compare("equal", a, b)
+
+
+def ne(a, b):
+    return _compare("not_equal", a, b)
+
+
+def lt(a, b):
+    return _compare("less", a, b)
+
+
+def le(a, b):
+    return _compare("less_equal", a, b)
+
+
+def gt(a, b):
+    return _compare("greater", a, b)
+
+
+def ge(a, b):
+    return _compare("greater_equal", a, b)
