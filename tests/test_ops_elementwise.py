@@ -1,0 +1,139 @@
+"""Elementwise ops: gradcheck and PyTorch parity for every op (via helpers.op_tests), and the
+behaviour around them: dtype of Python scalars, comparisons, casts, errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minigrad as mg
+from helpers import (EXAMPLES, OpCase, away_from_zero, binary, broadcastable, import_torch,
+                     op_tests, positive, shapes, unary)
+
+
+def keep_off_bounds(i, x, bounds=(-0.5, 0.5), gap=0.05):
+    """Move values at least ``gap`` away from the clip bounds, where clip has a kink."""
+    for b in bounds:
+        near = np.abs(x - b) < gap
+        x = np.where(near, b + np.sign(x - b + 1e-12) * gap, x)
+    return x
+
+
+CASES = [
+    binary("add", lambda a, b: a + b, lambda a, b: a + b),
+    binary("sub", lambda a, b: a - b, lambda a, b: a - b),
+    binary("mul", lambda a, b: a * b, lambda a, b: a * b),
+    binary("div", lambda a, b: a / b, lambda a, b: a / b,
+           domain=lambda i, x: away_from_zero(x) if i == 1 else x),
+    binary("pow_tensor", lambda a, b: a**b, lambda a, b: a**b,
+           domain=lambda i, x: positive(x) if i == 0 else x),
+    binary("maximum", mg.maximum, lambda a, b: a.maximum(b)),
+    binary("minimum", mg.minimum, lambda a, b: a.minimum(b)),
+    unary("neg", lambda a: -a, lambda a: -a),
+    unary("pow_scalar", lambda a, p: a**p, lambda a, p: a**p, domain=lambda i, x: positive(x),
+          kwargs=st.fixed_dictionaries({"p": st.sampled_from([2, 3, -1, 0.5, -1.5])})),
+    unary("pow_int_negative_base", lambda a: a**3, lambda a: a**3),
+    unary("rpow", lambda a: 2.0**a, lambda a: 2.0**a),
+    unary("scalar_arithmetic", lambda a: (3.0 - a) / 2.0 + 1.0 / (a * a + 1.0),
+          lambda a: (3.0 - a) / 2.0 + 1.0 / (a * a + 1.0)),
+    unary("exp", mg.exp, lambda a: a.exp()),
+    unary("log", mg.log, lambda a: a.log(), domain=lambda i, x: positive(x)),
+    unary("sqrt", mg.sqrt, lambda a: a.sqrt(), domain=lambda i, x: positive(x)),
+    unary("abs", mg.abs, lambda a: a.abs(), domain=lambda i, x: away_from_zero(x)),
+    unary("sign", lambda a: mg.sign(a) * a, lambda a: a.sign() * a,
+          domain=lambda i, x: away_from_zero(x)),
+    unary("clip", lambda a, lo, hi: mg.clip(a, lo, hi), lambda a, lo, hi: a.clamp(lo, hi),
+          domain=keep_off_bounds,
+          kwargs=st.sampled_from([{"lo": -0.5, "hi": 0.5}, {"lo": -0.5, "hi": None},
+                                  {"lo": None, "hi": 0.5}])),
+    OpCase("where", lambda data: (data.draw(broadcastable(3), label="shapes"), {}),
+           mg.where, lambda c, a, b: a.where(c, b), dtypes={0: bool}),
+]
+
+test_gradcheck, test_matches_torch = op_tests(CASES)
+
+
+def test_python_scalars_keep_the_tensor_dtype():
+    x = mg.ones(3)
+    assert (x + 2.0).dtype == np.float32
+    assert (2 * x).dtype == np.float32
+    assert (x ** 2).dtype == np.float32
+    assert (mg.ones(2, dtype=np.float64) * 0.5).dtype == np.float64
+
+
+def test_float32_and_float64_promote_and_grads_keep_each_dtype():
+    a = mg.ones(2, requires_grad=True)
+    b = mg.ones(2, dtype=np.float64, requires_grad=True)
+    out = a * b
+    assert out.dtype == np.float64
+    out.sum().backward()
+    assert a.grad.dtype == np.float32 and b.grad.dtype == np.float64
+
+
+@EXAMPLES
+@given(shape_pair=broadcastable(2), seed=st.integers(0, 2**31))
+def test_comparisons_match_numpy_and_build_no_graph(shape_pair, seed):
+    rng = np.random.default_rng(seed)
+    a_np = rng.integers(-2, 3, size=shape_pair[0]).astype(np.float32)
+    b_np = rng.integers(-2, 3, size=shape_pair[1]).astype(np.float32)
+    a, b = mg.tensor(a_np, requires_grad=True), mg.tensor(b_np)
+    for ours, theirs in [(a == b, a_np == b_np), (a != b, a_np != b_np), (a < b, a_np < b_np),
+                         (a <= b, a_np <= b_np), (a > b, a_np > b_np), (a >= b, a_np >= b_np),
+                         (a > 0.5, a_np > 0.5)]:
+        assert ours.dtype == np.bool_ and not ours.requires_grad
+        np.testing.assert_array_equal(ours.numpy(), theirs)
+
+
+def test_cast_moves_values_and_gradient_between_dtypes():
+    x = mg.tensor([1.5, -2.25], dtype=np.float64, requires_grad=True)
+    y = x.float()
+    assert y.dtype == np.float32
+    (y * 2).sum().backward()
+    assert x.grad.dtype == np.float64
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0])
+    assert x.to(np.float32).dtype == np.float32 and x.long().dtype == np.int64
+
+
+@pytest.mark.torch
+def test_clip_gradient_at_the_bounds_matches_torch():
+    torch = import_torch()
+    values = np.array([-1.0, -0.5, 0.0, 0.5, 1.0], dtype=np.float32)
+    x = mg.tensor(values, requires_grad=True)
+    t = torch.tensor(values, requires_grad=True)
+    mg.clip(x, -0.5, 0.5).sum().backward()
+    t.clamp(-0.5, 0.5).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), t.grad.numpy())
+
+
+@pytest.mark.torch
+def test_maximum_splits_the_gradient_on_ties_like_torch():
+    torch = import_torch()
+    a_np, b_np = np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 5.0])
+    a, b = mg.tensor(a_np, requires_grad=True), mg.tensor(b_np, requires_grad=True)
+    ta, tb = torch.tensor(a_np, requires_grad=True), torch.tensor(b_np, requires_grad=True)
+    mg.maximum(a, b).sum().backward()
+    torch.maximum(ta, tb).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), ta.grad.numpy())
+    np.testing.assert_array_equal(b.grad.numpy(), tb.grad.numpy())
+
+
+@pytest.mark.parametrize("op", [mg.add, mg.mul, mg.maximum, mg.where])
+def test_broadcast_mismatch_names_the_op_and_both_shapes(op):
+    a, b = mg.ones(2, 3), mg.ones(4)
+    args = (mg.ones(2, 3) > 0, a, b) if op is mg.where else (a, b)
+    with pytest.raises(ValueError, match=r"\(2, 3\).*\(4,\)") as error:
+        op(*args)
+    assert type(error.value) is ValueError
+    assert op.__name__.capitalize() in str(error.value)
+
+
+def test_pow_scalar_exponent_needs_no_log_of_negative_bases():
+    x = mg.tensor([-2.0, 3.0], requires_grad=True)
+    (x**2).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [-4.0, 6.0])
+
+
+def test_unary_ops_keep_shape_for_scalars():
+    for shape in [(), (1,), (2, 1)]:
+        x = mg.ones(shape) if shape else mg.tensor(1.0)
+        assert mg.exp(x).shape == x.shape

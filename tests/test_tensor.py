@@ -1,0 +1,118 @@
+"""Tensor: construction and dtype rules, attributes, repr, conversions, constructors, seeding."""
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import backend
+
+
+def test_dtype_rules_follow_pytorch():
+    assert mg.tensor([1.0, 2.0]).dtype == np.float32
+    assert mg.tensor(3.5).dtype == np.float32
+    assert mg.tensor([1, 2]).dtype == np.int64
+    assert mg.tensor([True, False]).dtype == np.bool_
+    assert mg.tensor(np.zeros(2)).dtype == np.float64  # a NumPy array keeps its dtype
+    assert mg.tensor([1, 2], dtype=np.float64).dtype == np.float64
+
+
+def test_tensor_copies_but_Tensor_wraps():
+    array = np.zeros(3, dtype=np.float32)
+    copied, wrapped = mg.tensor(array), mg.Tensor(array)
+    array[0] = 5.0
+    assert copied.numpy()[0] == 0.0 and wrapped.numpy()[0] == 5.0
+
+
+def test_only_floating_tensors_can_require_grad():
+    with pytest.raises(TypeError, match="only floating-point tensors can require gradients, "
+                                        "got dtype int64"):
+        mg.tensor([1, 2], requires_grad=True)
+    with pytest.raises(TypeError, match="int64"):
+        mg.arange(3).requires_grad_()
+    assert mg.tensor([1.0]).requires_grad_().requires_grad
+
+
+def test_attributes():
+    x = mg.zeros(2, 3, requires_grad=True)
+    assert x.shape == (2, 3) and x.ndim == 2 and x.dtype == np.float32
+    assert x.device == "cpu" and x.is_leaf and x.grad_fn is None and x.grad is None
+    assert x.size() == (2, 3) and x.size(1) == 3 and x.numel() == 6 and len(x) == 2
+    assert mg.tensor([[2.5]]).item() == 2.5
+    with pytest.raises(ValueError, match=r"only one-element tensors.*\(2, 3\)"):
+        x.item()
+
+
+def test_repr_shows_values_dtype_and_graph():
+    assert repr(mg.tensor([1.0, 2.0])) == "tensor([1., 2.])"
+    assert repr(mg.tensor([1.0], requires_grad=True)) == "tensor([1.], requires_grad=True)"
+    assert repr(mg.tensor([1.0], dtype=np.float64)) == "tensor([1.], dtype=float64)"
+    y = mg.tensor([1.0], requires_grad=True) * 2
+    assert repr(y) == "tensor([2.], grad_fn=<Mul>)"
+    assert repr(mg.zeros(2, 2)) == "tensor([[0., 0.],\n        [0., 0.]])"
+
+
+def test_detach_shares_data_and_cuts_the_graph():
+    x = mg.ones(2, requires_grad=True)
+    d = (x * 2).detach()
+    assert d.is_leaf and not d.requires_grad
+    y = x * 2
+    assert np.shares_memory(y.detach().data, y.data)
+
+
+def test_numpy_shares_memory_on_the_cpu():
+    x = mg.ones(3)
+    assert np.shares_memory(x.numpy(), x.data)
+    assert x.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_bool_of_one_element_and_ambiguity_of_many():
+    assert bool(mg.tensor([1.0]) > 0)
+    with pytest.raises(ValueError):
+        bool(mg.ones(2) > 0)
+
+
+def test_constructors_shapes_and_dtypes():
+    assert mg.zeros(2, 3).shape == mg.zeros((2, 3)).shape == (2, 3)
+    assert mg.ones(4).numpy().tolist() == [1.0] * 4
+    assert mg.full((2,), 7).dtype == np.int64 and mg.full((2,), 7.0).dtype == np.float32
+    assert mg.full(3, 1.5).numpy().tolist() == [1.5] * 3
+    assert mg.arange(4).numpy().tolist() == [0, 1, 2, 3] and mg.arange(4).dtype == np.int64
+    assert mg.arange(1, 2, 0.5).numpy().tolist() == [1.0, 1.5]
+    assert mg.arange(1, 2, 0.5).dtype == np.float32
+    x = mg.randn(3, 2, dtype=np.float64)
+    for like in (mg.zeros_like(x), mg.ones_like(x), mg.randn_like(x), mg.rand_like(x),
+                 mg.full_like(x, 2.0)):
+        assert like.shape == (3, 2) and like.dtype == np.float64
+    assert mg.ones(2, requires_grad=True).requires_grad
+
+
+def test_manual_seed_makes_random_tensors_repeatable():
+    mg.manual_seed(42)
+    a, u = mg.randn(5), mg.rand(5)
+    mg.manual_seed(42)
+    b, v = mg.randn(5), mg.rand(5)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(u.numpy(), v.numpy())
+    assert ((0 <= u.numpy()) & (u.numpy() < 1)).all()
+    assert not np.array_equal(mg.randn(5).numpy(), a.numpy())
+
+
+def test_unknown_device_is_refused():
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        mg.tensor([1.0], device="tpu")
+
+
+def test_cuda_without_cupy_or_gpu_says_what_is_missing():
+    try:
+        backend.cupy_module()
+    except RuntimeError as error:
+        with pytest.raises(RuntimeError, match="cuda"):
+            mg.ones(2).to("cuda")
+        assert "cuda" in str(error)
+    else:
+        pytest.skip("a GPU with CuPy is present; the GPU tests cover .to('cuda')")
+
+
+def test_tensors_hash_by_identity():
+    a, b = mg.ones(2), mg.ones(2)
+    assert len({a, b}) == 2 and {a: 1}[a] == 1
