@@ -1,0 +1,172 @@
+"""Lesson 01 — autograd and gradient descent: fitting a line.
+
+Run:   python lessons/01_autograd_and_gradient_descent.py [--quick] [--out runs/01]
+
+The model is a line  y_hat = w x + b,  and the loss is the mean squared error over n points
+
+    L(w, b) = (1/n) sum_i (w x_i + b - y_i)^2.
+
+Gradient descent repeats  theta <- theta - lr * dL/dtheta  for theta in (w, b). We never write
+dL/dw by hand: ``loss.backward()`` computes it through the graph of tensor ops, and we check it
+against the formula dL/dw = (2/n) sum_i (w x_i + b - y_i) x_i in the first step.
+
+The same problem has a closed-form answer, the least-squares solution of [x 1] theta = y, so
+we can see exactly how close gradient descent gets. The loss is a quadratic whose curvature
+(Hessian) is H = (2/n) [[sum x^2, sum x], [sum x, n]]; gradient descent converges only for
+lr < 2 / lambda_max(H), and the lesson shows what happens on both sides of that limit.
+
+Things that go wrong in textbook versions of this code, done right here:
+* shapes: y is (n,), and so is the prediction; a (n, 1) target against a (n,) prediction would
+  broadcast to an (n, n) matrix of nonsense differences without any error;
+* the bias gets its own gradient (no forgotten intercept);
+* gradients are reset before every backward, because backward *accumulates* into .grad.
+"""
+
+import argparse
+import os
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")  # write PNG files, never open a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+import minigrad as mg  # noqa: E402
+
+
+def make_data(n, seed):
+    """n points on the line y = 1.5 x + 4 with Gaussian noise (sigma 0.5), x uniform in [0, 5)."""
+    mg.manual_seed(seed)
+    x = mg.rand(n) * 5.0
+    y = 1.5 * x + 4.0 + 0.5 * mg.randn(n)
+    return x, y
+
+
+def mse(prediction, target):
+    if prediction.shape != target.shape:
+        raise ValueError(f"mse: prediction shape {prediction.shape} != target shape "
+                         f"{target.shape}")
+    return ((prediction - target) ** 2).mean()
+
+
+def gradient_descent(x, y, lr, steps):
+    """Fit y ~ w x + b from w = b = 0; returns w, b and the loss before each step.
+
+    Stops early once the loss has grown a millionfold: that run diverged."""
+    w = mg.zeros((), requires_grad=True)
+    b = mg.zeros((), requires_grad=True)
+    losses = []
+    for _ in tqdm(range(steps), desc=f"lr={lr:g}", disable=None, leave=False):
+        loss = mse(w * x + b, y)
+        w.grad = b.grad = None  # backward adds to .grad, so clear it first
+        loss.backward()
+        # Update the raw arrays in place: w stays the same leaf tensor, and the update itself
+        # is not recorded in any graph.
+        w.data -= lr * w.grad.data
+        b.data -= lr * b.grad.data
+        losses.append(loss.item())
+        if losses[-1] > 1e6 * losses[0]:
+            break
+    return w.item(), b.item(), losses
+
+
+def closed_form(x, y):
+    """Least squares: the theta minimising ||A theta - y||^2 with A = [x 1]."""
+    design = np.stack([x.numpy(), np.ones(len(x))], axis=1).astype(np.float64)
+    (w, b), *_ = np.linalg.lstsq(design, y.numpy().astype(np.float64), rcond=None)
+    return float(w), float(b)
+
+
+def largest_stable_lr(x):
+    """2 / lambda_max of the loss's Hessian H = (2/n) A^T A, with A = [x 1]."""
+    design = np.stack([x.numpy(), np.ones(len(x))], axis=1).astype(np.float64)
+    hessian = 2.0 / len(x) * design.T @ design
+    return 2.0 / np.linalg.eigvalsh(hessian).max()
+
+
+def check_autograd_against_formula(x, y):
+    """dL/dw and dL/db from backward() equal the formulas at w = 0.5, b = -1."""
+    w = mg.tensor(0.5, requires_grad=True)
+    b = mg.tensor(-1.0, requires_grad=True)
+    mse(w * x + b, y).backward()
+    residual = (0.5 * x.numpy() - 1.0) - y.numpy()
+    by_hand = (2 * np.mean(residual * x.numpy()), 2 * np.mean(residual))
+    return (w.grad.item(), b.grad.item()), by_hand
+
+
+def plot_losses(runs, best_loss, path):
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for lr, losses in runs.items():
+        ax.semilogy(np.maximum(np.array(losses) - best_loss, 1e-12), label=f"lr = {lr:.4f}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss - least-squares loss")
+    ax.set_title("Gradient descent on the MSE of a line")
+    ax.set_ylim(1e-9, None)  # float32 rounding keeps the gap from going much below 1e-8
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return fig
+
+
+def plot_fit(x, y, fitted, exact, path):
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter(x.numpy(), y.numpy(), s=8, alpha=0.5, label="data")
+    grid = np.linspace(0, 5, 2)
+    ax.plot(grid, fitted[0] * grid + fitted[1], lw=2, label="gradient descent")
+    ax.plot(grid, exact[0] * grid + exact[1], "--", lw=2, label="least squares")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return fig
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer points and steps")
+    parser.add_argument("--out", default=os.path.join("runs", "01_gradient_descent"))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    n, steps = (100, 600) if args.quick else (500, 2000)
+    start = time.perf_counter()
+
+    x, y = make_data(n, args.seed)
+    ours, by_hand = check_autograd_against_formula(x, y)
+    print(f"dL/dw, dL/db at (0.5, -1): backward {ours[0]:.6f} {ours[1]:.6f}  "
+          f"formula {by_hand[0]:.6f} {by_hand[1]:.6f}")
+
+    exact = closed_form(x, y)
+    best_loss = mse(exact[0] * x + exact[1], y).item()
+    lr_limit = largest_stable_lr(x)
+    print(f"least squares: w = {exact[0]:.4f}, b = {exact[1]:.4f}, loss = {best_loss:.6f}")
+    print(f"stable learning rates: lr < 2 / lambda_max(H) = {lr_limit:.4f}\n")
+
+    learning_rates = [0.01, 0.5 * lr_limit, 0.95 * lr_limit, 1.05 * lr_limit]
+    runs, rows = {}, []
+    for lr in learning_rates:
+        w, b, losses = gradient_descent(x, y, lr, steps)
+        runs[lr] = losses
+        rows.append((lr, len(losses), losses[-1], w, b))
+    print(f"{'lr':>8} {'steps':>6} {'final loss':>12} {'w':>9} {'b':>9}")
+    for lr, count, loss, w, b in rows:
+        verdict = "  diverged" if count < steps else ""
+        print(f"{lr:8.4f} {count:6d} {loss:12.6g} {w:9.4g} {b:9.4g}{verdict}")
+
+    best = rows[2]  # the largest stable learning rate converges fastest
+    print(f"\ngradient descent (lr {best[0]:.4f}) vs least squares: |dw| = "
+          f"{abs(best[3] - exact[0]):.2e}, |db| = {abs(best[4] - exact[1]):.2e}")
+
+    os.makedirs(args.out, exist_ok=True)
+    loss_png, fit_png = os.path.join(args.out, "loss.png"), os.path.join(args.out, "fit.png")
+    plt.close(plot_losses(runs, best_loss, loss_png))
+    plt.close(plot_fit(x, y, best[3:], exact, fit_png))
+    print(f"saved {loss_png} and {fit_png} ({time.perf_counter() - start:.1f} s)")
+    return {"autograd": ours, "by_hand": by_hand, "exact": exact, "best_loss": best_loss,
+            "lr_limit": lr_limit, "rows": rows, "plots": (loss_png, fit_png)}
+
+
+if __name__ == "__main__":
+    main()
