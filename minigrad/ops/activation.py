@@ -100,18 +100,19 @@ class GELU(Function):
     normal CDF, Phi(a) = (1 + erf(a/sqrt 2)) / 2;  dz/da = Phi(a) + a·phi(a), with
     phi(a) = exp(-a^2/2) / sqrt(2 pi).
 
-    ``approximate="tanh"`` uses z = a/2 (1 + tanh(u)), u = sqrt(2/pi)(a + 0.044715 a^3);
-    dz/da = (1 + tanh u)/2 + a/2 (1 - tanh^2 u) sqrt(2/pi)(1 + 3·0.044715 a^2).
+    ``approximate="tanh"``: z = a/2 (1 + tanh u), u = sqrt(2/pi)(a + 0.044715 a^3). Since
+    (1 + tanh u)/2 = sigmoid(2u), we compute z = a·s with s = sigmoid(2u), which keeps full
+    precision for negative a where 1 + tanh u would cancel;
+    dz/da = s + 2 a s (1 - s) du/da, with du/da = sqrt(2/pi)(1 + 3·0.044715 a^2).
     """
 
     @staticmethod
     def forward(ctx, a, approximate="none"):
-        xp = array_module(a)
         if approximate == "tanh":
-            t = xp.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a**3))
-            ctx.save_for_backward(a, t)
+            s = stable_sigmoid(2 * _SQRT_2_OVER_PI * (a + 0.044715 * a**3))
+            ctx.save_for_backward(a, s)
             ctx.approximate = True
-            return 0.5 * a * (1 + t)
+            return a * s
         if approximate != "none":
             raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
         cdf = 0.5 * (1 + erf(a / math.sqrt(2)))
@@ -123,9 +124,9 @@ class GELU(Function):
     def backward(ctx, grad):
         a, saved = ctx.saved_tensors
         if ctx.approximate:
-            t = saved
+            s = saved
             du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a**2)
-            return (grad * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * du),)
+            return (grad * (s + 2 * a * s * (1 - s) * du),)
         pdf = array_module(a).exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
         return (grad * (saved + a * pdf),)
 
