@@ -1,4 +1,5 @@
-"""Reductions: sum, mean, var, max/min, logsumexp (and argmax/argmin, which have no gradient).
+"""Reductions: sum, var, max/min, logsumexp, the composite mean, and argmax/argmin (which
+have no gradient).
 
 ``axis`` is None (all axes), an int or a tuple of ints, negative counting from the end;
 ``keepdims`` keeps reduced axes with size 1, as in NumPy (PyTorch's ``dim``/``keepdim``).
@@ -46,21 +47,6 @@ class Sum(Function):
     @staticmethod
     def backward(ctx, grad):
         grad = keep_reduced_axes(grad, ctx.axes, ctx.keepdims)
-        return (array_module(grad).broadcast_to(grad, ctx.shape),)
-
-
-class Mean(Function):
-    """z = (1/n) sum_i a_i over ``axis`` (n elements per output);  dz/da_i = 1/n."""
-
-    @staticmethod
-    def forward(ctx, a, axis=None, keepdims=False):
-        ctx.axes, ctx.keepdims, ctx.shape = normalize_axes(axis, a.ndim), keepdims, a.shape
-        return a.mean(axis=ctx.axes, keepdims=keepdims)
-
-    @staticmethod
-    def backward(ctx, grad):
-        count = int(np.prod([ctx.shape[a] for a in ctx.axes]))
-        grad = keep_reduced_axes(grad, ctx.axes, ctx.keepdims) / count
         return (array_module(grad).broadcast_to(grad, ctx.shape),)
 
 
@@ -142,7 +128,10 @@ def sum(a, axis=None, keepdims=False):
 
 
 def mean(a, axis=None, keepdims=False):
-    return Mean.apply(a, axis=axis, keepdims=keepdims)
+    """sum / n, with n the number of elements reduced into each output (a composite: its
+    gradient, 1/n for every element, comes from Sum and Mul)."""
+    count = int(np.prod([a.shape[i] for i in normalize_axes(axis, a.ndim, "mean")]))
+    return Sum.apply(a, axis=axis, keepdims=keepdims) * (1.0 / count)
 
 
 def var(a, axis=None, correction=1, keepdims=False):
