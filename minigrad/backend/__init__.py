@@ -7,7 +7,16 @@ same ``forward``/``backward`` code runs on both devices.
 
 CuPy is imported lazily, the first time a GPU array or device is asked for, so minigrad works
 (and its tests run) on machines without CuPy or without a GPU.
+
+Heavy kernels (matmul, convolution, pooling) sit behind a second seam: ``kernels(device)``
+returns a module with the same functions for every backend. ``numpy_ref`` is the readable
+reference and the test oracle (it also runs on CuPy arrays); faster kernel sets register in
+``CPU_KERNEL_SETS`` and are chosen with ``set_cpu_kernels(name)`` or the environment variable
+``MINIGRAD_CPU_KERNELS``.
 """
+
+import importlib
+import os
 
 import numpy as np
 
@@ -66,3 +75,27 @@ def to_device(array, device):
     if device == "cuda":
         return cupy_module().asarray(array)
     return array.get()
+
+
+# Kernel sets for the CPU: name -> module path. The kernels issue adds "numba" here.
+CPU_KERNEL_SETS = {"numpy": "minigrad.backend.numpy_ref"}
+_cpu_kernels = None
+
+
+def set_cpu_kernels(name):
+    """Choose the CPU kernel set by name (see ``CPU_KERNEL_SETS``); returns the module."""
+    global _cpu_kernels
+    if name not in CPU_KERNEL_SETS:
+        raise ValueError(f"unknown CPU kernel set {name!r}: expected one of "
+                         f"{sorted(CPU_KERNEL_SETS)}")
+    _cpu_kernels = importlib.import_module(CPU_KERNEL_SETS[name])
+    return _cpu_kernels
+
+
+def kernels(device="cpu"):
+    """The kernel module for ``device``: the chosen CPU set, or the reference for CuPy arrays."""
+    if check_device(device) == "cuda":
+        return importlib.import_module("minigrad.backend.numpy_ref")
+    if _cpu_kernels is None:
+        set_cpu_kernels(os.environ.get("MINIGRAD_CPU_KERNELS", "numpy"))
+    return _cpu_kernels

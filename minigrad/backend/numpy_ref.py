@@ -1,0 +1,179 @@
+"""Reference kernels: convolution and pooling written with array slicing, readable first.
+
+These are the kernels every faster backend is tested against. They use only the array
+module of their inputs (``xp``), so they run on NumPy arrays and, unchanged, on CuPy arrays.
+
+Shapes: images are NCHW (batch, channels, height, width); conv weights are (O, C, KH, KW).
+Every window op shares one piece of index math. With stride s, padding p and dilation d along
+an axis of size H and a kernel of size K, output position i reads the padded input at
+
+    i*s + k*d,   k = 0 .. K-1,      and there are  H_out = (H + 2p - d(K-1) - 1) // s + 1
+
+output positions. So for a fixed kernel offset (kh, kw), the positions read by all outputs form
+one strided slice of the padded input, ``x_pad[..., kh*d : kh*d + s*(H_out-1) + 1 : s, ...]``.
+The kernels loop over the KH*KW offsets and do whole-array work for each:
+
+* im2col stacks the KH*KW slices into a matrix, so a convolution becomes one matrix product:
+      out[n, o, i, j] = sum_{c, kh, kw} w[o, c, kh, kw] * x_pad[n, c, i*s + kh*d, j*s + kw*d]
+* col2im is its adjoint: it adds each slice of a gradient matrix back into the padded input
+  (adding, because neighbouring windows overlap), then drops the padding.
+* pooling takes the max (or mean) over the KH*KW slices instead of a weighted sum.
+"""
+
+import numpy as np
+
+from minigrad.backend import array_module
+
+
+def output_size(size, kernel, stride, padding, dilation):
+    """H_out = (H + 2p - d(K - 1) - 1) // s + 1; ValueError when the window does not fit."""
+    out = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    if out < 1:
+        raise ValueError(f"window of size {kernel} (dilation {dilation}) does not fit an input "
+                         f"of size {size} with padding {padding}")
+    return out
+
+
+def _offsets(kernel_hw, out_hw, stride, dilation):
+    """For each kernel offset (kh, kw): the strided slices of the padded input it reads."""
+    (kh_size, kw_size), (out_h, out_w) = kernel_hw, out_hw
+    for kh in range(kh_size):
+        rows = slice(kh * dilation[0], kh * dilation[0] + stride[0] * (out_h - 1) + 1, stride[0])
+        for kw in range(kw_size):
+            cols = slice(kw * dilation[1], kw * dilation[1] + stride[1] * (out_w - 1) + 1,
+                         stride[1])
+            yield kh, kw, (Ellipsis, rows, cols)
+
+
+def _geometry(x_shape, kernel_hw, stride, padding, dilation):
+    h, w = x_shape[-2:]
+    return (output_size(h, kernel_hw[0], stride[0], padding[0], dilation[0]),
+            output_size(w, kernel_hw[1], stride[1], padding[1], dilation[1]))
+
+
+def _pad(x, padding, value=0):
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return x
+    widths = [(0, 0)] * (x.ndim - 2) + [(ph, ph), (pw, pw)]
+    return array_module(x).pad(x, widths, mode="constant", constant_values=value)
+
+
+def _padded_zeros(xp, x_shape, padding, dtype):
+    """Zeros shaped like the padded input, to add gradients into."""
+    n, c, h, w = x_shape
+    return xp.zeros((n, c, h + 2 * padding[0], w + 2 * padding[1]), dtype=dtype)
+
+
+def _unpad(x_pad, x_shape, padding):
+    """Drop the padding again: gradients that landed on it belong to no input."""
+    h, w = x_shape[-2:]
+    return x_pad[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
+
+
+def im2col(x, kernel_hw, stride, padding, dilation):
+    """(N, C, H, W) -> cols of shape (C*KH*KW, N*H_out*W_out), and (H_out, W_out).
+
+    Row (c, kh, kw) of ``cols`` holds x_pad[n, c, i*s + kh*d, j*s + kw*d] for every (n, i, j).
+    """
+    xp = array_module(x)
+    n, c = x.shape[:2]
+    out_hw = _geometry(x.shape, kernel_hw, stride, padding, dilation)
+    x_pad = _pad(x, padding)
+    cols = xp.empty((c, kernel_hw[0], kernel_hw[1], n) + out_hw, dtype=x.dtype)
+    for kh, kw, window in _offsets(kernel_hw, out_hw, stride, dilation):
+        cols[:, kh, kw] = x_pad[window].transpose(1, 0, 2, 3)
+    return cols.reshape(c * kernel_hw[0] * kernel_hw[1], -1), out_hw
+
+
+def col2im(cols, x_shape, kernel_hw, stride, padding, dilation):
+    """The adjoint of im2col: add every entry of ``cols`` back where im2col read it from."""
+    xp = array_module(cols)
+    n, c = x_shape[:2]
+    out_hw = _geometry(x_shape, kernel_hw, stride, padding, dilation)
+    cols = cols.reshape((c, kernel_hw[0], kernel_hw[1], n) + out_hw)
+    x_pad = _padded_zeros(xp, x_shape, padding, cols.dtype)
+    for kh, kw, window in _offsets(kernel_hw, out_hw, stride, dilation):
+        x_pad[window] += cols[:, kh, kw].transpose(1, 0, 2, 3)
+    return _unpad(x_pad, x_shape, padding)
+
+
+def matmul(a, b):
+    """C = A @ B with NumPy's matmul semantics (BLAS underneath)."""
+    return array_module(a).matmul(a, b)
+
+
+def conv2d_forward(x, weight, stride, padding, dilation):
+    """out[n, o, i, j] = sum_{c,kh,kw} w[o,c,kh,kw] x_pad[n, c, i*s+kh*d, j*s+kw*d], as the one
+    matrix product W (O, C*KH*KW) @ cols (C*KH*KW, N*H_out*W_out)."""
+    n, o = x.shape[0], weight.shape[0]
+    cols, out_hw = im2col(x, weight.shape[2:], stride, padding, dilation)
+    out = weight.reshape(o, -1) @ cols
+    return out.reshape((o, n) + out_hw).transpose(1, 0, 2, 3)
+
+
+def _grad_matrix(grad_out):
+    """(N, O, H_out, W_out) -> (O, N*H_out*W_out), the layout of the forward product."""
+    return grad_out.transpose(1, 0, 2, 3).reshape(grad_out.shape[1], -1)
+
+
+def conv2d_backward_input(grad_out, weight, x_shape, stride, padding, dilation):
+    """dL/dx = col2im(W^T @ dL/dout): each output's gradient flows back to the inputs it read."""
+    cols_grad = weight.reshape(weight.shape[0], -1).T @ _grad_matrix(grad_out)
+    return col2im(cols_grad, x_shape, weight.shape[2:], stride, padding, dilation)
+
+
+def conv2d_backward_weight(grad_out, x, weight_shape, stride, padding, dilation):
+    """dL/dW = dL/dout @ cols^T: each weight met every input it multiplied."""
+    cols, _ = im2col(x, weight_shape[2:], stride, padding, dilation)
+    return (_grad_matrix(grad_out) @ cols.T).reshape(weight_shape)
+
+
+def max_pool2d_forward(x, kernel_hw, stride, padding, dilation):
+    """out[n, c, i, j] = max over the window; also returns which offset won (for backward).
+
+    Padding counts as -inf, so it never wins. On ties the first offset in (kh, kw) order wins.
+    """
+    xp = array_module(x)
+    out_hw = _geometry(x.shape, kernel_hw, stride, padding, dilation)
+    x_pad = _pad(x, padding, value=-np.inf)
+    out = xp.full(x.shape[:2] + out_hw, -np.inf, dtype=x.dtype)
+    winner = xp.zeros(out.shape, dtype=np.int64)
+    for kh, kw, window in _offsets(kernel_hw, out_hw, stride, dilation):
+        candidate = x_pad[window]
+        better = candidate > out
+        out = xp.where(better, candidate, out)
+        winner = xp.where(better, kh * kernel_hw[1] + kw, winner)
+    return out, winner
+
+
+def max_pool2d_backward(grad_out, winner, x_shape, kernel_hw, stride, padding, dilation):
+    """The whole gradient of each output goes to the input that won its window."""
+    xp = array_module(grad_out)
+    out_hw = grad_out.shape[-2:]
+    x_pad = _padded_zeros(xp, x_shape, padding, grad_out.dtype)
+    for kh, kw, window in _offsets(kernel_hw, out_hw, stride, dilation):
+        x_pad[window] += xp.where(winner == kh * kernel_hw[1] + kw, grad_out, 0)
+    return _unpad(x_pad, x_shape, padding)
+
+
+def avg_pool2d_forward(x, kernel_hw, stride, padding):
+    """out = (1 / (KH*KW)) * sum over the window; zero padding counts in the average
+    (PyTorch's default count_include_pad=True)."""
+    out_hw = _geometry(x.shape, kernel_hw, stride, padding, (1, 1))
+    x_pad = _pad(x, padding)
+    out = array_module(x).zeros(x.shape[:2] + out_hw, dtype=x.dtype)
+    for _, _, window in _offsets(kernel_hw, out_hw, stride, (1, 1)):
+        out += x_pad[window]
+    return out / (kernel_hw[0] * kernel_hw[1])
+
+
+def avg_pool2d_backward(grad_out, x_shape, kernel_hw, stride, padding):
+    """Each input in a window receives 1 / (KH*KW) of that window's gradient."""
+    xp = array_module(grad_out)
+    out_hw = grad_out.shape[-2:]
+    share = grad_out / (kernel_hw[0] * kernel_hw[1])
+    x_pad = _padded_zeros(xp, x_shape, padding, grad_out.dtype)
+    for _, _, window in _offsets(kernel_hw, out_hw, stride, (1, 1)):
+        x_pad[window] += share
+    return _unpad(x_pad, x_shape, padding)

@@ -1,0 +1,78 @@
+"""Neural-network ops with their own kernels: 2-D convolution and pooling.
+
+The math lives in the kernels (``minigrad.backend.kernels(device)``; the readable reference is
+``backend/numpy_ref.py``, with the index math in its docstring). These Functions only connect
+the kernels to the graph: forward saves what backward needs, backward calls the matching
+gradient kernels. Composite layers (batch norm, dropout, the losses) are written with ordinary
+ops in ``minigrad.nn.functional``.
+"""
+
+from minigrad.autograd import Function
+from minigrad.backend import device_of, kernels
+
+
+def pair(value):
+    """An int or a pair of ints as a pair: 3 -> (3, 3)."""
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+class Conv2d(Function):
+    """out = x (*) w, cross-correlation over NCHW input with (O, C, KH, KW) weights;
+    dL/dx and dL/dw come from ``conv2d_backward_input`` and ``conv2d_backward_weight``."""
+
+    @staticmethod
+    def forward(ctx, x, weight, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+        if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
+            raise ValueError(f"conv2d: input {x.shape} (N, C, H, W) and weight {weight.shape} "
+                             "(O, C, KH, KW) must agree on C")
+        ctx.geometry = (stride, padding, dilation)
+        ctx.save_for_backward(x, weight)
+        return kernels(device_of(x)).conv2d_forward(x, weight, *ctx.geometry)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        k = kernels(device_of(x))
+        grad_x = (k.conv2d_backward_input(grad, weight, x.shape, *ctx.geometry)
+                  if ctx.needs_input_grad[0] else None)
+        grad_w = (k.conv2d_backward_weight(grad, x, weight.shape, *ctx.geometry)
+                  if ctx.needs_input_grad[1] else None)
+        return grad_x, grad_w
+
+
+def _check_image_batch(name, x):
+    if x.ndim != 4:
+        raise ValueError(f"{name}: expected an (N, C, H, W) input, got shape {x.shape}")
+
+
+class MaxPool2d(Function):
+    """out = max over each window; the gradient goes to the input that was the max."""
+
+    @staticmethod
+    def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1)):
+        _check_image_batch("max_pool2d", x)
+        out, winner = kernels(device_of(x)).max_pool2d_forward(x, kernel_size, stride, padding,
+                                                               dilation)
+        ctx.args = (x.shape, kernel_size, stride, padding, dilation)
+        ctx.save_for_backward(winner)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (winner,) = ctx.saved_tensors
+        return (kernels(device_of(grad)).max_pool2d_backward(grad, winner, *ctx.args),)
+
+
+class AvgPool2d(Function):
+    """out = mean over each window (zero padding included); each input gets 1/(KH*KW) of the
+    gradient of every window it is in."""
+
+    @staticmethod
+    def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
+        _check_image_batch("avg_pool2d", x)
+        ctx.args = (x.shape, kernel_size, stride, padding)
+        return kernels(device_of(x)).avg_pool2d_forward(x, kernel_size, stride, padding)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (kernels(device_of(grad)).avg_pool2d_backward(grad, *ctx.args),)
