@@ -1,0 +1,8 @@
+"""``minigrad.nn``: Module and Parameter, layers, containers, ``functional`` (F) and ``init``."""
+
+from minigrad.nn import functional, init
+from minigrad.nn.containers import ModuleDict, ModuleList, Sequential
+from minigrad.nn.layers import (GELU, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d,
+                                Conv2d, Dropout, Flatten, Identity, LeakyReLU, Linear, MaxPool2d,
+                                ReLU, Sigmoid, Softmax, Tanh)
+from minigrad.nn.module import Module, Parameter, RemovableHandle

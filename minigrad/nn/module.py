@@ -1,0 +1,280 @@
+"""``Module``: the building block of models, with PyTorch's semantics.
+
+A Module owns three kinds of named state, registered simply by assigning attributes:
+
+* ``Parameter``s (``self.weight = Parameter(...)``): tensors the optimizer trains;
+* buffers (``self.register_buffer("running_mean", t)``): state that is saved but not trained
+  (batch-norm statistics, pruning masks, quantization parameters);
+* submodules (``self.conv1 = Conv2d(...)``), which own state of their own.
+
+They are kept in three ordered dicts, so names come out in definition order, and are reached
+by dotted paths ("features.0.weight") in ``named_parameters``, ``state_dict`` and friends.
+Calling a module runs its forward pre-hooks, ``forward``, then its forward hooks: the seam that
+pruning masks, quantization observers and distillation losses plug into.
+"""
+
+from collections import OrderedDict
+
+import numpy as np
+
+from minigrad import backend
+from minigrad.tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A Tensor that is a trainable weight of a Module (requires grad by default)."""
+
+    def __init__(self, data, requires_grad=True):
+        super().__init__(data.data if isinstance(data, Tensor) else data,
+                         requires_grad=requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class RemovableHandle:
+    """Returned by ``register_*_hook``; ``handle.remove()`` takes the hook out again."""
+
+    _next_id = 0
+
+    def __init__(self, hooks):
+        self.hooks, self.id = hooks, RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self):
+        self.hooks.pop(self.id, None)
+
+
+class Module:
+    """Base class of all layers and models: subclass it, assign parts in ``__init__`` and write
+    ``forward``."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # ----------------------------------------------------------------- registration
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("call Module.__init__() before assigning attributes")
+        if isinstance(value, (Parameter, Module)):
+            self._forget(name)
+            registry = self._parameters if isinstance(value, Parameter) else self._modules
+            registry[name] = value
+        elif name in self._parameters or name in self._modules:
+            if value is not None:
+                kind = "Parameter" if name in self._parameters else "Module"
+                raise TypeError(f"cannot assign {type(value).__name__} to {name!r}: a {kind} "
+                                "or None is expected (delete the attribute first to replace it)")
+            (self._parameters if name in self._parameters else self._modules)[name] = None
+        elif name in self._buffers:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"buffer {name!r} takes a Tensor or None, "
+                                f"got {type(value).__name__}")
+            self._buffers[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def _forget(self, name):
+        """Remove ``name`` from every registry and from the plain attributes."""
+        for store in (self.__dict__, self._parameters, self._buffers, self._modules):
+            store.pop(name, None)
+        self._non_persistent.discard(name)
+
+    def __getattr__(self, name):
+        # Only called when normal lookup fails: look in the registries.
+        for registry in ("_parameters", "_buffers", "_modules"):
+            found = self.__dict__.get(registry, {})
+            if name in found:
+                return found[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        if not any(name in r for r in (self.__dict__, self._parameters, self._buffers,
+                                       self._modules)):
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+        self._forget(name)
+
+    def register_parameter(self, name, param):
+        """Add a Parameter (or None, a declared but absent one such as ``bias=False``)."""
+        if param is None:
+            self._parameters[name] = None
+        else:
+            setattr(self, name, param)
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """Add a buffer: saved in ``state_dict`` (unless not persistent), never trained."""
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer: {name!r} must be a Tensor or None, "
+                            f"got {type(tensor).__name__}")
+        self._forget(name)
+        self._buffers[name] = tensor
+        if not persistent:
+            self._non_persistent.add(name)
+
+    # ----------------------------------------------------------------- calling
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args, **kwargs):
+        for hook in list(self._forward_pre_hooks.values()):
+            result = hook(self, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
+        output = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            result = hook(self, args, output)
+            if result is not None:
+                output = result
+        return output
+
+    def register_forward_pre_hook(self, hook):
+        """``hook(module, args)`` runs before forward; it may return replacement args."""
+        handle = RemovableHandle(self._forward_pre_hooks)
+        self._forward_pre_hooks[handle.id] = hook
+        return handle
+
+    def register_forward_hook(self, hook):
+        """``hook(module, args, output)`` runs after forward; it may return a new output."""
+        handle = RemovableHandle(self._forward_hooks)
+        self._forward_hooks[handle.id] = hook
+        return handle
+
+    # ----------------------------------------------------------------- traversal
+    def named_modules(self, prefix=""):
+        """(dotted name, module) for this module and every descendant, each once."""
+        seen, stack = set(), [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            children = [(f"{name}.{child_name}" if name else child_name, child)
+                        for child_name, child in module._modules.items() if child is not None]
+            stack.extend(reversed(children))
+
+    def modules(self):
+        return (module for _, module in self.named_modules())
+
+    def named_children(self):
+        return ((name, m) for name, m in self._modules.items() if m is not None)
+
+    def children(self):
+        return (module for _, module in self.named_children())
+
+    def _named_members(self, registry, recurse=True):
+        seen = set()
+        modules = self.named_modules() if recurse else [("", self)]
+        for module_name, module in modules:
+            for name, value in getattr(module, registry).items():
+                if value is None or id(value) in seen:
+                    continue
+                seen.add(id(value))
+                yield (f"{module_name}.{name}" if module_name else name), value
+
+    def named_parameters(self, recurse=True):
+        return self._named_members("_parameters", recurse)
+
+    def parameters(self, recurse=True):
+        return (p for _, p in self.named_parameters(recurse))
+
+    def named_buffers(self, recurse=True):
+        return self._named_members("_buffers", recurse)
+
+    def buffers(self, recurse=True):
+        return (b for _, b in self.named_buffers(recurse))
+
+    # ----------------------------------------------------------------- modes and devices
+    def train(self, mode=True):
+        """Training mode (dropout drops, batch norm uses batch statistics); returns self."""
+        for module in self.modules():
+            object.__setattr__(module, "training", mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def apply(self, fn):
+        """Call ``fn(module)`` on every submodule (children first) and on self; returns self."""
+        for module in reversed(list(self.modules())):
+            fn(module)
+        return self
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.parameters():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad.data[...] = 0
+
+    def to(self, device):
+        """Move every parameter and buffer (and gradients) to ``device``, in place."""
+        for tensor in list(self.parameters()) + [b for b in self.buffers() if b is not None]:
+            tensor.data = backend.to_device(tensor.data, device)
+            if tensor.grad is not None:
+                tensor.grad.data = backend.to_device(tensor.grad.data, device)
+        return self
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self):
+        """Dotted name -> detached Tensor for every parameter and persistent buffer.
+
+        As in PyTorch the tensors share memory with the model: save or copy them before
+        training on if you need a snapshot.
+        """
+        state = OrderedDict()
+        for module_name, module in self.named_modules():
+            prefix = f"{module_name}." if module_name else ""
+            for name, p in module._parameters.items():
+                if p is not None:
+                    state[prefix + name] = p.detach()
+            for name, b in module._buffers.items():
+                if b is not None and name not in module._non_persistent:
+                    state[prefix + name] = b.detach()
+        return state
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy values into the parameters and buffers, in place.
+
+        Everything is checked first: missing and unexpected keys (when ``strict``) and every
+        shape mismatch are listed together in one ValueError, and nothing is changed.
+        Returns (missing_keys, unexpected_keys).
+        """
+        own = self.state_dict()
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        incoming = {k: Tensor(state_dict[k]).data for k in own if k in state_dict}
+        problems = []
+        if strict and missing:
+            problems.append(f"missing keys: {', '.join(missing)}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys: {', '.join(unexpected)}")
+        for key, value in incoming.items():
+            if value.shape != own[key].shape:
+                problems.append(f"shape mismatch for {key}: checkpoint has {value.shape}, "
+                                f"model has {own[key].shape}")
+        if problems:
+            raise ValueError(f"load_state_dict for {type(self).__name__} refused (nothing was "
+                             "changed):\n  " + "\n  ".join(problems))
+        for key, value in incoming.items():
+            own[key].data[...] = backend.to_device(value, own[key].device)
+        return missing, unexpected
+
+    # ----------------------------------------------------------------- printing
+    def extra_repr(self):
+        """The layer's own settings, shown inside its parentheses in ``repr``."""
+        return ""
+
+    def __repr__(self):
+        lines = [f"({name}): " + repr(child).replace("\n", "\n  ")
+                 for name, child in self.named_children()]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n  " + "\n  ".join(lines) + "\n)"

@@ -1,0 +1,174 @@
+"""nn.functional: gradcheck and PyTorch parity (through helpers.op_tests) for convolution,
+pooling, linear, batch norm and every loss; plus their error messages."""
+
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+
+import minigrad as mg
+from minigrad.nn import functional as F
+from helpers import OpCase, away_from_zero, import_torch, op_tests
+
+# PyTorch warns that kl_div's 'mean' is not the true KL; we test that it matches anyway.
+pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")
+
+
+def torch_F():
+    return import_torch().nn.functional
+
+
+@st.composite
+def conv_geometry(draw):
+    """Input, weight (and bias) shapes with stride, padding and dilation that fit together."""
+    n, c, o = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    h = draw(st.integers(max(1, dilation[0] * (kh - 1) + 1 - 2 * padding[0]), 7))
+    w = draw(st.integers(max(1, dilation[1] * (kw - 1) + 1 - 2 * padding[1]), 7))
+    return [(n, c, h, w), (o, c, kh, kw), (o,)], {"stride": stride, "padding": padding,
+                                                   "dilation": dilation}
+
+
+@st.composite
+def pool_geometry(draw, dilation=True):
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
+    d = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) if dilation else (1, 1)
+    h = draw(st.integers(d[0] * (k[0] - 1) + 1, 7))
+    w = draw(st.integers(d[1] * (k[1] - 1) + 1, 7))
+    kwargs = {"kernel_size": k, "stride": stride, "padding": padding}
+    if dilation:
+        kwargs["dilation"] = d
+    return [(draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w)], kwargs
+
+
+@st.composite
+def classification(draw):
+    n, c = draw(st.integers(1, 5)), draw(st.integers(2, 5))
+    targets = np.array(draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
+    return [(n, c)], {"target": targets}
+
+
+def torch_target(kwargs):
+    return {**kwargs, "target": import_torch().tensor(kwargs["target"])}
+
+
+def pair_of_same_shape(data):
+    shape = data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple))
+    return [shape, shape], {"reduction": data.draw(st.sampled_from(["mean", "sum", "none"]))}
+
+
+def batch_norm_case(data):
+    shape = data.draw(st.sampled_from([(4, 3), (3, 2, 5), (2, 3, 4, 4)]))
+    return [shape, shape[1:2], shape[1:2]], {}
+
+
+def torch_batch_norm(x, weight, bias):
+    torch = import_torch()
+    running_mean, running_var = torch.zeros(x.shape[1], dtype=x.dtype), torch.ones(
+        x.shape[1], dtype=x.dtype)
+    return torch_F().batch_norm(x, running_mean, running_var, weight, bias, training=True)
+
+
+def ours_batch_norm(x, weight, bias):
+    return F.batch_norm(x, mg.zeros(x.shape[1], dtype=x.dtype),
+                        mg.ones(x.shape[1], dtype=x.dtype), weight, bias, training=True)
+
+
+CASES = [
+    OpCase("conv2d", lambda data: data.draw(conv_geometry()),
+           lambda x, w, b, **kw: F.conv2d(x, w, b, **kw),
+           lambda x, w, b, **kw: torch_F().conv2d(x, w, b, **kw)),
+    # Max pooling has a kink wherever two window entries tie; normal draws never tie.
+    OpCase("max_pool2d", lambda data: data.draw(pool_geometry()),
+           lambda x, **kw: F.max_pool2d(x, **kw), lambda x, **kw: torch_F().max_pool2d(x, **kw)),
+    OpCase("avg_pool2d", lambda data: data.draw(pool_geometry(dilation=False)),
+           lambda x, **kw: F.avg_pool2d(x, **kw), lambda x, **kw: torch_F().avg_pool2d(x, **kw)),
+    OpCase("adaptive_avg_pool2d", lambda data: ([(2, 3, 4, 5)], {}),
+           F.adaptive_avg_pool2d, lambda x: torch_F().adaptive_avg_pool2d(x, 1)),
+    OpCase("linear", lambda data: ([(data.draw(st.integers(1, 4)), 3), (2, 3), (2,)], {}),
+           F.linear, lambda x, w, b: torch_F().linear(x, w, b)),
+    OpCase("batch_norm_training", batch_norm_case, ours_batch_norm, torch_batch_norm),
+    OpCase("cross_entropy", lambda data: data.draw(classification()),
+           lambda x, target: F.cross_entropy(x, target),
+           lambda x, target: torch_F().cross_entropy(x, import_torch().tensor(target))),
+    OpCase("cross_entropy_label_smoothing", lambda data: data.draw(classification()),
+           lambda x, target: F.cross_entropy(x, target, reduction="sum", label_smoothing=0.1),
+           lambda x, target: torch_F().cross_entropy(x, import_torch().tensor(target),
+                                                     reduction="sum", label_smoothing=0.1)),
+    OpCase("nll_loss", lambda data: data.draw(classification()),
+           lambda x, target: F.nll_loss(F.log_softmax(x, 1), target, reduction="none"),
+           lambda x, target: torch_F().nll_loss(x.log_softmax(1), import_torch().tensor(target),
+                                                reduction="none")),
+    OpCase("mse_loss", pair_of_same_shape, F.mse_loss, lambda a, b, **kw: torch_F().mse_loss(
+        a, b, **kw)),
+    OpCase("l1_loss", pair_of_same_shape, F.l1_loss,
+           lambda a, b, **kw: torch_F().l1_loss(a, b, **kw),
+           domain=lambda i, x: away_from_zero(x) * (1 if i == 0 else 0.01)),
+    OpCase("bce_with_logits", pair_of_same_shape, F.binary_cross_entropy_with_logits,
+           lambda a, b, **kw: torch_F().binary_cross_entropy_with_logits(a, b, **kw),
+           domain=lambda i, x: 3 * x if i == 0 else 1 / (1 + np.exp(-x))),
+    OpCase("kl_div", lambda data: ([(3, 4), (3, 4)], {"reduction": data.draw(
+        st.sampled_from(["batchmean", "sum", "mean", "none"]))}),
+        lambda a, b, reduction: F.kl_div(F.log_softmax(a, 1), F.softmax(b, 1), reduction),
+        lambda a, b, reduction: torch_F().kl_div(a.log_softmax(1), b.softmax(1), reduction=reduction)),
+    OpCase("kl_div_log_target", lambda data: ([(3, 4), (3, 4)], {}),
+           lambda a, b: F.kl_div(F.log_softmax(a, 1), F.log_softmax(b, 1), "batchmean", True),
+           lambda a, b: torch_F().kl_div(a.log_softmax(1), b.log_softmax(1),
+                                         reduction="batchmean", log_target=True)),
+]
+
+test_gradcheck, test_matches_torch = op_tests(CASES)
+
+
+@pytest.mark.torch
+def test_kl_div_with_zero_probabilities_matches_torch():
+    torch = import_torch()
+    log_q = np.log(np.array([[0.2, 0.3, 0.5]]))
+    p = np.array([[0.0, 0.4, 0.6]])
+    ours = mg.tensor(log_q, requires_grad=True)
+    theirs = torch.tensor(log_q, requires_grad=True)
+    a = F.kl_div(ours, mg.tensor(p), "batchmean")
+    b = torch_F().kl_div(theirs, torch.tensor(p), reduction="batchmean")
+    a.backward()
+    b.backward()
+    assert a.item() == pytest.approx(b.item(), rel=1e-12)
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-12)
+
+
+def test_dropout_scales_survivors_in_training_and_is_identity_in_eval():
+    mg.manual_seed(0)
+    x = mg.ones(100_000)
+    dropped = F.dropout(x, p=0.3, training=True).numpy()
+    kept = dropped != 0
+    assert abs(kept.mean() - 0.7) < 0.01
+    np.testing.assert_allclose(dropped[kept], 1 / 0.7, rtol=1e-6)
+    assert F.dropout(x, p=0.3, training=False) is x
+    assert (F.dropout(x, p=1.0).numpy() == 0).all()
+    with pytest.raises(ValueError, match="dropout: probability must be in"):
+        F.dropout(x, p=1.5)
+
+
+def test_loss_and_layer_errors_name_the_shapes():
+    with pytest.raises(ValueError, match=r"cross_entropy: expected input \(N, C\) and target "
+                                         r"\(N,\), got input \(2, 3\) and target \(3,\)"):
+        F.cross_entropy(mg.zeros(2, 3), mg.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"class indices must be in \[0, 3\), got 0..3"):
+        F.cross_entropy(mg.zeros(2, 3), mg.tensor([0, 3]))
+    with pytest.raises(TypeError, match="integer class indices"):
+        F.cross_entropy(mg.zeros(2, 3), mg.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"mse_loss: input shape \(2,\) and target shape "
+                                         r"\(3,\) differ"):
+        F.mse_loss(mg.zeros(2), mg.zeros(3))
+    with pytest.raises(ValueError, match=r"conv2d: input \(1, 2, 5, 5\).*weight "
+                                         r"\(4, 3, 3, 3\)"):
+        F.conv2d(mg.zeros(1, 2, 5, 5), mg.zeros(4, 3, 3, 3))
+    with pytest.raises(ValueError, match="does not fit an input of size 2"):
+        F.conv2d(mg.zeros(1, 1, 2, 2), mg.zeros(1, 1, 3, 3))
+    with pytest.raises(ValueError, match=r"linear: input \(2, 5\) has 5 features"):
+        F.linear(mg.zeros(2, 5), mg.zeros(3, 4))
+    with pytest.raises(ValueError, match="reduction must be"):
+        F.mse_loss(mg.zeros(2), mg.zeros(2), reduction="avg")
