@@ -1,0 +1,93 @@
+"""``Optimizer``: the base class every optimizer shares, with PyTorch's semantics.
+
+An optimizer holds ``param_groups``: a list of dicts, each with its own ``params`` and its own
+hyperparameters (``lr``, ``momentum``, ...), defaults filled in from the constructor; and
+``state``: per-parameter memory such as momentum buffers. ``step()`` reads each parameter's
+``.grad`` and updates ``.data`` in place, so the model's parameters stay the same objects.
+"""
+
+import numpy as np
+
+from minigrad.tensor import Tensor
+
+
+class Optimizer:
+    """Base class: subclasses set ``defaults`` through ``__init__`` and implement ``step``."""
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.param_groups = []
+        self.state = {}  # Parameter -> dict of arrays
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group):
+        """Add a group of parameters with its own hyperparameters (missing ones from defaults)."""
+        group = dict(group)
+        params = group["params"]
+        group["params"] = [params] if isinstance(params, Tensor) else list(params)
+        for p in group["params"]:
+            if not isinstance(p, Tensor) or not p.requires_grad:
+                raise ValueError(f"{type(self).__name__}: can only optimize tensors that "
+                                 "require grad")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in group["params"]) or len(
+                {id(p) for p in group["params"]}) != len(group["params"]):
+            raise ValueError(f"{type(self).__name__}: a parameter appears in more than one "
+                             "group (or twice in one)")
+        for name, value in self.defaults.items():
+            group.setdefault(name, value)
+        self.check_hyperparameters(group)
+        self.param_groups.append(group)
+
+    def check_hyperparameters(self, group):
+        """Raise ValueError for a hyperparameter out of range (subclasses extend this)."""
+        if group["lr"] < 0:
+            raise ValueError(f"{type(self).__name__}: learning rate must be >= 0, "
+                             f"got {group['lr']}")
+
+    def zero_grad(self, set_to_none=True):
+        """Forget the gradients (backward accumulates, so call this before each backward)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad.data[...] = 0
+
+    def step(self):
+        raise NotImplementedError(f"{type(self).__name__} must define step()")
+
+    # ----------------------------------------------------------------- state
+    def _params(self):
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def state_dict(self):
+        """Hyperparameters and per-parameter state, with parameters named by position."""
+        index = {id(p): i for i, p in enumerate(self._params())}
+        groups = [{**{k: v for k, v in g.items() if k != "params"},
+                   "params": [index[id(p)] for p in g["params"]]} for g in self.param_groups]
+        state = {str(index[id(p)]): {k: v.copy() for k, v in s.items()}
+                 for p, s in self.state.items()}
+        return {"type": type(self).__name__, "state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore hyperparameters and state; refuses (changing nothing) a state from another
+        optimizer type or from groups of other sizes."""
+        if state_dict.get("type") != type(self).__name__:
+            raise ValueError(f"load_state_dict: this is a {type(self).__name__}, the state is "
+                             f"from {state_dict.get('type')!r}")
+        groups = state_dict["param_groups"]
+        sizes = [len(g["params"]) for g in self.param_groups]
+        if [len(g["params"]) for g in groups] != sizes:
+            raise ValueError(f"load_state_dict: parameter groups of sizes "
+                             f"{[len(g['params']) for g in groups]} do not match {sizes}")
+        params = self._params()
+        for group, saved in zip(self.param_groups, groups):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        self.state = {params[int(i)]: {k: v.copy() for k, v in s.items()}
+                      for i, s in state_dict["state"].items()}
