@@ -7,12 +7,15 @@
     x.grad            # tensor([2., 4., 6.])
 
 Public API: ``Tensor`` and its constructors, grad mode (``no_grad``, ``enable_grad``,
-``is_grad_enabled``), ``manual_seed``, and every op of ``minigrad.ops`` as a function.
+``is_grad_enabled``), ``manual_seed``, ``save``/``load``, and every op of ``minigrad.ops``
+as a function. Subpackages: ``nn``, ``optim``, ``data``, ``train``, ``metrics``, ``plot``,
+``models``, ``testing``.
 """
 
 from minigrad.autograd import Function, enable_grad, is_grad_enabled, no_grad
 from minigrad.ops import *  # noqa: F401,F403 (ops.__all__: the op functions are public API)
 from minigrad.random import manual_seed
+from minigrad.serialization import load, save
 from minigrad.tensor import (Tensor, arange, as_tensor, full, full_like, ones, ones_like, rand,
                              rand_like, randn, randn_like, tensor, zeros, zeros_like)
 
