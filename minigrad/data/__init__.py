@@ -1,0 +1,19 @@
+"""Data: datasets, the DataLoader that batches them, transforms, MNIST and synthetic sets.
+
+    from minigrad.data import MNIST, DataLoader
+    loader = DataLoader(MNIST(train=True), batch_size=64, shuffle=True)
+    for x, y in loader:       # x float32 (64, 1, 28, 28) in [0, 1], y int64 (64,)
+        ...
+
+Modules: ``dataset`` (Dataset, TensorDataset), ``loader`` (DataLoader, default_collate),
+``transforms`` (ScaleToUnit, Normalize, Compose), ``mnist`` (read_idx, MNIST, FashionMNIST),
+``synthetic`` (make_linear_regression, make_spirals, make_moons).
+"""
+
+from minigrad.data import synthetic, transforms
+from minigrad.data.dataset import Dataset, TensorDataset
+from minigrad.data.loader import DataLoader, default_collate
+from minigrad.data.mnist import MNIST, FashionMNIST, read_idx
+
+__all__ = ["Dataset", "TensorDataset", "DataLoader", "default_collate", "MNIST", "FashionMNIST",
+           "read_idx", "transforms", "synthetic"]

@@ -1,0 +1,113 @@
+"""``DataLoader``: a dataset cut into batches of Tensors, shuffled reproducibly and resumably.
+
+Each ``iter(loader)`` is one epoch. With ``shuffle=True``, epoch k (counting from 0) visits the
+samples in the order
+
+    np.random.default_rng([seed, k]).permutation(len(dataset))
+
+The order depends on nothing but ``(seed, k)``: not on how many batches were read before, nor
+on what else drew random numbers. So ``state_dict() = {"seed", "epoch"}`` is all a checkpoint
+needs, and a run resumed at an epoch boundary sees exactly the batches the uninterrupted run
+would have seen. Without an explicit ``seed`` the loader draws one from minigrad's generator
+when it is built, so ``minigrad.manual_seed`` makes the whole run repeatable.
+
+A batch comes from ``dataset.get_batch(indices)`` when the dataset has it (one vectorized
+call), otherwise from ``collate_fn([dataset[i] for i in indices])``.
+"""
+
+import math
+
+import numpy as np
+
+from minigrad import random as mg_random
+from minigrad.tensor import Tensor, tensor
+
+
+def _stack(values, field):
+    """One field of a list of samples as one Tensor with a new leading batch axis."""
+    values = [v.numpy() if isinstance(v, Tensor) else v for v in values]
+    shapes = {np.shape(v) for v in values}
+    if len(shapes) > 1:
+        raise ValueError(f"default_collate: field {field} of the samples has different shapes "
+                         f"{sorted(shapes)}; samples in one batch must have equal shapes")
+    if isinstance(values[0], (np.ndarray, np.generic)):
+        return Tensor(np.stack(values))
+    return tensor(values)  # Python numbers: minigrad's dtype rules (float32, int64, bool)
+
+
+def default_collate(samples):
+    """Stack a list of samples into a batch: a tuple with one Tensor per field when samples are
+    tuples, e.g. ``[(x0, y0), (x1, y1)] -> (Tensor([x0, x1]), Tensor([y0, y1]))``, or a single
+    Tensor when each sample is a single array."""
+    if isinstance(samples[0], (tuple, list)):
+        return tuple(_stack(values, field) for field, values in enumerate(zip(*samples)))
+    return _stack(samples, 0)
+
+
+class DataLoader:
+    """Iterate over ``dataset`` in batches of ``batch_size`` Tensors.
+
+    ``shuffle``: a new order each epoch (see the module docstring); ``drop_last``: skip a last
+    batch smaller than ``batch_size``; ``collate_fn``: turns a list of samples into a batch
+    (default ``default_collate``; a dataset's ``get_batch`` is used only without one);
+    ``seed``: the shuffling seed, drawn from ``minigrad.random.generator()`` when None.
+    """
+
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, collate_fn=None,
+                 seed=None):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        self.dataset, self.batch_size = dataset, int(batch_size)
+        self.shuffle, self.drop_last, self.collate_fn = shuffle, drop_last, collate_fn
+        # Only a shuffling loader draws a seed, so building an evaluation loader does not
+        # change what the model's initialisation or dropout draw afterwards.
+        if seed is None and shuffle:
+            seed = int(mg_random.generator().integers(2**63))
+        self.seed = seed
+        self.epoch = 0  # the epoch the next iter() will run
+
+    def __len__(self):
+        """The number of batches in one epoch."""
+        if self.drop_last:
+            return len(self.dataset) // self.batch_size
+        return math.ceil(len(self.dataset) / self.batch_size)
+
+    def epoch_order(self, epoch):
+        """The sample indices in the order epoch ``epoch`` visits them."""
+        n = len(self.dataset)
+        if not self.shuffle:
+            return np.arange(n)
+        return np.random.default_rng([self.seed, epoch]).permutation(n)
+
+    def __iter__(self):
+        # The epoch advances when iteration starts, not when it ends, so an epoch that is cut
+        # short still counts and the next one gets a fresh order.
+        order = self.epoch_order(self.epoch)
+        self.epoch += 1
+        return self._batches(order)
+
+    def _batches(self, order):
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield self._batch(order[start:start + self.batch_size])
+
+    def _batch(self, indices):
+        get_batch = getattr(self.dataset, "get_batch", None)
+        if self.collate_fn is None and get_batch is not None:
+            return tuple(Tensor(array) for array in get_batch(indices))
+        collate = default_collate if self.collate_fn is None else self.collate_fn
+        return collate([self.dataset[int(i)] for i in indices])
+
+    def state_dict(self):
+        """Where the data order stands: ``{"seed": int or None (no shuffling), "epoch": int}``."""
+        return {"seed": self.seed, "epoch": self.epoch}
+
+    def load_state_dict(self, state):
+        if set(state) != {"seed", "epoch"}:
+            raise ValueError(f"DataLoader.load_state_dict: expected the keys 'seed' and "
+                             f"'epoch', got {sorted(state)}")
+        if self.shuffle and state["seed"] is None:
+            raise ValueError("DataLoader.load_state_dict: a shuffling loader needs a seed, "
+                             "but the state has seed None (saved from a loader without shuffle?)")
+        self.seed = None if state["seed"] is None else int(state["seed"])
+        self.epoch = int(state["epoch"])

@@ -1,0 +1,427 @@
+"""Data: the IDX reader (every element type, gzipped or raw, every malformed-file error), the
+real MNIST / Fashion-MNIST files and the bundled subset, DataLoader batching and its
+reproducible, resumable shuffling, transforms, download from a local mirror with md5 checks,
+and the synthetic data sets."""
+
+import gzip
+import hashlib
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad.data import (MNIST, DataLoader, Dataset, FashionMNIST, TensorDataset,
+                           default_collate, read_idx)
+from minigrad.data.mnist import BUNDLED_SUBSET
+from minigrad.data.synthetic import make_linear_regression, make_moons, make_spirals
+from minigrad.data.transforms import Compose, Normalize, ScaleToUnit
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+IDX_CODES = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C, np.float32: 0x0D,
+             np.float64: 0x0E}
+
+
+def idx_bytes(array, type_code=None):
+    """The IDX encoding of ``array``, written here by hand (independent of ``read_idx``)."""
+    code = IDX_CODES[array.dtype.type] if type_code is None else type_code
+    header = struct.pack(">I", (code << 8) | array.ndim)
+    header += struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+def write_file(path, payload):
+    """Write bytes, gzipped when the name ends in .gz; returns the path."""
+    path.write_bytes(gzip.compress(payload) if path.suffix == ".gz" else payload)
+    return path
+
+
+def needs_shared(folder):
+    path = SHARED_DATA / folder
+    return pytest.mark.skipif(not path.is_dir(), reason=f"{path} is not there (the shared "
+                              f"data folder beside the repository)")
+
+
+# ----------------------------------------------------------------------------- IDX reader
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+@pytest.mark.parametrize("dtype", list(IDX_CODES))
+def test_read_idx_round_trips_every_type(tmp_path, dtype, suffix):
+    array = (np.arange(2 * 3 * 4) * 37 - 100).reshape(2, 3, 4).astype(dtype)  # 8-bit types wrap
+    loaded = read_idx(write_file(tmp_path / f"a.idx{suffix}", idx_bytes(array)))
+    assert loaded.shape == (2, 3, 4) and loaded.dtype == dtype
+    assert loaded.dtype.isnative and loaded.flags.writeable
+    np.testing.assert_array_equal(loaded, array)
+
+
+def test_read_idx_header_is_big_endian(tmp_path):
+    # Written byte by byte: magic 0x00000C01 (int32, 1 dim), size 2, values 1 and 258.
+    raw = bytes([0, 0, 0x0C, 1, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 1, 2])
+    np.testing.assert_array_equal(read_idx(write_file(tmp_path / "b.idx", raw)), [1, 258])
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda raw: b"\x01\x02" + raw[2:], "bad magic number 0x01020801"),
+    (lambda raw: raw[:2] + b"\x0A" + raw[3:], "unknown element type 0x0A"),
+    (lambda raw: raw[:-1], "is truncated: shape (5,) of uint8 needs 5 data bytes, the file has 4"),
+    (lambda raw: raw + b"\x00\x00", "has 2 trailing bytes after the 5 data bytes"),
+    (lambda raw: raw[:6], "truncated: the header declares 1 dimensions"),
+    (lambda raw: raw[:3], "has 3 bytes, too few for the 4-byte magic number"),
+])
+def test_read_idx_rejects_malformed_files(tmp_path, corrupt, message, suffix):
+    raw = corrupt(idx_bytes(np.arange(5, dtype=np.uint8)))
+    path = write_file(tmp_path / f"bad.idx{suffix}", raw)
+    with pytest.raises(ValueError, match=re.escape(str(path))) as error:
+        read_idx(path)
+    assert message in str(error.value)
+
+
+def test_read_idx_rejects_a_broken_gzip_stream(tmp_path):
+    path = tmp_path / "broken.idx.gz"
+    path.write_bytes(gzip.compress(idx_bytes(np.arange(50, dtype=np.uint8)))[:-10])
+    with pytest.raises(ValueError, match="is not a valid gzip file"):
+        read_idx(path)
+
+
+# ----------------------------------------------------------------------------- real data
+def md5_of(path):
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+@needs_shared("mnist")
+def test_md5_tables_match_the_shared_files():
+    for dataset, folder in ((MNIST, "mnist"), (FashionMNIST, "fashion-mnist")):
+        for name, expected in dataset.md5.items():
+            assert md5_of(SHARED_DATA / folder / name) == expected, name
+
+
+@needs_shared("mnist")
+def test_full_mnist_shapes_and_label_counts():
+    train = MNIST(SHARED_DATA / "mnist", train=True)
+    test = MNIST(SHARED_DATA / "mnist", train=False)
+    assert train.data.shape == (60000, 28, 28) and train.data.dtype == np.uint8
+    assert train.targets.dtype == np.int64
+    assert np.bincount(train.targets).tolist() == MNIST_TRAIN_COUNTS
+    assert test.data.shape == (10000, 28, 28)
+    assert np.bincount(test.targets).tolist() == MNIST_TEST_COUNTS
+    assert train.data.min() == 0 and train.data.max() == 255
+
+
+@needs_shared("fashion-mnist")
+def test_full_fashion_mnist_has_6000_of_each_class():
+    train = FashionMNIST(SHARED_DATA / "fashion-mnist", train=True)
+    assert train.data.shape == (60000, 28, 28)
+    assert np.bincount(train.targets).tolist() == [6000] * 10
+    assert len(train.classes) == 10 and train.classes[9] == "Ankle boot"
+
+
+def test_bundled_subset_is_small_uint8_and_stratified():
+    assert BUNDLED_SUBSET.stat().st_size < 3_000_000
+    train, test = MNIST(train=True), MNIST(train=False)
+    assert len(train) >= 10_000 and len(test) == 2_000
+    for subset, full_counts in ((train, MNIST_TRAIN_COUNTS), (test, MNIST_TEST_COUNTS)):
+        assert subset.data.dtype == np.uint8 and subset.data.shape == (len(subset), 28, 28)
+        assert subset.targets.dtype == np.int64
+        exact_shares = len(subset) * np.array(full_counts) / sum(full_counts)
+        assert np.all(np.abs(np.bincount(subset.targets) - exact_shares) < 1)
+    # Shuffled, not sorted by class: the first 100 training images hold every digit.
+    assert set(train.targets[:100].tolist()) == set(range(10))
+
+
+@needs_shared("mnist")
+def test_bundled_images_are_real_mnist_images_with_their_labels():
+    full = MNIST(SHARED_DATA / "mnist", train=False)
+    label_of = {image.tobytes(): label for image, label in zip(full.data, full.targets)}
+    subset = MNIST(train=False)
+    assert [label_of[image.tobytes()] for image in subset.data] == subset.targets.tolist()
+    assert len({image.tobytes() for image in subset.data}) == len(subset)  # no repeats
+
+
+def test_mnist_items_and_batches_have_a_channel_axis_and_are_scaled():
+    data = MNIST(train=False)
+    x, y = data[3]
+    assert x.shape == (1, 28, 28) and x.dtype == np.float32 and y == data.targets[3]
+    np.testing.assert_array_equal(x[0], data.data[3] / np.float32(255))
+    xb, yb = data.get_batch([3, 0, 7])
+    assert xb.shape == (3, 1, 28, 28) and xb.dtype == np.float32 and yb.dtype == np.int64
+    np.testing.assert_array_equal(xb[0], x)
+    np.testing.assert_array_equal(yb, data.targets[[3, 0, 7]])
+
+
+def test_mnist_loader_yields_float_images_and_int64_labels():
+    loader = DataLoader(MNIST(train=False), batch_size=64, shuffle=True, seed=1)
+    x, y = next(iter(loader))
+    assert isinstance(x, mg.Tensor) and x.shape == (64, 1, 28, 28) and x.dtype == np.float32
+    assert y.shape == (64,) and y.dtype == np.int64
+    assert 0.0 <= x.numpy().min() and x.numpy().max() <= 1.0
+    assert len(loader) == 32  # ceil(2000 / 64)
+
+
+def test_missing_file_says_which_and_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError) as error:
+        MNIST(tmp_path, train=True)
+    message = str(error.value)
+    assert str(tmp_path / "train-images-idx3-ubyte") in message
+    assert "download=True" in message and MNIST.url in message
+
+
+def test_fashion_mnist_without_root_asks_for_one():
+    with pytest.raises(ValueError, match=r"pass root.*shared/data/fashion-mnist"):
+        FashionMNIST()
+
+
+# ----------------------------------------------------------------------------- download
+def build_mirror(folder, n=7):
+    """A local mirror with the four (small, gzipped) MNIST files; returns their md5 table."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    md5s = {}
+    for images_name, labels_name in (("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                                     ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        for name, array in ((images_name, images), (labels_name, labels)):
+            path = write_file(folder / f"{name}.gz", idx_bytes(array))
+            md5s[path.name] = md5_of(path)
+    return md5s
+
+
+def test_download_from_a_local_mirror(tmp_path, monkeypatch):
+    md5s = build_mirror(tmp_path / "mirror")
+    monkeypatch.setattr(MNIST, "url", (tmp_path / "mirror").as_uri() + "/")
+    monkeypatch.setattr(MNIST, "md5", md5s)
+    root = tmp_path / "root"
+    data = MNIST(root, train=False, download=True)
+    assert sorted(p.name for p in root.iterdir()) == sorted(md5s)  # all four, no temp files
+    for name in md5s:
+        assert md5_of(root / name) == md5s[name]
+    mirrored = read_idx(tmp_path / "mirror" / "t10k-images-idx3-ubyte.gz")
+    np.testing.assert_array_equal(data.data, mirrored)
+    # Files already present are not fetched again: this works with the mirror gone.
+    for path in (tmp_path / "mirror").iterdir():
+        path.unlink()
+    assert len(MNIST(root, train=True, download=True)) == 7
+
+
+def test_download_with_a_wrong_md5_saves_nothing(tmp_path, monkeypatch):
+    md5s = build_mirror(tmp_path / "mirror")
+    md5s["train-images-idx3-ubyte.gz"] = "0" * 32
+    monkeypatch.setattr(MNIST, "url", (tmp_path / "mirror").as_uri() + "/")
+    monkeypatch.setattr(MNIST, "md5", md5s)
+    root = tmp_path / "root"
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte\.gz has md5 [0-9a-f]{32}, "
+                                         r"expected 0{32}"):
+        MNIST(root, download=True)
+    assert list(root.iterdir()) == []
+
+
+def test_download_from_an_unreachable_mirror_names_the_url(tmp_path, monkeypatch):
+    monkeypatch.setattr(MNIST, "url", (tmp_path / "nowhere").as_uri() + "/")
+    with pytest.raises(OSError, match="could not fetch .*nowhere/train-images"):
+        MNIST(tmp_path / "root", download=True)
+    assert list((tmp_path / "root").iterdir()) == []
+
+
+def test_raw_uncompressed_files_are_read_too(tmp_path):
+    images = np.arange(2 * 28 * 28).reshape(2, 28, 28).astype(np.uint8)
+    write_file(tmp_path / "t10k-images-idx3-ubyte", idx_bytes(images))
+    write_file(tmp_path / "t10k-labels-idx1-ubyte.gz", idx_bytes(np.array([4, 1], np.uint8)))
+    data = MNIST(tmp_path, train=False)
+    np.testing.assert_array_equal(data.data, images)
+    assert data.targets.tolist() == [4, 1]
+
+
+def test_mismatched_images_and_labels_are_refused(tmp_path):
+    write_file(tmp_path / "t10k-images-idx3-ubyte", idx_bytes(np.zeros((3, 28, 28), np.uint8)))
+    write_file(tmp_path / "t10k-labels-idx1-ubyte", idx_bytes(np.zeros(2, np.uint8)))
+    with pytest.raises(ValueError, match=r"shape \(3, 28, 28\) do not match .* shape \(2,\)"):
+        MNIST(tmp_path, train=False)
+
+
+# ----------------------------------------------------------------------------- DataLoader
+def numbered(n):
+    """Sample i is (i as a 2-vector of float32, label i): batches show which samples they hold."""
+    return TensorDataset(np.repeat(np.arange(n, dtype=np.float32)[:, None], 2, axis=1),
+                         np.arange(n, dtype=np.int64))
+
+
+def epoch_labels(loader):
+    return [y.numpy().tolist() for _, y in loader]
+
+
+def test_tensor_dataset_needs_a_common_first_dimension():
+    with pytest.raises(ValueError, match=r"same first dimension, got shapes \[\(4, 2\), \(3,\)\]"):
+        TensorDataset(np.zeros((4, 2)), np.zeros(3))
+    data = TensorDataset(mg.arange(4), np.ones((4, 3)))
+    assert len(data) == 4 and data[2][0] == 2
+    assert [a.shape for a in data.get_batch([0, 3])] == [(2,), (2, 3)]
+
+
+def test_batches_shapes_dtypes_len_and_drop_last():
+    loader = DataLoader(numbered(10), batch_size=4)
+    batches = list(loader)
+    assert len(loader) == 3 and [len(y) for _, y in batches] == [4, 4, 2]
+    x, y = batches[0]
+    assert x.shape == (4, 2) and x.dtype == np.float32 and y.dtype == np.int64
+    assert epoch_labels(loader) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    dropping = DataLoader(numbered(10), batch_size=4, drop_last=True)
+    assert len(dropping) == 2 and epoch_labels(dropping) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert len(DataLoader(numbered(8), batch_size=4, drop_last=True)) == 2
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        DataLoader(numbered(3), batch_size=0)
+
+
+def test_each_epoch_is_a_permutation_and_epochs_differ():
+    loader = DataLoader(numbered(50), batch_size=8, shuffle=True, seed=3)
+    orders = [sum(epoch_labels(loader), []) for _ in range(3)]
+    for order in orders:
+        assert sorted(order) == list(range(50))
+    assert orders[0] != orders[1] != orders[2] != orders[0]
+    for k, order in enumerate(orders):  # exactly the documented order
+        assert order == np.random.default_rng([3, k]).permutation(50).tolist()
+
+
+def test_shuffling_is_reproducible_with_manual_seed():
+    def first_epochs(seed):
+        mg.manual_seed(seed)
+        loader = DataLoader(numbered(30), batch_size=7, shuffle=True)
+        return [epoch_labels(loader) for _ in range(2)]
+
+    assert first_epochs(0) == first_epochs(0)
+    assert first_epochs(0) != first_epochs(1)
+
+
+def test_state_dict_resumes_the_data_order():
+    mg.manual_seed(0)
+    uninterrupted = DataLoader(numbered(20), batch_size=6, shuffle=True)
+    orders = [epoch_labels(uninterrupted) for _ in range(4)]
+
+    mg.manual_seed(0)
+    interrupted = DataLoader(numbered(20), batch_size=6, shuffle=True)
+    for _ in range(2):
+        list(interrupted)
+    state = interrupted.state_dict()
+    assert state == {"seed": uninterrupted.seed, "epoch": 2}
+
+    mg.manual_seed(99)  # a different seed: the order must come from the state alone
+    resumed = DataLoader(numbered(20), batch_size=6, shuffle=True)
+    resumed.load_state_dict(state)
+    assert [epoch_labels(resumed) for _ in range(2)] == orders[2:]
+    with pytest.raises(ValueError, match="expected the keys 'seed' and 'epoch'"):
+        resumed.load_state_dict({"epoch": 1})
+
+
+def test_an_unshuffled_loader_draws_no_random_numbers():
+    mg.manual_seed(5)
+    expected = mg.randn(3).numpy()
+    mg.manual_seed(5)
+    loader = DataLoader(numbered(4), batch_size=2)
+    np.testing.assert_array_equal(mg.randn(3).numpy(), expected)
+    assert loader.state_dict() == {"seed": None, "epoch": 0}
+
+
+class ItemByItem(Dataset):
+    """No get_batch: the loader must fall back to __getitem__ and collate."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, index):
+        return np.full(3, index, dtype=np.float32), index, 0.5 * index
+
+
+def test_per_item_fallback_collates_like_get_batch():
+    items = list(DataLoader(ItemByItem(9), batch_size=4, shuffle=True, seed=2))
+    batched = list(DataLoader(numbered(9), batch_size=4, shuffle=True, seed=2))
+    for (x, label, half), (_, y) in zip(items, batched):
+        assert x.shape == (len(y), 3) and x.dtype == np.float32
+        np.testing.assert_array_equal(label.numpy(), y.numpy())
+        assert label.dtype == np.int64 and half.dtype == np.float32  # Python number rules
+        np.testing.assert_array_equal(half.numpy(), 0.5 * y.numpy())
+
+
+def test_custom_collate_fn_is_used_and_default_collate_checks_shapes():
+    def sums(samples):
+        return sum(float(x.sum()) for x, _ in samples)
+
+    assert list(DataLoader(numbered(4), batch_size=2, collate_fn=sums)) == [2.0, 10.0]
+    single = default_collate([np.array([1, 2]), np.array([3, 4])])
+    assert single.shape == (2, 2) and single.numpy().tolist() == [[1, 2], [3, 4]]
+    with pytest.raises(ValueError, match=r"field 0 .* different shapes \[\(2,\), \(3,\)\]"):
+        default_collate([(np.zeros(2), 1), (np.zeros(3), 2)])
+
+
+# ----------------------------------------------------------------------------- transforms
+def test_scale_to_unit():
+    out = ScaleToUnit()(np.array([[[0, 51, 255]]], dtype=np.uint8))
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, np.array([[[0.0, 0.2, 1.0]]], dtype=np.float32))
+    with pytest.raises(TypeError, match="expects uint8 pixels 0..255, got dtype float32"):
+        ScaleToUnit()(out)
+
+
+def test_normalize_per_channel_on_items_and_batches():
+    normalize = Normalize(mean=(1.0, 2.0), std=(2.0, 4.0))
+    item = np.stack([np.full((2, 2), 5.0), np.full((2, 2), 10.0)]).astype(np.float32)
+    np.testing.assert_array_equal(normalize(item)[:, 0, 0], [2.0, 2.0])  # (5-1)/2, (10-2)/4
+    batch = np.stack([item, 2 * item])
+    out = normalize(batch)
+    assert out.shape == (2, 2, 2, 2) and out.dtype == np.float32
+    np.testing.assert_array_equal(out[:, :, 1, 1], [[2.0, 2.0], [4.5, 4.5]])
+    with pytest.raises(ValueError, match=r"2 mean/std values for input of shape \(3, 2, 2\)"):
+        normalize(np.zeros((3, 2, 2), np.float32))
+    with pytest.raises(TypeError, match="apply ScaleToUnit first"):
+        normalize(np.zeros((2, 2, 2), np.uint8))
+
+
+def test_compose_applies_in_order():
+    transform = Compose([ScaleToUnit(), Normalize((0.5,), (0.25,))])
+    out = transform(np.array([[[0, 255], [51, 102]]], dtype=np.uint8))
+    np.testing.assert_allclose(out, [[[-2.0, 2.0], [-1.2, -0.4]]], rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- synthetic
+def test_linear_regression_without_noise_is_exactly_linear():
+    x, y, w, b = make_linear_regression(n=50, n_features=3, noise=0.0, seed=0)
+    assert x.shape == (50, 3) and y.shape == (50,) and w.shape == (3,)
+    assert x.dtype == y.dtype == np.float32 and isinstance(b, float)
+    np.testing.assert_allclose(y.numpy(), x.numpy() @ w.numpy() + b, rtol=1e-5, atol=1e-5)
+    _, noisy, _, _ = make_linear_regression(n=2000, noise=0.5, seed=0)
+    x1, _, w1, b1 = make_linear_regression(n=2000, noise=0.5, seed=0)
+    residual = noisy.numpy() - (x1.numpy()[:, 0] * w1.numpy()[0] + b1)
+    assert residual.std() == pytest.approx(0.5, rel=0.05)
+
+
+def test_spirals_shapes_labels_and_radii():
+    x, y = make_spirals(n_per_class=40, n_classes=3, noise=0.0, seed=0)
+    assert x.shape == (120, 2) and x.dtype == np.float32 and y.dtype == np.int64
+    assert np.bincount(y.numpy()).tolist() == [40, 40, 40]
+    radii = np.linalg.norm(x.numpy(), axis=1)
+    for k in range(3):  # each arm's radii run evenly from 0 to 1
+        np.testing.assert_allclose(np.sort(radii[y.numpy() == k]), np.linspace(0, 1, 40),
+                                   atol=1e-6)
+
+
+def test_moons_lie_on_their_half_circles_without_noise():
+    x, y = make_moons(n=201, noise=0.0, seed=0)
+    x, y = x.numpy(), y.numpy()
+    assert x.shape == (201, 2) and np.bincount(y).tolist() == [100, 101]
+    np.testing.assert_allclose(np.linalg.norm(x[y == 0], axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(x[y == 1] - [1.0, 0.5], axis=1), 1.0, atol=1e-6)
+    assert np.all(x[y == 0, 1] >= -1e-6) and np.all(x[y == 1, 1] <= 0.5 + 1e-6)
+
+
+def test_synthetic_seed_none_follows_manual_seed():
+    mg.manual_seed(7)
+    first = make_moons(n=20)[0].numpy()
+    mg.manual_seed(7)
+    np.testing.assert_array_equal(make_moons(n=20)[0].numpy(), first)
+    assert not np.array_equal(make_moons(n=20)[0].numpy(), first)
+    np.testing.assert_array_equal(make_spirals(seed=4)[0].numpy(), make_spirals(seed=4)[0].numpy())
