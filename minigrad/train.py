@@ -1,0 +1,268 @@
+"""Training and evaluation loops: ``fit``, ``evaluate``, ``History`` and callbacks.
+
+One training step is the same five lines in every framework:
+
+    outputs = model(x)                 # forward: build the graph
+    loss = loss_fn(outputs, y)         # a scalar
+    optimizer.zero_grad()              # backward accumulates, so clear old gradients
+    loss.backward()                    # dL/dw for every parameter
+    optimizer.step()                   # w <- update(w, dL/dw)
+
+``fit`` repeats it over the batches of a DataLoader for some epochs, evaluates on a validation
+loader after each epoch, records everything in a ``History``, and calls ``Callback`` methods at
+fixed points so other features (early stopping, checkpoints, pruning schedules, distillation
+logging) plug in without touching the loop.
+
+A checkpoint (``Checkpoint`` callback) holds the model, the optimizer (momentum buffers
+included), the loader's shuffling state, minigrad's random generator and the History, so
+``fit(..., resume=path)`` continues exactly where the interrupted run would have been.
+"""
+
+import os
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from minigrad import random as mg_random
+from minigrad.autograd import no_grad
+from minigrad.metrics import accuracy
+from minigrad.serialization import load, save
+
+CHECKPOINT_FORMAT = "minigrad-fit-checkpoint"
+
+
+class History:
+    """What happened during ``fit``.
+
+    ``steps``: one dict per optimizer step: step, epoch, loss, lr.
+    ``epochs``: one dict per epoch: epoch (from 1), seconds, train_loss, train_<metric>, and
+    val_loss, val_<metric> when there is a validation loader.
+    """
+
+    def __init__(self):
+        self.steps, self.epochs = [], []
+
+    def series(self, key):
+        """One epoch-level quantity over all epochs, e.g. ``history.series("val_accuracy")``."""
+        return [record.get(key) for record in self.epochs]
+
+    def state_dict(self):
+        return {"steps": list(self.steps), "epochs": list(self.epochs)}
+
+    def load_state_dict(self, state):
+        self.steps, self.epochs = list(state["steps"]), list(state["epochs"])
+
+
+class TrainState:
+    """What callbacks see: the objects being trained and where the loop is."""
+
+    def __init__(self, model, optimizer, train_loader, history):
+        self.model, self.optimizer, self.train_loader = model, optimizer, train_loader
+        self.history = history
+        self.epoch = 0  # epochs completed
+        self.step = 0  # optimizer steps taken
+        self.inputs = self.targets = self.outputs = self.loss = None
+        self.stop = False  # a callback sets this to end training after the current epoch
+
+
+class Callback:
+    """Override any of these; each receives the TrainState."""
+
+    def on_train_begin(self, state):
+        pass
+
+    def on_epoch_begin(self, state):
+        pass
+
+    def on_after_backward(self, state):
+        """Gradients are computed, the optimizer has not stepped yet."""
+
+    def on_batch_end(self, state):
+        pass
+
+    def on_epoch_end(self, state):
+        pass
+
+    def on_train_end(self, state):
+        pass
+
+
+def _is_better(value, best, mode, min_delta):
+    if best is None:
+        return True
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` (an epoch key such as "val_loss") has not improved by more than
+    ``min_delta`` for ``patience`` epochs; optionally restore the best weights at the end."""
+
+    def __init__(self, monitor="val_loss", patience=3, min_delta=0.0, mode="min",
+                 restore_best=True):
+        if mode not in ("min", "max"):
+            raise ValueError(f"EarlyStopping: mode must be 'min' or 'max', got {mode!r}")
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.mode, self.restore_best = mode, restore_best
+        self.best = self.best_state = None
+        self.bad_epochs = 0
+
+    def on_epoch_end(self, state):
+        value = state.history.epochs[-1].get(self.monitor)
+        if value is None:
+            raise KeyError(f"EarlyStopping: the history has no {self.monitor!r} "
+                           "(monitoring a validation metric needs val_loader)")
+        if _is_better(value, self.best, self.mode, self.min_delta):
+            self.best, self.bad_epochs = value, 0
+            if self.restore_best:
+                self.best_state = {k: v.data.copy() for k, v in state.model.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+            state.stop = self.bad_epochs >= self.patience
+
+    def on_train_end(self, state):
+        if self.restore_best and self.best_state is not None:
+            state.model.load_state_dict(self.best_state)
+
+
+class Checkpoint(Callback):
+    """Save everything needed to resume (see ``fit(resume=...)``) after every epoch, or only
+    when ``monitor`` improves if ``save_best_only``. Writes are atomic."""
+
+    def __init__(self, path, monitor="val_loss", mode="min", save_best_only=False):
+        self.path, self.monitor, self.mode = path, monitor, mode
+        self.save_best_only, self.best = save_best_only, None
+
+    def on_epoch_end(self, state):
+        if self.save_best_only:
+            value = state.history.epochs[-1][self.monitor]
+            if not _is_better(value, self.best, self.mode, 0.0):
+                return
+            self.best = value
+        save(checkpoint_state(state), self.path)
+
+
+def checkpoint_state(state):
+    """Model, optimizer, data order, random generator and history after ``state.epoch``."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "epoch": state.epoch,
+        "step": state.step,
+        "model": dict(state.model.state_dict()),
+        "optimizer": state.optimizer.state_dict(),
+        "train_loader": state.train_loader.state_dict(),
+        "rng": mg_random.generator().bit_generator.state,
+        "history": state.history.state_dict(),
+    }
+
+
+def _restore(state, path):
+    checkpoint = load(path)
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"resume: {path} is not a fit checkpoint")
+    state.model.load_state_dict(checkpoint["model"])
+    state.optimizer.load_state_dict(checkpoint["optimizer"])
+    state.train_loader.load_state_dict(checkpoint["train_loader"])
+    mg_random.generator().bit_generator.state = checkpoint["rng"]
+    state.history.load_state_dict(checkpoint["history"])
+    state.epoch, state.step = checkpoint["epoch"], checkpoint["step"]
+
+
+def _model_device(model):
+    return next(iter(model.parameters())).device
+
+
+def _progress_disabled(progress):
+    """tqdm's ``disable``: True when asked or under CI; None lets tqdm hide the bar when
+    the output is not a terminal (a log file)."""
+    return True if not progress or os.environ.get("CI") else None
+
+
+def _epoch_metrics(prefix, outputs, targets, metrics):
+    if not outputs:
+        return {}
+    outputs, targets = np.concatenate(outputs), np.concatenate(targets)
+    return {f"{prefix}_{name}": float(fn(outputs, targets)) for name, fn in metrics.items()}
+
+
+def evaluate(model, loader, loss_fn=None, metrics=None):
+    """Mean loss (weighted by batch size) and metrics over a loader, in eval mode, no graph.
+
+    Returns {"loss": ..., "<metric>": ...}. The model's train/eval mode is restored after.
+    """
+    metrics = {"accuracy": accuracy} if metrics is None else metrics
+    was_training = model.training
+    model.eval()
+    device = _model_device(model)
+    total, count, outputs, targets = 0.0, 0, [], []
+    with no_grad():
+        for x, y in loader:
+            out = model(x.to(device))
+            if loss_fn is not None:
+                total += loss_fn(out, y.to(device)).item() * len(y)
+            count += len(y)
+            outputs.append(out.numpy())
+            targets.append(y.numpy())
+    model.train(was_training)
+    results = {"loss": total / max(count, 1)} if loss_fn is not None else {}
+    results.update({k[len("eval_"):]: v for k, v in
+                    _epoch_metrics("eval", outputs, targets, metrics).items()})
+    return results
+
+
+def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, scheduler=None,
+        metrics=None, callbacks=(), progress=True, resume=None):
+    """Train ``model`` for ``epochs`` epochs and return the History.
+
+    ``metrics``: {name: fn(outputs, targets)} on whole-epoch arrays (default: accuracy).
+    ``scheduler``: stepped once per epoch. ``resume``: a checkpoint path written by the
+    ``Checkpoint`` callback; training continues from the epoch after it.
+    """
+    metrics = {"accuracy": accuracy} if metrics is None else metrics
+    history = History()
+    state = TrainState(model, optimizer, train_loader, history)
+    if resume is not None:
+        _restore(state, resume)
+    device = _model_device(model)
+    for callback in callbacks:
+        callback.on_train_begin(state)
+    while state.epoch < epochs and not state.stop:
+        model.train()
+        for callback in callbacks:
+            callback.on_epoch_begin(state)
+        start, losses, outputs, targets = time.perf_counter(), [], [], []
+        bar = tqdm(train_loader, desc=f"epoch {state.epoch + 1}/{epochs}", leave=False,
+                   disable=_progress_disabled(progress))
+        for x, y in bar:
+            state.inputs, state.targets = x.to(device), y.to(device)
+            state.outputs = model(state.inputs)
+            state.loss = loss_fn(state.outputs, state.targets)
+            optimizer.zero_grad()
+            state.loss.backward()
+            for callback in callbacks:
+                callback.on_after_backward(state)
+            optimizer.step()
+            state.step += 1
+            losses.append(state.loss.item())
+            outputs.append(state.outputs.numpy())
+            targets.append(state.targets.numpy())
+            history.steps.append({"step": state.step, "epoch": state.epoch + 1,
+                                  "loss": losses[-1], "lr": optimizer.param_groups[0]["lr"]})
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            for callback in callbacks:
+                callback.on_batch_end(state)
+        if scheduler is not None:
+            scheduler.step()
+        record = {"epoch": state.epoch + 1, "train_loss": float(np.mean(losses))}
+        record.update(_epoch_metrics("train", outputs, targets, metrics))
+        if val_loader is not None:
+            validation = evaluate(model, val_loader, loss_fn, metrics)
+            record.update({f"val_{k}": v for k, v in validation.items()})
+        record["seconds"] = time.perf_counter() - start
+        history.epochs.append(record)
+        state.epoch += 1
+        for callback in callbacks:
+            callback.on_epoch_end(state)
+    for callback in callbacks:
+        callback.on_train_end(state)
+    return history

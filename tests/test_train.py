@@ -1,0 +1,128 @@
+"""fit/evaluate: learning on a small problem, History, callbacks (early stopping, checkpoints)
+and a resumed run that ends bit-identical to an uninterrupted one."""
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import nn
+from minigrad.data import DataLoader, TensorDataset
+from minigrad.nn import functional as F
+from minigrad.optim import SGD
+from minigrad.train import Callback, Checkpoint, EarlyStopping, evaluate, fit
+
+
+def blobs(n=240, seed=0):
+    """Three Gaussian blobs in 2-D, one per class: easy to separate, hard to fake."""
+    rng = np.random.default_rng(seed)
+    centers = np.array([[0.0, 2.0], [2.0, -1.0], [-2.0, -1.0]])
+    y = rng.integers(0, 3, size=n)
+    x = centers[y] + 0.5 * rng.standard_normal((n, 2))
+    return TensorDataset(x.astype(np.float32), y.astype(np.int64))
+
+
+def small_model(dropout=0.0):
+    return nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, 3))
+
+
+def test_fit_learns_and_records_history():
+    mg.manual_seed(0)
+    train, val = DataLoader(blobs(), batch_size=32, shuffle=True), DataLoader(blobs(seed=1), 64)
+    model = small_model()
+    history = fit(model, train, SGD(model.parameters(), lr=0.1, momentum=0.9),
+                  F.cross_entropy, epochs=5, val_loader=val, progress=False)
+    assert len(history.epochs) == 5 and len(history.steps) == 5 * len(train)
+    last = history.epochs[-1]
+    assert set(last) == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                         "seconds"}
+    assert last["val_accuracy"] >= 0.97
+    assert last["train_loss"] < history.epochs[0]["train_loss"] / 2
+    assert history.series("epoch") == [1, 2, 3, 4, 5]
+    assert history.steps[-1]["lr"] == 0.1 and history.steps[-1]["step"] == 5 * len(train)
+
+
+def test_evaluate_matches_a_hand_computation_and_restores_the_mode():
+    mg.manual_seed(0)
+    model, data = small_model(), blobs(50)
+    loader = DataLoader(data, batch_size=16)
+    results = evaluate(model, loader, F.cross_entropy)
+    x, y = data.get_batch(np.arange(50))
+    with mg.no_grad():
+        logits = model.eval()(mg.tensor(x))
+    model.train()
+    assert results["loss"] == pytest.approx(F.cross_entropy(logits, mg.tensor(y)).item(),
+                                            rel=1e-5)
+    assert results["accuracy"] == pytest.approx((logits.numpy().argmax(1) == y).mean())
+    assert model.training
+
+
+def test_callbacks_run_at_their_points():
+    events = []
+
+    class Recorder(Callback):
+        def on_train_begin(self, state):
+            events.append("begin")
+
+        def on_after_backward(self, state):
+            assert all(p.grad is not None for p in state.model.parameters())
+            events.append("backward")
+
+        def on_epoch_end(self, state):
+            events.append(f"epoch {state.epoch}")
+
+        def on_train_end(self, state):
+            events.append("end")
+
+    model = small_model()
+    loader = DataLoader(blobs(64), batch_size=32)
+    fit(model, loader, SGD(model.parameters(), lr=0.1), F.cross_entropy, 2,
+        callbacks=[Recorder()], progress=False)
+    assert events == ["begin", "backward", "backward", "epoch 1", "backward", "backward",
+                      "epoch 2", "end"]
+
+
+def test_early_stopping_stops_and_restores_the_best_weights():
+    mg.manual_seed(0)
+    model = small_model()
+    rng = np.random.default_rng(0)
+    # Random labels: the model can only memorise them, so the validation loss soon rises.
+    noise = TensorDataset(rng.standard_normal((64, 2)).astype(np.float32),
+                          rng.integers(0, 3, size=64))
+    train, val = DataLoader(noise, batch_size=16), DataLoader(blobs(seed=1), batch_size=64)
+    stopper = EarlyStopping(monitor="val_loss", patience=2)
+    history = fit(model, train, SGD(model.parameters(), lr=0.2, momentum=0.9), F.cross_entropy,
+                  30, val_loader=val, callbacks=[stopper], progress=False)
+    losses = history.series("val_loss")
+    best_epoch = int(np.argmin(losses))
+    assert len(losses) == best_epoch + 1 + 2 < 30  # two epochs without improvement, then stop
+    assert evaluate(model, val, F.cross_entropy)["loss"] == pytest.approx(min(losses), rel=1e-6)
+
+
+def run(epochs, checkpoint=None, resume=None, seed=0):
+    """Train a model with dropout (so the random generator matters) and return its weights."""
+    mg.manual_seed(seed)
+    model = small_model(dropout=0.2)
+    loader = DataLoader(blobs(), batch_size=32, shuffle=True)
+    optimizer = SGD(model.parameters(), lr=0.05, momentum=0.9)
+    callbacks = [Checkpoint(checkpoint)] if checkpoint else []
+    history = fit(model, loader, optimizer, F.cross_entropy, epochs, callbacks=callbacks,
+                  resume=resume, progress=False)
+    return {k: v.numpy().copy() for k, v in model.state_dict().items()}, history
+
+
+def test_resumed_training_is_bit_identical_to_an_uninterrupted_run(tmp_path):
+    path = str(tmp_path / "run.npz")
+    uninterrupted, full_history = run(4)
+    run(2, checkpoint=path)  # "interrupted" after epoch 2
+    resumed, resumed_history = run(4, resume=path, seed=123)  # another seed: all from the file
+    for name, value in uninterrupted.items():
+        np.testing.assert_array_equal(resumed[name], value, err_msg=name)
+    assert [r["train_loss"] for r in resumed_history.epochs] == [
+        r["train_loss"] for r in full_history.epochs]
+
+
+def test_resume_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
+    path = str(tmp_path / "weights.npz")
+    mg.save({"weights": np.zeros(3)}, path)
+    with pytest.raises(ValueError, match="is not a fit checkpoint"):
+        run(1, resume=path)
