@@ -33,3 +33,24 @@ def test_lesson_01_gradient_descent_reaches_the_least_squares_line(tmp_path, cap
         with open(path, "rb") as png:
             assert png.read(8) == b"\x89PNG\r\n\x1a\n"
     assert "least squares" in capsys.readouterr().out
+
+
+def test_lesson_02_quick_run_trains_and_saves_its_plots(tmp_path, capsys):
+    lesson = load_lesson("02_lenet5_mnist.py")
+    result = lesson["main"](["--quick", "--no-progress", "--out", str(tmp_path)])
+    history = result["history"]
+    assert [r["epoch"] for r in history.epochs] == [1, 2]
+    assert history.epochs[1]["train_loss"] < history.epochs[0]["train_loss"]
+    assert result["test_accuracy"] >= 0.8  # 2 epochs on 3,000 images
+    assert result["confusion"].sum() == 2000
+    for path in result["plots"]:
+        with open(path, "rb") as png:
+            assert png.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "test acc" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_lesson_02_lenet5_reaches_97_percent_on_the_bundled_subset(tmp_path):
+    lesson = load_lesson("02_lenet5_mnist.py")
+    result = lesson["main"](["--epochs", "5", "--no-progress", "--out", str(tmp_path)])
+    assert result["test_accuracy"] >= 0.97
