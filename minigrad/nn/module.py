@@ -15,8 +15,6 @@ pruning masks, quantization observers and distillation losses plug into.
 
 from collections import OrderedDict
 
-import numpy as np
-
 from minigrad import backend
 from minigrad.tensor import Tensor
 
@@ -103,6 +101,7 @@ class Module:
     def register_parameter(self, name, param):
         """Add a Parameter (or None, a declared but absent one such as ``bias=False``)."""
         if param is None:
+            self._forget(name)
             self._parameters[name] = None
         else:
             setattr(self, name, param)

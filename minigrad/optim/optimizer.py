@@ -6,8 +6,6 @@ hyperparameters (``lr``, ``momentum``, ...), defaults filled in from the constru
 ``.grad`` and updates ``.data`` in place, so the model's parameters stay the same objects.
 """
 
-import numpy as np
-
 from minigrad.tensor import Tensor
 
 
