@@ -64,3 +64,47 @@ def test_to_moves_data_and_gradients_between_devices():
 def test_mixing_devices_is_a_clear_error():
     with pytest.raises(ValueError, match=r"Add: inputs are on different devices \['cpu', 'cuda'\]"):
         mg.ones(2).to("cuda") + mg.ones(2)
+
+
+def test_a_lenet5_training_step_on_the_gpu_equals_the_cpu_step():
+    from minigrad.models import LeNet5
+    from minigrad.nn import functional as F
+    from minigrad.optim import SGD
+
+    mg.manual_seed(0)
+    cpu_model = LeNet5()
+    gpu_model = LeNet5().to("cuda")
+    gpu_model.load_state_dict(cpu_model.state_dict())
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, size=8)
+    losses = []
+    for model, device in [(cpu_model, "cpu"), (gpu_model, "cuda")]:
+        optimizer = SGD(model.parameters(), lr=0.1, momentum=0.9)
+        loss = F.cross_entropy(model(mg.tensor(x, device=device)), mg.tensor(y, device=device))
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    for (name, p_cpu), p_gpu in zip(cpu_model.named_parameters(), gpu_model.parameters()):
+        assert p_gpu.device == "cuda"
+        np.testing.assert_allclose(p_gpu.numpy(), p_cpu.numpy(), rtol=1e-4, atol=1e-6,
+                                   err_msg=name)
+
+
+def test_fit_moves_batches_to_the_models_device():
+    from minigrad import nn
+    from minigrad.data import DataLoader, TensorDataset
+    from minigrad.nn import functional as F
+    from minigrad.optim import SGD
+    from minigrad.train import fit
+
+    mg.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((128, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).to("cuda")
+    loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
+    history = fit(model, loader, SGD(model.parameters(), lr=0.1, momentum=0.9),
+                  F.cross_entropy, 10, val_loader=loader, progress=False)
+    assert history.epochs[-1]["val_accuracy"] >= 0.95

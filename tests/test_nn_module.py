@@ -143,3 +143,18 @@ def test_containers():
     seq = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
     assert len(seq) == 3 and isinstance(seq[1:][0], nn.ReLU)
     assert seq(mg.ones(4, 2)).shape == (4, 1)
+
+
+def test_state_dict_saved_to_disk_loads_into_a_fresh_model(tmp_path):
+    from minigrad.models import LeNet5
+
+    mg.manual_seed(0)
+    model = LeNet5()
+    path = str(tmp_path / "lenet.npz")
+    mg.save(model.state_dict(), path)
+    mg.manual_seed(1)
+    fresh = LeNet5()
+    x = mg.randn(3, 1, 28, 28)
+    assert not np.array_equal(fresh(x).numpy(), model(x).numpy())
+    fresh.load_state_dict(mg.load(path))
+    np.testing.assert_array_equal(fresh(x).numpy(), model(x).numpy())

@@ -5,14 +5,12 @@ composite of ordinary ops, so its gradient comes from the chain rule with no new
 Arguments follow ``torch.nn.functional`` (``dim`` rather than ``axis``, ``reduction=``).
 """
 
-import numpy as np
-
 from minigrad import ops
 from minigrad import random as mg_random
 from minigrad.backend import array_module
 from minigrad.ops.activation import gelu, leaky_relu, relu, sigmoid, softplus, tanh  # noqa: F401
 from minigrad.ops.nn import AvgPool2d, Conv2d, MaxPool2d, pair
-from minigrad.tensor import Tensor
+from minigrad.tensor import Tensor, as_tensor
 
 
 # --------------------------------------------------------------------------- layers
@@ -135,7 +133,7 @@ def _check_same_shape(name, input, target):
 
 def _class_indices(name, logits, target):
     """Validate (N, C) scores against (N,) integer class indices; return the index array."""
-    target = target.data if isinstance(target, Tensor) else np.asarray(target)
+    target = as_tensor(target).data  # a Tensor, or an array (NumPy or CuPy) of indices
     if logits.ndim != 2 or target.shape != logits.shape[:1]:
         raise ValueError(f"{name}: expected input (N, C) and target (N,), got input "
                          f"{logits.shape} and target {target.shape}")
