@@ -172,3 +172,32 @@ def test_loss_and_layer_errors_name_the_shapes():
         F.linear(mg.zeros(2, 5), mg.zeros(3, 4))
     with pytest.raises(ValueError, match="reduction must be"):
         F.mse_loss(mg.zeros(2), mg.zeros(2), reduction="avg")
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_fused_cross_entropy_equals_the_composite(label_smoothing, reduction):
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((6, 5))
+    target = mg.tensor(rng.integers(0, 5, size=6))
+    results = []
+    for loss_fn in (F.cross_entropy, F.cross_entropy_composite):
+        x = mg.tensor(logits, requires_grad=True)
+        loss = loss_fn(x, target, reduction=reduction, label_smoothing=label_smoothing)
+        loss.sum().backward()
+        results.append((loss.numpy(), x.grad.numpy()))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-10, atol=1e-14)
+
+
+def test_fused_linear_equals_the_composite():
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s) for s in [(2, 3, 4), (5, 4), (5,)]]
+    results = []
+    for fn in (F.linear, lambda x, w, b: x @ w.transpose(0, 1) + b):
+        tensors = [mg.tensor(a, requires_grad=True) for a in arrays]
+        out = fn(*tensors)
+        out.backward(mg.tensor(np.ones(out.shape)))
+        results.append([out.numpy()] + [t.grad.numpy() for t in tensors])
+    for ours, composite in zip(*results):
+        np.testing.assert_allclose(ours, composite, rtol=1e-12)

@@ -9,18 +9,19 @@ from minigrad import ops
 from minigrad import random as mg_random
 from minigrad.backend import array_module
 from minigrad.ops.activation import gelu, leaky_relu, relu, sigmoid, softplus, tanh  # noqa: F401
-from minigrad.ops.nn import AvgPool2d, Conv2d, MaxPool2d, pair
+from minigrad.ops.nn import AvgPool2d, Conv2d, MaxPool2d, SoftmaxCrossEntropy, pair
+from minigrad.ops.nn import Linear as LinearOp
 from minigrad.tensor import Tensor, as_tensor
 
 
 # --------------------------------------------------------------------------- layers
 def linear(x, weight, bias=None):
-    """y = x W^T + b, with W of shape (out_features, in_features) as in PyTorch."""
+    """y = x W^T + b, with W of shape (out_features, in_features) as in PyTorch (one fused
+    node; the same as the composite ``x @ weight.T + bias``, which the tests check)."""
     if x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input {x.shape} has {x.shape[-1]} features, weight "
                          f"{weight.shape} expects {weight.shape[1]}")
-    y = x @ weight.transpose(0, 1)
-    return y if bias is None else y + bias
+    return LinearOp.apply(x, weight) if bias is None else LinearOp.apply(x, weight, bias)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -158,12 +159,20 @@ def cross_entropy(logits, target, reduction="mean", label_smoothing=0.0):
         loss_n = -(1 - eps) log p[n, y_n] - (eps / C) sum_c log p[n, c],  p = softmax(logits)
 
     With label_smoothing eps = 0 this is -log p[n, y_n]; eps > 0 mixes the one-hot target with
-    the uniform distribution (Szegedy et al. 2016), as PyTorch does.
+    the uniform distribution (Szegedy et al. 2016), as PyTorch does. Computed by the fused
+    ``SoftmaxCrossEntropy`` op (gradient p - q), tested against ``cross_entropy_composite``.
     """
     if not 0 <= label_smoothing <= 1:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], "
                          f"got {label_smoothing}")
     target = _class_indices("cross_entropy", logits, target)
+    loss = SoftmaxCrossEntropy.apply(logits, target=target, label_smoothing=label_smoothing)
+    return _reduce(loss, reduction, "cross_entropy")
+
+
+def cross_entropy_composite(logits, target, reduction="mean", label_smoothing=0.0):
+    """The same loss from ordinary ops, log_softmax and nll_loss: the readable version and the
+    test oracle for the fused op."""
     log_probs = log_softmax(logits, dim=-1)
     loss = nll_loss(log_probs, target, reduction="none")
     if label_smoothing:

@@ -1,14 +1,17 @@
-"""Neural-network ops with their own kernels: 2-D convolution and pooling.
+"""Neural-network ops with their own kernels or fused backward: convolution, pooling, linear,
+softmax cross-entropy.
 
 The math lives in the kernels (``minigrad.backend.kernels(device)``; the readable reference is
 ``backend/numpy_ref.py``, with the index math in its docstring). These Functions only connect
 the kernels to the graph: forward saves what backward needs, backward calls the matching
-gradient kernels. Composite layers (batch norm, dropout, the losses) are written with ordinary
-ops in ``minigrad.nn.functional``.
+gradient kernels. ``Linear`` and ``SoftmaxCrossEntropy`` are fused versions of composites
+(fewer graph nodes, no scatter in the backward), each tested against its composite. The
+other layers (batch norm, dropout, the other losses) are composites of ordinary ops in
+``minigrad.nn.functional``.
 """
 
 from minigrad.autograd import Function
-from minigrad.backend import device_of, kernels
+from minigrad.backend import array_module, device_of, kernels
 
 
 def pair(value):
@@ -76,3 +79,58 @@ class AvgPool2d(Function):
     @staticmethod
     def backward(ctx, grad):
         return (kernels(device_of(grad)).avg_pool2d_backward(grad, *ctx.args),)
+
+
+class Linear(Function):
+    """y = x W^T + b in one node (the composite x @ W.T + b takes three, and a transposed copy).
+
+    For x of shape (..., in) and W of shape (out, in), with g = dL/dy of shape (..., out):
+        dL/dx = g W,    dL/dW = sum over leading axes of g^T x,    dL/db = sum of g.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        ctx.save_for_backward(x, weight)
+        y = kernels(device_of(x)).matmul(x, weight.T)
+        return y if bias is None else y + bias
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        k = kernels(device_of(x))
+        grad_2d = grad.reshape(-1, grad.shape[-1])
+        grad_x = k.matmul(grad, weight) if ctx.needs_input_grad[0] else None
+        grad_w = (k.matmul(grad_2d.T, x.reshape(-1, x.shape[-1]))
+                  if ctx.needs_input_grad[1] else None)
+        has_bias = len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]
+        grad_b = grad_2d.sum(axis=0) if has_bias else None
+        return grad_x, grad_w, grad_b
+
+
+class SoftmaxCrossEntropy(Function):
+    """Per-sample cross-entropy of softmax(logits) against a target distribution, fused:
+
+        q = (1 - eps) onehot(y) + eps / C          (label smoothing eps; eps = 0: one-hot)
+        loss_n = -sum_c q[n, c] log softmax(z)[n, c]
+        dloss_n / dz[n, c] = softmax(z)[n, c] - q[n, c]
+
+    The gradient needs no log or scatter: one subtraction. ``tests`` check it against the
+    composite log_softmax + nll_loss.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, target=None, label_smoothing=0.0):
+        xp = array_module(logits)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+        q = xp.zeros_like(logits)
+        q[xp.arange(len(target)), target] = 1
+        if label_smoothing:
+            q = (1 - label_smoothing) * q + label_smoothing / logits.shape[1]
+        ctx.save_for_backward(xp.exp(log_probs) - q)
+        return -(q * log_probs).sum(axis=1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (softmax_minus_q,) = ctx.saved_tensors
+        return (grad[:, None] * softmax_minus_q,)
