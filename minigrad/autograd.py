@@ -31,18 +31,24 @@ def is_grad_enabled():
 
 
 class _GradMode(contextlib.ContextDecorator):
-    """Set grad mode inside a ``with`` block or a decorated function, then restore it."""
+    """Set grad mode inside a ``with`` block or a decorated function, then restore it.
+
+    The modes to restore are kept on a stack, so one instance can be entered again while it
+    is active (a recursive function decorated with ``@no_grad()``)."""
 
     enabled = True
 
+    def __init__(self):
+        self._previous = []
+
     def __enter__(self):
         global _grad_enabled
-        self._previous = _grad_enabled
+        self._previous.append(_grad_enabled)
         _grad_enabled = self.enabled
 
     def __exit__(self, *exc_info):
         global _grad_enabled
-        _grad_enabled = self._previous
+        _grad_enabled = self._previous.pop()
         return False
 
 
@@ -198,7 +204,7 @@ def backward(tensor, grad=None, retain_graph=False):
             raise ValueError(f"backward: grad shape {grad.shape} does not match tensor shape "
                              f"{tensor.shape}")
     if tensor._ctx is None:  # a leaf: dL/dx = grad
-        _accumulate(tensor, grad)
+        _accumulate(tensor, grad.astype(tensor.dtype, copy=False))
         return
 
     grads = {tensor._ctx: grad}

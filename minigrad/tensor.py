@@ -36,6 +36,9 @@ def _to_array(data, dtype=None):
             dtype = np.float32  # the default float type, like torch.get_default_dtype()
     if dtype is not None:
         data = data.astype(dtype, copy=False)
+    if data.dtype.kind in "OUS":
+        raise TypeError(f"a tensor holds numbers, not {data.dtype} data (to join tensors "
+                        "use minigrad.stack or minigrad.cat)")
     return data
 
 
@@ -47,6 +50,9 @@ class Tensor:
     """
 
     __hash__ = object.__hash__  # __eq__ is elementwise, but tensors still work as dict keys
+    # NumPy must not handle `ndarray * tensor` itself (it would build an object array of
+    # Tensors): None makes it return NotImplemented, so Python calls Tensor.__rmul__.
+    __array_ufunc__ = None
 
     def __init__(self, data, dtype=None, requires_grad=False):
         self.data = _to_array(data, dtype)
@@ -361,11 +367,14 @@ def as_tensor(value, like=None):
     """``value`` as a Tensor; a Python number takes the dtype it would have beside ``like``.
 
     With NumPy 2's promotion rules a Python scalar is "weak": float32 tensor + 2.0 stays
-    float32, int64 tensor + 0.5 becomes float64 (PyTorch would give float32 here).
+    float32, int64 tensor + 0.5 becomes float64 (PyTorch would give float32 here). NumPy
+    scalars (np.float64(0.5)) are treated as Python numbers.
     """
     if isinstance(value, Tensor):
         return value
-    if isinstance(like, Tensor) and np.isscalar(value):
+    if isinstance(value, np.generic):
+        value = value.item()  # a NumPy scalar counts as a Python number, as in PyTorch
+    if isinstance(like, Tensor) and isinstance(value, (bool, int, float)):
         xp = backend.array_module(like.data)
         return Tensor(xp.asarray(value, dtype=np.result_type(like.dtype, value)))
     return Tensor(value)

@@ -57,9 +57,9 @@ class History:
 class TrainState:
     """What callbacks see: the objects being trained and where the loop is."""
 
-    def __init__(self, model, optimizer, train_loader, history):
+    def __init__(self, model, optimizer, train_loader, history, scheduler=None, callbacks=()):
         self.model, self.optimizer, self.train_loader = model, optimizer, train_loader
-        self.history = history
+        self.history, self.scheduler, self.callbacks = history, scheduler, list(callbacks)
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
         self.inputs = self.targets = self.outputs = self.loss = None
@@ -67,7 +67,14 @@ class TrainState:
 
 
 class Callback:
-    """Override any of these; each receives the TrainState."""
+    """Override any of these; each receives the TrainState. A callback with memory (a best
+    value, a counter) returns it from ``state_dict`` so checkpoints can restore it."""
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
 
     def on_train_begin(self, state):
         pass
@@ -118,11 +125,19 @@ class EarlyStopping(Callback):
                 self.best_state = {k: v.data.copy() for k, v in state.model.state_dict().items()}
         else:
             self.bad_epochs += 1
-            state.stop = self.bad_epochs >= self.patience
+            if self.bad_epochs >= self.patience:
+                state.stop = True  # never reset a stop another callback asked for
 
     def on_train_end(self, state):
         if self.restore_best and self.best_state is not None:
             state.model.load_state_dict(self.best_state)
+
+    def state_dict(self):
+        return {"best": self.best, "bad_epochs": self.bad_epochs, "best_state": self.best_state}
+
+    def load_state_dict(self, state):
+        self.best, self.bad_epochs = state["best"], state["bad_epochs"]
+        self.best_state = state["best_state"]
 
 
 class Checkpoint(Callback):
@@ -141,9 +156,16 @@ class Checkpoint(Callback):
             self.best = value
         save(checkpoint_state(state), self.path)
 
+    def state_dict(self):
+        return {"best": self.best}
+
+    def load_state_dict(self, state):
+        self.best = state["best"]
+
 
 def checkpoint_state(state):
-    """Model, optimizer, data order, random generator and history after ``state.epoch``."""
+    """Model, optimizer, scheduler, data order, random generator, callbacks and history after
+    ``state.epoch``."""
     return {
         "format": CHECKPOINT_FORMAT,
         "epoch": state.epoch,
@@ -151,7 +173,10 @@ def checkpoint_state(state):
         "model": dict(state.model.state_dict()),
         "optimizer": state.optimizer.state_dict(),
         "train_loader": state.train_loader.state_dict(),
+        "scheduler": None if state.scheduler is None else state.scheduler.state_dict(),
         "rng": mg_random.generator().bit_generator.state,
+        "callbacks": [{"type": type(callback).__name__, "state": callback.state_dict()}
+                      for callback in state.callbacks],
         "history": state.history.state_dict(),
     }
 
@@ -163,6 +188,20 @@ def _restore(state, path):
     state.model.load_state_dict(checkpoint["model"])
     state.optimizer.load_state_dict(checkpoint["optimizer"])
     state.train_loader.load_state_dict(checkpoint["train_loader"])
+    if (checkpoint["scheduler"] is None) != (state.scheduler is None):
+        raise ValueError(f"resume: {path} was written by a run "
+                         f"{'without' if checkpoint['scheduler'] is None else 'with'} a "
+                         "scheduler; pass the same kind of run")
+    if state.scheduler is not None:
+        state.scheduler.load_state_dict(checkpoint["scheduler"])
+    # Each callback gets the state of the next saved callback of its class; a callback the
+    # interrupted run did not have starts fresh, a saved one this run lacks is dropped.
+    saved = list(checkpoint["callbacks"])
+    for callback in state.callbacks:
+        match = next((s for s in saved if s["type"] == type(callback).__name__), None)
+        if match is not None:
+            saved.remove(match)
+            callback.load_state_dict(match["state"])
     mg_random.generator().bit_generator.state = checkpoint["rng"]
     state.history.load_state_dict(checkpoint["history"])
     state.epoch, state.step = checkpoint["epoch"], checkpoint["step"]
@@ -220,7 +259,7 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
     """
     metrics = {"accuracy": accuracy} if metrics is None else metrics
     history = History()
-    state = TrainState(model, optimizer, train_loader, history)
+    state = TrainState(model, optimizer, train_loader, history, scheduler, callbacks)
     if resume is not None:
         _restore(state, resume)
     device = _model_device(model)
@@ -230,7 +269,7 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
         model.train()
         for callback in callbacks:
             callback.on_epoch_begin(state)
-        start, losses, outputs, targets = time.perf_counter(), [], [], []
+        start, losses, sizes, outputs, targets = time.perf_counter(), [], [], [], []
         bar = tqdm(train_loader, desc=f"epoch {state.epoch + 1}/{epochs}", leave=False,
                    disable=_progress_disabled(progress))
         for x, y in bar:
@@ -244,6 +283,7 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
             optimizer.step()
             state.step += 1
             losses.append(state.loss.item())
+            sizes.append(len(state.targets))
             outputs.append(state.outputs.numpy())
             targets.append(state.targets.numpy())
             history.steps.append({"step": state.step, "epoch": state.epoch + 1,
@@ -253,7 +293,9 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
                 callback.on_batch_end(state)
         if scheduler is not None:
             scheduler.step()
-        record = {"epoch": state.epoch + 1, "train_loss": float(np.mean(losses))}
+        # Weighted by batch size, like evaluate's loss, so a short last batch counts less.
+        record = {"epoch": state.epoch + 1,
+                  "train_loss": float(np.average(losses, weights=sizes))}
         record.update(_epoch_metrics("train", outputs, targets, metrics))
         if val_loader is not None:
             validation = evaluate(model, val_loader, loss_fn, metrics)

@@ -193,3 +193,19 @@ def test_a_wrong_gradient_shape_from_an_op_is_reported():
 
     with pytest.raises(ValueError, match=r"unbroadcast: gradient of shape \(7,\)"):
         BadShape.apply(mg.ones(3, requires_grad=True)).backward()
+
+
+def test_a_reused_no_grad_instance_nests_and_recursion_restores_the_mode():
+    mode = mg.no_grad()
+
+    @mode
+    def depth(n):
+        assert not mg.is_grad_enabled()
+        return 0 if n == 0 else 1 + depth(n - 1)
+
+    assert depth(3) == 3 and mg.is_grad_enabled()
+    with mode:
+        with mode:
+            pass
+        assert not mg.is_grad_enabled()
+    assert mg.is_grad_enabled()

@@ -201,3 +201,25 @@ def test_fused_linear_equals_the_composite():
         results.append([out.numpy()] + [t.grad.numpy() for t in tensors])
     for ours, composite in zip(*results):
         np.testing.assert_allclose(ours, composite, rtol=1e-12)
+
+
+@pytest.mark.torch
+def test_bce_and_cross_entropy_at_edge_values_match_torch():
+    torch = import_torch()
+    logits, targets = np.zeros(3), np.array([0.0, 1.0, 0.3])
+    x, t = mg.tensor(logits, requires_grad=True), torch.tensor(logits, requires_grad=True)
+    F.binary_cross_entropy_with_logits(x, mg.tensor(targets)).backward()
+    torch_F().binary_cross_entropy_with_logits(t, torch.tensor(targets)).backward()
+    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-12)
+    scores = np.array([[0.0, -np.inf, 1.0]])
+    ours = F.cross_entropy(mg.tensor(scores), mg.tensor([0]))
+    theirs = torch_F().cross_entropy(torch.tensor(scores), torch.tensor([0]))
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-12)
+
+
+def test_window_and_bias_errors_name_the_op_and_shapes():
+    with pytest.raises(ValueError, match=r"max_pool2d: input \(1, 1, 2, 2\) with kernel "
+                                         r"\(3, 3\)"):
+        F.max_pool2d(mg.zeros(1, 1, 2, 2), 3)
+    with pytest.raises(ValueError, match=r"linear: bias \(4,\) does not match weight \(3, 2\)"):
+        F.linear(mg.zeros(5, 2), mg.zeros(3, 2), mg.zeros(4))

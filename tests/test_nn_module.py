@@ -59,7 +59,7 @@ def test_train_eval_apply_zero_grad():
     assert block.fc.training
     visited = []
     block.apply(lambda m: visited.append(type(m).__name__))
-    assert visited == ["BatchNorm1d", "Linear", "Block"]
+    assert visited == ["Linear", "BatchNorm1d", "Block"]  # PyTorch order: children first
     block(mg.randn(5, 3)).sum().backward()
     assert all(p.grad is not None for p in block.parameters())
     block.zero_grad()

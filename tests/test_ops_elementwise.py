@@ -137,3 +137,45 @@ def test_unary_ops_keep_shape_for_scalars():
     for shape in [(), (1,), (2, 1)]:
         x = mg.ones(shape) if shape else mg.tensor(1.0)
         assert mg.exp(x).shape == x.shape
+
+
+@pytest.mark.torch
+def test_pow_at_base_zero_follows_torch():
+    torch = import_torch()
+    a_np, b_np = np.array([0.0, 0.0, 2.0]), np.array([0.0, 2.0, 0.0])
+    a, b = mg.tensor(a_np, requires_grad=True), mg.tensor(b_np, requires_grad=True)
+    ta, tb = torch.tensor(a_np, requires_grad=True), torch.tensor(b_np, requires_grad=True)
+    (a**b).sum().backward()
+    (ta**tb).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), ta.grad.numpy())
+    np.testing.assert_array_equal(b.grad.numpy(), tb.grad.numpy())
+
+
+def test_numpy_values_on_the_left_give_tensors_with_a_graph():
+    x = mg.ones(3, requires_grad=True)
+    # A float64 array is a tensor of its own dtype (float64 wins, as in PyTorch); NumPy
+    # scalars count as Python numbers and keep float32.
+    for y, dtype in ((np.ones(3) * x, np.float64), (np.float32(2) * x, np.float32),
+                     (np.float64(2) * x, np.float32)):
+        assert isinstance(y, mg.Tensor) and y.requires_grad and y.dtype == dtype
+
+
+def test_integer_and_float_mixes_keep_the_float_dtype_like_torch():
+    ints, floats = mg.tensor([1, 2]), mg.ones(2)
+    assert (floats + ints).dtype == np.float32 and (ints * floats).dtype == np.float32
+    assert (ints / ints).dtype == np.float32
+    np.testing.assert_array_equal((ints / mg.tensor([2, 4])).numpy(), [0.5, 0.5])
+
+
+def test_maximum_of_int_and_float_splits_ties_in_halves():
+    b = mg.tensor([1.0, 1.0], requires_grad=True)
+    mg.maximum(mg.tensor([1, 2]), b).sum().backward()
+    np.testing.assert_array_equal(b.grad.numpy(), [0.5, 0.0])
+
+
+def test_clip_accepts_tensor_bounds():
+    x = mg.tensor([-2.0, 0.5, 3.0], requires_grad=True)
+    y = mg.clip(x, mg.tensor([-1.0, 0.0, 0.0]), mg.tensor(1.0))
+    np.testing.assert_array_equal(y.numpy(), [-1.0, 0.5, 1.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 1.0, 0.0])

@@ -164,3 +164,14 @@ def test_shape_errors_name_the_op_and_shapes():
         x.unsqueeze(3)
     with pytest.raises(ValueError, match="stack: axis -4 is out of range"):
         mg.stack([x, x], axis=-4)
+
+
+def test_permute_with_negative_axes_has_the_right_gradient():
+    x = mg.tensor(np.arange(24.0).reshape(2, 3, 4), requires_grad=True)
+    y = x.permute(0, -1, 1)
+    assert y.shape == (2, 4, 3)
+    (y * mg.tensor(np.arange(24.0).reshape(2, 4, 3))).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(),
+                                  np.arange(24.0).reshape(2, 4, 3).transpose(0, 2, 1))
+    with pytest.raises(ValueError, match=r"permute: axes \(0, 1, 5\)"):
+        x.permute(0, 1, 5)

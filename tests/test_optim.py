@@ -94,3 +94,13 @@ def test_state_dict_from_another_shape_or_type_is_refused():
         SGD([p, nn.Parameter(np.ones(1, dtype=np.float32))], lr=0.1).load_state_dict(state)
     with pytest.raises(ValueError, match="this is a SGD, the state is from 'Adam'"):
         SGD([p], lr=0.1).load_state_dict({**state, "type": "Adam"})
+
+
+def test_a_refused_state_dict_changes_nothing():
+    p = nn.Parameter(np.ones(2, dtype=np.float32))
+    opt = SGD([p], lr=0.1, momentum=0.9)
+    state = SGD([p], lr=99.0, momentum=0.9).state_dict()
+    state["state"] = {"0": {"momentum_buffer": np.zeros(5, dtype=np.float32)}}
+    with pytest.raises(ValueError, match=r"momentum_buffer of parameter 0 has shape \(5,\)"):
+        opt.load_state_dict(state)
+    assert opt.param_groups[0]["lr"] == 0.1 and opt.state == {}

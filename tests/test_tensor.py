@@ -116,3 +116,10 @@ def test_cuda_without_cupy_or_gpu_says_what_is_missing():
 def test_tensors_hash_by_identity():
     a, b = mg.ones(2), mg.ones(2)
     assert len({a, b}) == 2 and {a: 1}[a] == 1
+
+
+def test_non_numeric_data_is_refused():
+    with pytest.raises(TypeError, match="use minigrad.stack"):
+        mg.tensor([mg.tensor(1.0), mg.tensor(2.0)])
+    with pytest.raises(TypeError, match="holds numbers"):
+        mg.Tensor("abc")

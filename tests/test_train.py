@@ -126,3 +126,32 @@ def test_resume_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
     mg.save({"weights": np.zeros(3)}, path)
     with pytest.raises(ValueError, match="is not a fit checkpoint"):
         run(1, resume=path)
+
+
+def test_resume_restores_early_stopping_memory(tmp_path):
+    path = str(tmp_path / "run.npz")
+    mg.manual_seed(0)
+    model = small_model()
+    loader = DataLoader(blobs(), batch_size=32, shuffle=True)
+    val = DataLoader(blobs(seed=1), batch_size=64)
+    first = EarlyStopping(patience=5)
+    fit(model, loader, SGD(model.parameters(), lr=0.05), F.cross_entropy, 2, val_loader=val,
+        callbacks=[first, Checkpoint(path)], progress=False)
+    second, resumed = EarlyStopping(patience=5), small_model()
+    fit(resumed, DataLoader(blobs(), batch_size=32, shuffle=True),
+        SGD(resumed.parameters(), lr=0.05), F.cross_entropy, 2, val_loader=val,
+        callbacks=[second], resume=path, progress=False)  # nothing left to train: 2 of 2 done
+    assert second.best == first.best is not None and second.bad_epochs == first.bad_epochs
+
+
+def test_early_stopping_never_clears_a_stop_asked_by_another_callback():
+    class StopAfterOne(Callback):
+        def on_epoch_end(self, state):
+            state.stop = True
+
+    model = small_model()
+    loader = DataLoader(blobs(64), batch_size=32)
+    history = fit(model, loader, SGD(model.parameters(), lr=0.1), F.cross_entropy, 5,
+                  val_loader=loader, callbacks=[StopAfterOne(), EarlyStopping(patience=3)],
+                  progress=False)
+    assert len(history.epochs) == 1

@@ -21,6 +21,9 @@ def linear(x, weight, bias=None):
     if x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input {x.shape} has {x.shape[-1]} features, weight "
                          f"{weight.shape} expects {weight.shape[1]}")
+    if bias is not None and bias.shape != weight.shape[:1]:
+        raise ValueError(f"linear: bias {bias.shape} does not match weight {weight.shape} "
+                         f"(expected ({weight.shape[0]},))")
     return LinearOp.apply(x, weight) if bias is None else LinearOp.apply(x, weight, bias)
 
 
@@ -127,6 +130,7 @@ def _reduce(loss, reduction, name):
 
 
 def _check_same_shape(name, input, target):
+    target = as_tensor(target)
     if input.shape != target.shape:
         raise ValueError(f"{name}: input shape {input.shape} and target shape {target.shape} "
                          "differ")
@@ -194,13 +198,14 @@ def l1_loss(input, target, reduction="mean"):
 
 
 def binary_cross_entropy_with_logits(logits, target, reduction="mean"):
-    """loss = -[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))], computed stably as
+    """loss = -[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))], which simplifies to
 
-        max(x, 0) - x y + log(1 + e^-|x|)
+        softplus(x) - x y,    softplus(x) = log(1 + e^x),
 
-    which never takes the log of 0 nor the exp of a large number."""
+    and softplus is computed stably (it never takes the log of 0 nor the exp of a large
+    number). Its gradient, sigmoid(x) - y, is right everywhere, x = 0 included."""
     _check_same_shape("binary_cross_entropy_with_logits", logits, target)
-    loss = relu(logits) - logits * target + softplus(-ops.abs(logits))
+    loss = softplus(logits) - logits * target
     return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
 
 

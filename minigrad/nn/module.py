@@ -200,9 +200,11 @@ class Module:
         return self.train(False)
 
     def apply(self, fn):
-        """Call ``fn(module)`` on every submodule (children first) and on self; returns self."""
-        for module in reversed(list(self.modules())):
-            fn(module)
+        """Call ``fn(module)`` on every submodule, children first and in order, then on self
+        (PyTorch's order, so seeded initialisations draw the same numbers); returns self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
         return self
 
     def zero_grad(self, set_to_none=True):

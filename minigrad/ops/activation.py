@@ -171,14 +171,19 @@ class Softmax(Function):
         return (out * (grad - (grad * out).sum(axis=ctx.axis, keepdims=True)),)
 
 
+def log_softmax_array(a, axis=-1):
+    """log softmax(a) = (a - m) - log sum exp(a - m), m = max a: no exp overflows."""
+    xp = array_module(a)
+    shifted = a - a.max(axis=axis, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+
 class LogSoftmax(Function):
     """z_i = a_i - logsumexp(a) along ``axis``;  dL/da_i = g_i - softmax(a)_i sum_j g_j."""
 
     @staticmethod
     def forward(ctx, a, axis=-1):
-        xp = array_module(a)
-        shifted = a - a.max(axis=axis, keepdims=True)
-        out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+        out = log_softmax_array(a, axis)
         ctx.axis = axis
         ctx.save_for_backward(out)
         return out

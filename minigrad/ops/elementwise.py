@@ -92,7 +92,8 @@ class Pow(Function):
     """z = a^b;  dz/da = b a^(b-1),  dz/db = a^b ln a (needs a > 0).
 
     A constant exponent (``x ** 2``) needs no dz/db, so ln a is never evaluated and negative
-    bases work as they do in NumPy.
+    bases work as they do in NumPy. At the edges PyTorch's values are used: dz/da = 0 where
+    b = 0 (z is the constant 1), and dz/db = 0 where a = 0 and b >= 0.
     """
 
     broadcasts = True
@@ -107,8 +108,12 @@ class Pow(Function):
     def backward(ctx, grad):
         a, b, out = ctx.saved_tensors
         xp = array_module(a)
-        grad_a = grad * b * a ** (b - 1) if ctx.needs_input_grad[0] else None
-        grad_b = grad * out * xp.log(a) if ctx.needs_input_grad[1] else None
+        grad_a = grad_b = None
+        with np.errstate(divide="ignore", invalid="ignore"):  # the edges are masked below
+            if ctx.needs_input_grad[0]:
+                grad_a = xp.where(b == 0, 0, grad * b * a ** (b - 1))
+            if ctx.needs_input_grad[1]:
+                grad_b = xp.where((a == 0) & (b >= 0), 0, grad * out * xp.log(a))
         return grad_a, grad_b
 
 
@@ -211,7 +216,7 @@ class Maximum(Function):
     def forward(ctx, a, b, take_max=True):
         xp = array_module(a)
         wins_a = (a > b) if take_max else (a < b)
-        share_a = (wins_a + 0.5 * (a == b)).astype(a.dtype)  # the part of the gradient a gets
+        share_a = (wins_a + 0.5 * (a == b)).astype(xp.result_type(a, b))  # a's part of the grad
         ctx.save_for_backward(share_a)
         return xp.maximum(a, b) if take_max else xp.minimum(a, b)
 
@@ -267,10 +272,18 @@ class ToDevice(Function):
 
 # --------------------------------------------------------------------------- public functions
 def _operands(a, b):
-    """Both operands as Tensors; a Python number takes the dtype of the tensor beside it."""
+    """Both operands as Tensors; a Python number takes the dtype of the tensor beside it, and
+    an integer or bool tensor beside a float tensor takes the float dtype (PyTorch's rule:
+    float32 + int64 stays float32, where NumPy would give float64)."""
     if not isinstance(a, Tensor):
         a = as_tensor(a, like=b)
-    return a, as_tensor(b, like=a)
+    b = as_tensor(b, like=a)
+    a_float, b_float = a.dtype.kind == "f", b.dtype.kind == "f"
+    if a_float and not b_float:
+        b = cast(b, a.dtype)
+    elif b_float and not a_float:
+        a = cast(a, b.dtype)
+    return a, b
 
 
 def _binary(function, a, b, **attrs):
@@ -290,7 +303,11 @@ def mul(a, b):
 
 
 def div(a, b):
-    return _binary(Div, a, b)
+    """True division; two integer tensors divide as float32 (PyTorch's default float)."""
+    a, b = _operands(a, b)
+    if a.dtype.kind != "f":
+        a, b = cast(a, np.float32), cast(b, np.float32)
+    return Div.apply(a, b)
 
 
 def pow(a, exponent):
@@ -322,8 +339,11 @@ def sign(a):
 
 
 def clip(a, min=None, max=None):
-    """Limit values to [min, max] (either bound may be None); PyTorch's ``clamp``."""
-    return Clip.apply(a, lo=min, hi=max)
+    """Limit values to [min, max]; either bound may be None, a number, or a tensor that
+    broadcasts against ``a`` (bounds are constants: no gradient flows to them). PyTorch's
+    ``clamp``."""
+    lo, hi = (bound.data if isinstance(bound, Tensor) else bound for bound in (min, max))
+    return Clip.apply(a, lo=lo, hi=hi)
 
 
 clamp = clip

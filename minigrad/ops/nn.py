@@ -12,11 +12,25 @@ other layers (batch norm, dropout, the other losses) are composites of ordinary 
 
 from minigrad.autograd import Function
 from minigrad.backend import array_module, device_of, kernels
+from minigrad.backend.numpy_ref import output_size
+from minigrad.ops.activation import log_softmax_array
 
 
 def pair(value):
     """An int or a pair of ints as a pair: 3 -> (3, 3)."""
     return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def check_window_fits(name, x_shape, kernel_hw, stride, padding, dilation=(1, 1)):
+    """ValueError naming the op and the shapes when the window does not fit the input."""
+    try:
+        for axis in (0, 1):
+            output_size(x_shape[2 + axis], kernel_hw[axis], stride[axis], padding[axis],
+                        dilation[axis])
+    except ValueError as error:
+        raise ValueError(f"{name}: input {tuple(x_shape)} with kernel {tuple(kernel_hw)}, "
+                         f"stride {stride}, padding {padding}, dilation {dilation}: "
+                         f"{error}") from None
 
 
 class Conv2d(Function):
@@ -28,6 +42,7 @@ class Conv2d(Function):
         if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
             raise ValueError(f"conv2d: input {x.shape} (N, C, H, W) and weight {weight.shape} "
                              "(O, C, KH, KW) must agree on C")
+        check_window_fits("conv2d", x.shape, weight.shape[2:], stride, padding, dilation)
         ctx.geometry = (stride, padding, dilation)
         ctx.save_for_backward(x, weight)
         return kernels(device_of(x)).conv2d_forward(x, weight, *ctx.geometry)
@@ -54,6 +69,7 @@ class MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1)):
         _check_image_batch("max_pool2d", x)
+        check_window_fits("max_pool2d", x.shape, kernel_size, stride, padding, dilation)
         out, winner = kernels(device_of(x)).max_pool2d_forward(x, kernel_size, stride, padding,
                                                                dilation)
         ctx.args = (x.shape, kernel_size, stride, padding, dilation)
@@ -73,6 +89,7 @@ class AvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
         _check_image_batch("avg_pool2d", x)
+        check_window_fits("avg_pool2d", x.shape, kernel_size, stride, padding)
         ctx.args = (x.shape, kernel_size, stride, padding)
         return kernels(device_of(x)).avg_pool2d_forward(x, kernel_size, stride, padding)
 
@@ -121,14 +138,14 @@ class SoftmaxCrossEntropy(Function):
     @staticmethod
     def forward(ctx, logits, target=None, label_smoothing=0.0):
         xp = array_module(logits)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+        log_probs = log_softmax_array(logits, axis=1)
         q = xp.zeros_like(logits)
         q[xp.arange(len(target)), target] = 1
         if label_smoothing:
             q = (1 - label_smoothing) * q + label_smoothing / logits.shape[1]
         ctx.save_for_backward(xp.exp(log_probs) - q)
-        return -(q * log_probs).sum(axis=1)
+        # Where q = 0 the term is 0 even if log p = -inf (a logit of -inf): 0 * -inf is nan.
+        return -(q * xp.where(q > 0, log_probs, 0)).sum(axis=1)
 
     @staticmethod
     def backward(ctx, grad):

@@ -37,11 +37,12 @@ class Permute(Function):
 
     @staticmethod
     def forward(ctx, a, axes=()):
-        if sorted(a_ % max(a.ndim, 1) for a_ in axes) != list(range(a.ndim)):
+        if len(axes) != a.ndim or any(not -a.ndim <= i < a.ndim for i in axes) or sorted(
+                i % a.ndim for i in axes) != list(range(a.ndim)):
             raise ValueError(f"permute: axes {tuple(axes)} are not a permutation of the "
                              f"{a.ndim} axes of a tensor of shape {a.shape}")
-        ctx.axes = axes
-        return array_module(a).transpose(a, axes)
+        ctx.axes = tuple(i % a.ndim for i in axes)  # non-negative, so argsort inverts them
+        return array_module(a).transpose(a, ctx.axes)
 
     @staticmethod
     def backward(ctx, grad):

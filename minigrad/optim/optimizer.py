@@ -6,6 +6,8 @@ hyperparameters (``lr``, ``momentum``, ...), defaults filled in from the constru
 ``.grad`` and updates ``.data`` in place, so the model's parameters stay the same objects.
 """
 
+import numpy as np
+
 from minigrad.tensor import Tensor
 
 
@@ -85,6 +87,15 @@ class Optimizer:
             raise ValueError(f"load_state_dict: parameter groups of sizes "
                              f"{[len(g['params']) for g in groups]} do not match {sizes}")
         params = self._params()
+        for i, entries in state_dict["state"].items():
+            if not 0 <= int(i) < len(params):
+                raise ValueError(f"load_state_dict: state for parameter {i}, but there are "
+                                 f"only {len(params)} parameters")
+            for name, value in entries.items():
+                if np.shape(value) not in ((), params[int(i)].shape):
+                    raise ValueError(f"load_state_dict: {name} of parameter {i} has shape "
+                                     f"{np.shape(value)}, the parameter "
+                                     f"{params[int(i)].shape}")
         for group, saved in zip(self.param_groups, groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
         self.state = {params[int(i)]: {k: v.copy() for k, v in s.items()}
