@@ -10,9 +10,10 @@ CuPy is imported lazily, the first time a GPU array or device is asked for, so m
 
 Heavy kernels (matmul, convolution, pooling) sit behind a second seam: ``kernels(device)``
 returns a module with the same functions for every backend. ``numpy_ref`` is the readable
-reference and the test oracle (it also runs on CuPy arrays); faster kernel sets register in
-``CPU_KERNEL_SETS`` and are chosen with ``set_cpu_kernels(name)`` or the environment variable
-``MINIGRAD_CPU_KERNELS``.
+reference and the test oracle (it also runs on CuPy arrays). ``cupy_gpu`` holds the same
+kernels in CUDA for CuPy arrays (imported only once a GPU is used). Faster CPU kernel sets
+register in ``CPU_KERNEL_SETS`` and are chosen with ``set_cpu_kernels(name)`` or the environment
+variable ``MINIGRAD_CPU_KERNELS``.
 """
 
 import importlib
@@ -93,9 +94,9 @@ def set_cpu_kernels(name):
 
 
 def kernels(device="cpu"):
-    """The kernel module for ``device``: the chosen CPU set, or the reference for CuPy arrays."""
+    """The kernel module for ``device``: the chosen CPU set, or the CUDA kernels on a GPU."""
     if check_device(device) == "cuda":
-        return importlib.import_module("minigrad.backend.numpy_ref")
+        return importlib.import_module("minigrad.backend.cupy_gpu")
     if _cpu_kernels is None:
         set_cpu_kernels(os.environ.get("MINIGRAD_CPU_KERNELS", "numpy"))
     return _cpu_kernels
