@@ -1,11 +1,13 @@
 """The backend seams: array modules and devices, kernel-set selection, and the reference
 kernels' own algebra (col2im is the adjoint of im2col)."""
 
+import sys
+
 import numpy as np
 import pytest
 
 from minigrad import backend
-from minigrad.backend import numpy_ref
+from minigrad.backend import numba_cpu, numpy_ref
 
 
 def test_array_module_and_device_of_numpy_arrays():
@@ -16,16 +18,28 @@ def test_array_module_and_device_of_numpy_arrays():
 
 
 def test_kernel_sets_are_chosen_by_name_or_environment(monkeypatch):
+    monkeypatch.setattr(backend, "_cpu_kernels", None)  # the active set comes back afterwards
     assert backend.set_cpu_kernels("numpy") is numpy_ref
     assert backend.kernels("cpu") is numpy_ref
+    assert backend.set_cpu_kernels("numba") is numba_cpu
+    assert backend.kernels("cpu") is numba_cpu
     with pytest.raises(ValueError, match=r"unknown CPU kernel set 'fortran': expected one of "
-                                         r"\['numpy'\]"):
+                                         r"\['numba', 'numpy'\]"):
         backend.set_cpu_kernels("fortran")
     monkeypatch.setattr(backend, "_cpu_kernels", None)
     monkeypatch.setenv("MINIGRAD_CPU_KERNELS", "fortran")
     with pytest.raises(ValueError, match="unknown CPU kernel set 'fortran'"):
         backend.kernels("cpu")
     monkeypatch.setenv("MINIGRAD_CPU_KERNELS", "numpy")
+    assert backend.kernels("cpu") is numpy_ref
+
+
+def test_the_default_cpu_kernels_are_numba_when_it_imports(monkeypatch):
+    monkeypatch.delenv("MINIGRAD_CPU_KERNELS", raising=False)
+    monkeypatch.setattr(backend, "_cpu_kernels", None)
+    assert backend.kernels("cpu") is numba_cpu
+    monkeypatch.setattr(backend, "_cpu_kernels", None)
+    monkeypatch.setitem(sys.modules, "numba", None)  # makes `import numba` fail
     assert backend.kernels("cpu") is numpy_ref
 
 

@@ -13,7 +13,8 @@ returns a module with the same functions for every backend. ``numpy_ref`` is the
 reference and the test oracle (it also runs on CuPy arrays). ``cupy_gpu`` holds the same
 kernels in CUDA for CuPy arrays (imported only once a GPU is used). Faster CPU kernel sets
 register in ``CPU_KERNEL_SETS`` and are chosen with ``set_cpu_kernels(name)`` or the environment
-variable ``MINIGRAD_CPU_KERNELS``.
+variable ``MINIGRAD_CPU_KERNELS``. Without either, the CPU uses ``"numba"`` (``numba_cpu``, the
+reference's functions compiled with Numba) when Numba imports, else ``"numpy"``.
 """
 
 import importlib
@@ -78,8 +79,8 @@ def to_device(array, device):
     return array.get()
 
 
-# Kernel sets for the CPU: name -> module path. The kernels issue adds "numba" here.
-CPU_KERNEL_SETS = {"numpy": "minigrad.backend.numpy_ref"}
+# Kernel sets for the CPU: name -> module path.
+CPU_KERNEL_SETS = {"numpy": "minigrad.backend.numpy_ref", "numba": "minigrad.backend.numba_cpu"}
 _cpu_kernels = None
 
 
@@ -93,10 +94,19 @@ def set_cpu_kernels(name):
     return _cpu_kernels
 
 
+def default_cpu_kernels():
+    """The CPU kernel set used when none was chosen: "numba" when Numba imports, else "numpy"."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return "numpy"
+    return "numba"
+
+
 def kernels(device="cpu"):
     """The kernel module for ``device``: the chosen CPU set, or the CUDA kernels on a GPU."""
     if check_device(device) == "cuda":
         return importlib.import_module("minigrad.backend.cupy_gpu")
     if _cpu_kernels is None:
-        set_cpu_kernels(os.environ.get("MINIGRAD_CPU_KERNELS", "numpy"))
+        set_cpu_kernels(os.environ.get("MINIGRAD_CPU_KERNELS") or default_cpu_kernels())
     return _cpu_kernels
