@@ -2,8 +2,12 @@
 
 An optimizer holds ``param_groups``: a list of dicts, each with its own ``params`` and its own
 hyperparameters (``lr``, ``momentum``, ...), defaults filled in from the constructor; and
-``state``: per-parameter memory such as momentum buffers. ``step()`` reads each parameter's
-``.grad`` and updates ``.data`` in place, so the model's parameters stay the same objects.
+``state``: per-parameter memory such as momentum buffers, made on a parameter's first step.
+``step()`` reads each parameter's ``.grad`` and updates ``.data`` in place, so the model's
+parameters stay the same objects; a parameter whose ``.grad`` is None is left alone.
+
+What every update rule starts with, turning ``.grad`` into the gradient g it follows, is
+``gradient_with_weight_decay`` here.
 """
 
 import numpy as np
@@ -11,8 +15,23 @@ import numpy as np
 from minigrad.tensor import Tensor
 
 
+def gradient_with_weight_decay(p, group):
+    """The gradient g the update rule follows for parameter ``p``: ``p.grad``, negated when
+    ``maximize``. Weight decay wd = ``group["weight_decay"]`` enters as an L2 penalty,
+    g <- g + wd * w; or, when the group has ``decoupled_weight_decay`` (AdamW), as a shrink of
+    the weights themselves, w <- w - lr * wd * w, which leaves g alone."""
+    g = -p.grad.data if group["maximize"] else p.grad.data
+    decay = group["weight_decay"]
+    if decay and group.get("decoupled_weight_decay"):
+        p.data *= 1 - group["lr"] * decay
+    elif decay:
+        g = g + decay * p.data
+    return g
+
+
 class Optimizer:
-    """Base class: subclasses set ``defaults`` through ``__init__`` and implement ``step``."""
+    """Base class: subclasses set ``defaults`` through ``__init__`` and implement ``step``
+    (and ``initial_state`` when they keep state)."""
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
@@ -46,9 +65,22 @@ class Optimizer:
 
     def check_hyperparameters(self, group):
         """Raise ValueError for a hyperparameter out of range (subclasses extend this)."""
-        if group["lr"] < 0:
-            raise ValueError(f"{type(self).__name__}: learning rate must be >= 0, "
-                             f"got {group['lr']}")
+        self.require_nonnegative(group, "lr")
+
+    def require_nonnegative(self, group, *names):
+        """Raise ValueError, naming the optimizer and the value, unless group[name] >= 0."""
+        for name in names:
+            if not group[name] >= 0:  # written so that NaN is refused too
+                raise ValueError(f"{type(self).__name__}: {name} must be >= 0, "
+                                 f"got {group[name]!r}")
+
+    def require_fraction(self, name, value):
+        """For decay rates (RMSprop's alpha; Adam's betas, each of them): 0 <= value < 1."""
+        if isinstance(value, (tuple, list)):
+            for i, entry in enumerate(value):
+                self.require_fraction(f"{name}[{i}]", entry)
+        elif not 0 <= value < 1:
+            raise ValueError(f"{type(self).__name__}: {name} must be in [0, 1), got {value!r}")
 
     def zero_grad(self, set_to_none=True):
         """Forget the gradients (backward accumulates, so call this before each backward)."""
@@ -61,6 +93,20 @@ class Optimizer:
 
     def step(self):
         raise NotImplementedError(f"{type(self).__name__} must define step()")
+
+    def params_with_grad(self):
+        """``(parameter, its group)`` for every parameter that has a gradient to step along."""
+        return [(p, group) for group in self.param_groups for p in group["params"]
+                if p.grad is not None]
+
+    def initial_state(self, p, group):
+        raise NotImplementedError(f"{type(self).__name__} must define initial_state()")
+
+    def param_state(self, p, group):
+        """``p``'s state dict, made by ``initial_state`` on ``p``'s first step."""
+        if p not in self.state:
+            self.state[p] = self.initial_state(p, group)
+        return self.state[p]
 
     # ----------------------------------------------------------------- state
     def _params(self):

@@ -13,7 +13,7 @@ Polyak's heavy ball (1964) in the form of Sutskever et al. (2013); Nesterov's va
 step ahead along the buffer.
 """
 
-from minigrad.optim.optimizer import Optimizer
+from minigrad.optim.optimizer import Optimizer, gradient_with_weight_decay
 
 
 class SGD(Optimizer):
@@ -25,29 +25,22 @@ class SGD(Optimizer):
 
     def check_hyperparameters(self, group):
         super().check_hyperparameters(group)
-        if group["momentum"] < 0 or group["weight_decay"] < 0:
-            raise ValueError(f"SGD: momentum and weight_decay must be >= 0, got "
-                             f"{group['momentum']} and {group['weight_decay']}")
+        self.require_nonnegative(group, "momentum", "weight_decay")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening = 0")
 
     def step(self):
-        for group in self.param_groups:
+        for p, group in self.params_with_grad():
+            g = gradient_with_weight_decay(p, group)
             momentum = group["momentum"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad.data if group["maximize"] else p.grad.data
-                if group["weight_decay"]:
-                    g = g + group["weight_decay"] * p.data
-                if momentum:
-                    state = self.state.setdefault(p, {})
-                    if "momentum_buffer" not in state:
-                        state["momentum_buffer"] = g.copy()
-                    else:
-                        buf = state["momentum_buffer"]
-                        buf *= momentum
-                        buf += (1 - group["dampening"]) * g
+            if momentum:
+                state = self.state.setdefault(p, {})
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = g.copy()
+                else:
                     buf = state["momentum_buffer"]
-                    g = g + momentum * buf if group["nesterov"] else buf
-                p.data -= group["lr"] * g
+                    buf *= momentum
+                    buf += (1 - group["dampening"]) * g
+                buf = state["momentum_buffer"]
+                g = g + momentum * buf if group["nesterov"] else buf
+            p.data -= group["lr"] * g
