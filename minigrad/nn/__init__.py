@@ -1,6 +1,7 @@
-"""``minigrad.nn``: Module and Parameter, layers, containers, ``functional`` (F) and ``init``."""
+"""``minigrad.nn``: Module and Parameter, layers, containers, ``functional`` (F), ``init`` and
+``utils`` (gradient clipping, L1/L2 penalties)."""
 
-from minigrad.nn import functional, init
+from minigrad.nn import functional, init, utils
 from minigrad.nn.containers import ModuleDict, ModuleList, Sequential
 from minigrad.nn.layers import (GELU, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d,
                                 Conv2d, Dropout, Flatten, Identity, LeakyReLU, Linear, MaxPool2d,
