@@ -1,7 +1,7 @@
 """Data: the IDX reader (every element type, gzipped or raw, every malformed-file error), the
 real MNIST / Fashion-MNIST files and the bundled subset, DataLoader batching and its
 reproducible, resumable shuffling, transforms, download from a local mirror with md5 checks,
-and the synthetic data sets."""
+the synthetic data sets, and Subset / random_split."""
 
 import gzip
 import hashlib
@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import import_torch
 
 import minigrad as mg
-from minigrad.data import (MNIST, DataLoader, Dataset, FashionMNIST, TensorDataset,
-                           default_collate, read_idx)
+from minigrad.data import (MNIST, DataLoader, Dataset, FashionMNIST, Subset, TensorDataset,
+                           default_collate, random_split, read_idx)
 from minigrad.data.mnist import BUNDLED_SUBSET
 from minigrad.data.synthetic import make_linear_regression, make_moons, make_spirals
 from minigrad.data.transforms import Compose, Normalize, ScaleToUnit
@@ -425,3 +426,81 @@ def test_synthetic_seed_none_follows_manual_seed():
     np.testing.assert_array_equal(make_moons(n=20)[0].numpy(), first)
     assert not np.array_equal(make_moons(n=20)[0].numpy(), first)
     np.testing.assert_array_equal(make_spirals(seed=4)[0].numpy(), make_spirals(seed=4)[0].numpy())
+
+
+# ----------------------------------------------------------------------------- Subset, random_split
+class RecordsBatches(TensorDataset):
+    """A TensorDataset that remembers the indices of each get_batch call."""
+
+    def __init__(self, arrays):
+        super().__init__(*arrays)
+        self.calls = []
+
+    def get_batch(self, indices):
+        self.calls.append(np.asarray(indices).tolist())
+        return super().get_batch(indices)
+
+
+def test_subset_indexes_through_and_keeps_the_get_batch_fast_path():
+    subset = Subset(numbered(10), [7, 2, 5])
+    assert len(subset) == 3 and subset[0][1] == 7 and subset[-1][1] == 5
+    np.testing.assert_array_equal(subset.get_batch([2, 0])[1], [5, 7])
+    assert epoch_labels(DataLoader(subset, batch_size=2)) == [[7, 2], [5]]
+    nested = Subset(subset, [2, 1])  # a subset of a subset maps indices twice
+    assert nested.get_batch([0, 1])[1].tolist() == [5, 2]
+
+    recording = RecordsBatches(numbered(6).arrays)
+    assert epoch_labels(DataLoader(Subset(recording, [4, 3, 1]), batch_size=3)) == [[4, 3, 1]]
+    assert recording.calls == [[4, 3, 1]]  # one vectorized call, not three __getitem__ calls
+
+    by_item = Subset(ItemByItem(5), [3, 1])
+    assert not hasattr(by_item, "get_batch")  # the loader must fall back to collate
+    x, label, _ = next(iter(DataLoader(by_item, batch_size=2)))
+    assert label.numpy().tolist() == [3, 1] and x.shape == (2, 3)
+
+
+@pytest.mark.parametrize("lengths, sizes", [
+    ([3, 7], [3, 7]), ([0, 10], [0, 10]), ([0.8, 0.2], [8, 2]), ([0.25, 0.75], [3, 7]),
+    ([1 / 3] * 3, [4, 3, 3]), ([0.5, 0.5, 0.0], [5, 5, 0])])
+def test_random_split_sizes_disjoint_and_covering(lengths, sizes):
+    splits = random_split(numbered(10), lengths, seed=0)
+    assert [len(s) for s in splits] == sizes
+    labels = [s.get_batch(np.arange(len(s)))[1].tolist() for s in splits]
+    assert sorted(sum(labels, [])) == list(range(10))  # disjoint and covering
+    assert all(isinstance(s, Subset) for s in splits)
+
+
+@pytest.mark.torch
+@pytest.mark.filterwarnings("ignore:Length of split at index")  # PyTorch's, for the 0 split
+@pytest.mark.parametrize("n", [7, 10, 101])
+@pytest.mark.parametrize("fractions", [[0.8, 0.2], [0.1, 0.3, 0.6], [1 / 3] * 3, [0.7, 0.3, 0]])
+def test_fraction_remainder_rule_matches_torch(n, fractions):
+    torch = import_torch()
+    expected = [len(s) for s in torch.utils.data.random_split(range(n), fractions)]
+    assert [len(s) for s in random_split(numbered(n), fractions, seed=0)] == expected
+
+
+def test_random_split_is_deterministic_for_a_seed():
+    def split_labels(seed):
+        return [s.indices.tolist() for s in random_split(numbered(20), [15, 5], seed=seed)]
+
+    assert split_labels(3) == split_labels(3) and split_labels(3) != split_labels(4)
+    order = np.random.default_rng(3).permutation(20).tolist()  # exactly the documented rule
+    assert split_labels(3) == [order[:15], order[15:]]
+    mg.manual_seed(1)
+    first = split_labels(None)
+    mg.manual_seed(1)
+    assert split_labels(None) == first
+
+
+@pytest.mark.parametrize("lengths, message", [
+    ([3, 4], "lengths [3, 4] sum to 7, but the dataset size is 10"),
+    ([6, 6], "lengths [6, 6] sum to 12, but the dataset size is 10"),
+    ([12, -2], "lengths [12, -2] sum to 10, but the dataset size is 10"),
+    ([0.5, 0.4], "lengths [0.5, 0.4] sum to 0.9, but the dataset size is 10"),
+    ([1.5, -0.5], "fraction 1.5 at index 0 of [1.5, -0.5] is not between 0 and 1 (dataset "
+                  "size 10)"),
+])
+def test_random_split_bad_lengths_name_the_lengths_and_the_size(lengths, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        random_split(numbered(10), lengths, seed=0)

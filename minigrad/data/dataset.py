@@ -4,10 +4,16 @@ A dataset is anything with ``__len__`` and ``__getitem__(i)`` returning one samp
 tuple ``(x, y)`` of NumPy arrays or scalars. A dataset may also have ``get_batch(indices)``,
 returning the whole batch at once as a tuple of arrays (one fancy-indexing call instead of
 ``len(indices)`` Python calls); the DataLoader uses it when it is there.
+
+``Subset`` views some samples of a dataset by index; ``random_split`` cuts a dataset into
+disjoint random Subsets (e.g. training and validation sets), with ``torch.utils.data``'s rules.
 """
+
+import math
 
 import numpy as np
 
+from minigrad import random as mg_random
 from minigrad.tensor import Tensor
 
 
@@ -48,3 +54,65 @@ class TensorDataset(Dataset):
     def get_batch(self, indices):
         indices = np.asarray(indices)
         return tuple(a[indices] for a in self.arrays)
+
+
+class Subset(Dataset):
+    """The samples of ``dataset`` at ``indices``, in that order: item i is
+    ``dataset[indices[i]]``. Has ``get_batch`` exactly when ``dataset`` has it, mapping batch
+    indices through ``indices`` so the DataLoader keeps its one-call fast path."""
+
+    def __init__(self, dataset, indices):
+        self.dataset = dataset
+        self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if hasattr(dataset, "get_batch"):
+            # An instance attribute, not a method: the DataLoader looks for get_batch with
+            # getattr, and a Subset of a dataset without it must not seem to have one.
+            self.get_batch = self._get_batch
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, index):
+        return self.dataset[int(self.indices[index])]
+
+    def _get_batch(self, indices):
+        return self.dataset.get_batch(self.indices[np.asarray(indices)])
+
+
+def _lengths_from_fractions(fractions, n):
+    """PyTorch's rule: floor(n * f) samples for each fraction f, then the remainder handed out
+    one by one to the splits in order (round-robin)."""
+    for i, fraction in enumerate(fractions):
+        if not 0 <= fraction <= 1:
+            raise ValueError(f"random_split: fraction {fraction} at index {i} of {fractions} "
+                             f"is not between 0 and 1 (dataset size {n})")
+    lengths = [int(math.floor(n * fraction)) for fraction in fractions]
+    for i in range(n - sum(lengths)):
+        lengths[i % len(lengths)] += 1
+    return lengths
+
+
+def random_split(dataset, lengths, seed=None):
+    """Split ``dataset`` into ``len(lengths)`` disjoint Subsets that together cover it, in a
+    random order: with ``perm = default_rng(seed).permutation(len(dataset))``, split k holds
+    ``perm[l_0 + ... + l_{k-1} : l_0 + ... + l_k]``.
+
+        train, val = random_split(TensorDataset(x, y), [0.8, 0.2], seed=0)
+
+    ``lengths``: sample counts summing to ``len(dataset)``, or fractions summing to 1 (as in
+    PyTorch: floor(n * f) each, the remainder spread one by one from the first split, so 10
+    samples split [0.25, 0.75] give 3 and 7). ``seed``: an int for a split of its own; None
+    draws the seed from minigrad's generator, so ``minigrad.manual_seed`` makes it repeatable.
+    """
+    lengths, n = list(lengths), len(dataset)
+    if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
+        lengths = _lengths_from_fractions(lengths, n)
+    if any(length < 0 or length != int(length) for length in lengths) or sum(lengths) != n:
+        raise ValueError(f"random_split: lengths {lengths} sum to {sum(lengths)}, but the "
+                         f"dataset size is {n}; give non-negative counts that sum to {n}, "
+                         "or fractions that sum to 1")
+    if seed is None:
+        seed = int(mg_random.generator().integers(2**63))
+    order = np.random.default_rng(seed).permutation(n)
+    ends = np.cumsum([int(length) for length in lengths], dtype=np.int64)
+    return [Subset(dataset, order[end - int(length):end]) for end, length in zip(ends, lengths)]

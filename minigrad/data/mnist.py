@@ -33,14 +33,16 @@ from pathlib import Path
 
 import numpy as np
 
-from minigrad.data.dataset import Dataset
-from minigrad.data.transforms import ScaleToUnit
+from minigrad.data.dataset import Dataset, TensorDataset
+from minigrad.data.transforms import Compose, Normalize, ScaleToUnit
 
 IDX_TYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 SPLIT_FILES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
                False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 BUNDLED_SUBSET = Path(__file__).with_name("mnist_subset.npz")
+# Mean and standard deviation of MNIST's training pixels (after scaling to [0, 1]).
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
 # ----------------------------------------------------------------------------- IDX files
@@ -218,3 +220,16 @@ class FashionMNIST(MNIST):
                "Sneaker", "Bag", "Ankle boot"]
     folder = "fashion-mnist"
     bundled = None
+
+
+def normalized_mnist(root=None, train=True, limit=None):
+    """MNIST as the lessons feed it to a network: pixels scaled to [0, 1], then standardized,
+    x <- (x - MNIST_MEAN) / MNIST_STD, so inputs have mean ~0 and variance ~1. ``limit`` keeps
+    only the first ``limit`` images, as an in-memory TensorDataset (the bundled subset is
+    stratified and the original files are in no particular order, so a prefix holds every
+    digit about equally)."""
+    transform = Compose([ScaleToUnit(), Normalize((MNIST_MEAN,), (MNIST_STD,))])
+    dataset = MNIST(root, train=train, transform=transform)
+    if limit is None:
+        return dataset
+    return TensorDataset(*dataset.get_batch(np.arange(min(limit, len(dataset)))))
