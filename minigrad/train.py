@@ -27,6 +27,7 @@ from tqdm import tqdm
 from minigrad import random as mg_random
 from minigrad.autograd import no_grad
 from minigrad.metrics import accuracy
+from minigrad.optim.lr_scheduler import ReduceLROnPlateau
 from minigrad.serialization import load, save
 
 CHECKPOINT_FORMAT = "minigrad-fit-checkpoint"
@@ -93,6 +94,29 @@ class Callback:
 
     def on_train_end(self, state):
         pass
+
+
+class PrintEpochs(Callback):
+    """Print the results table as training goes: a header, then one row per epoch with the
+    History's values for ``columns`` (those the run does not record are skipped)."""
+
+    def __init__(self, columns=("train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                                "seconds")):
+        self.columns = columns
+
+        self.header_due = True
+
+    def on_train_begin(self, state):
+        self.header_due = True
+
+    def on_epoch_end(self, state):
+        record, width = state.history.epochs[-1], 14
+        columns = [c for c in self.columns if c in record]
+        if self.header_due:
+            print(f"{'epoch':>5} " + " ".join(f"{c:>{width}}" for c in columns))
+            self.header_due = False
+        print(f"{record['epoch']:5d} " + " ".join(f"{record[c]:{width}.4f}" for c in columns),
+              flush=True)
 
 
 def _is_better(value, best, mode, min_delta):
@@ -249,14 +273,34 @@ def evaluate(model, loader, loss_fn=None, metrics=None):
     return results
 
 
+def _check_scheduler_interval(scheduler, interval):
+    if interval not in ("epoch", "step"):
+        raise ValueError(f"fit: scheduler_interval must be 'epoch' or 'step', got {interval!r}")
+    if isinstance(scheduler, ReduceLROnPlateau) and interval != "epoch":
+        raise ValueError("fit: ReduceLROnPlateau watches a per-epoch metric; use "
+                         "scheduler_interval='epoch'")
+
+
+def _step_per_epoch(scheduler, record):
+    """End-of-epoch step; a ReduceLROnPlateau gets the loss it watches."""
+    if isinstance(scheduler, ReduceLROnPlateau):
+        scheduler.step(record.get("val_loss", record["train_loss"]))
+    else:
+        scheduler.step()
+
+
 def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, scheduler=None,
-        metrics=None, callbacks=(), progress=True, resume=None):
+        scheduler_interval="epoch", metrics=None, callbacks=(), progress=True, resume=None):
     """Train ``model`` for ``epochs`` epochs and return the History.
 
     ``metrics``: {name: fn(outputs, targets)} on whole-epoch arrays (default: accuracy).
-    ``scheduler``: stepped once per epoch. ``resume``: a checkpoint path written by the
+    ``scheduler``: stepped at the end of every epoch, or after every optimizer step with
+    ``scheduler_interval="step"`` (CyclicLR and OneCycleLR count steps). A ReduceLROnPlateau
+    is stepped per epoch with the value it watches: ``val_loss`` when there is a
+    ``val_loader``, else ``train_loss``. ``resume``: a checkpoint path written by the
     ``Checkpoint`` callback; training continues from the epoch after it.
     """
+    _check_scheduler_interval(scheduler, scheduler_interval)
     metrics = {"accuracy": accuracy} if metrics is None else metrics
     history = History()
     state = TrainState(model, optimizer, train_loader, history, scheduler, callbacks)
@@ -280,19 +324,20 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
             state.loss.backward()
             for callback in callbacks:
                 callback.on_after_backward(state)
+            lr = optimizer.param_groups[0]["lr"]  # the rate this step used
             optimizer.step()
+            if scheduler is not None and scheduler_interval == "step":
+                scheduler.step()
             state.step += 1
             losses.append(state.loss.item())
             sizes.append(len(state.targets))
             outputs.append(state.outputs.numpy())
             targets.append(state.targets.numpy())
             history.steps.append({"step": state.step, "epoch": state.epoch + 1,
-                                  "loss": losses[-1], "lr": optimizer.param_groups[0]["lr"]})
+                                  "loss": losses[-1], "lr": lr})
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
             for callback in callbacks:
                 callback.on_batch_end(state)
-        if scheduler is not None:
-            scheduler.step()
         # Weighted by batch size, like evaluate's loss, so a short last batch counts less.
         record = {"epoch": state.epoch + 1,
                   "train_loss": float(np.average(losses, weights=sizes))}
@@ -300,6 +345,8 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
         if val_loader is not None:
             validation = evaluate(model, val_loader, loss_fn, metrics)
             record.update({f"val_{k}": v for k, v in validation.items()})
+        if scheduler is not None and scheduler_interval == "epoch":
+            _step_per_epoch(scheduler, record)
         record["seconds"] = time.perf_counter() - start
         history.epochs.append(record)
         state.epoch += 1

@@ -8,7 +8,7 @@ import minigrad as mg
 from minigrad import nn
 from minigrad.data import DataLoader, TensorDataset
 from minigrad.nn import functional as F
-from minigrad.optim import SGD
+from minigrad.optim import SGD, lr_scheduler
 from minigrad.train import Callback, Checkpoint, EarlyStopping, evaluate, fit
 
 
@@ -155,3 +155,77 @@ def test_early_stopping_never_clears_a_stop_asked_by_another_callback():
                   val_loader=loader, callbacks=[StopAfterOne(), EarlyStopping(patience=3)],
                   progress=False)
     assert len(history.epochs) == 1
+
+
+def scheduled_run(make_scheduler, interval="epoch", epochs=3, val=True):
+    """fit on the blobs with SGD(lr=0.1) and the scheduler ``make_scheduler(optimizer)``."""
+    mg.manual_seed(0)
+    model = small_model()
+    optimizer = SGD(model.parameters(), lr=0.1)
+    scheduler = make_scheduler(optimizer)
+    train = DataLoader(blobs(), batch_size=48, shuffle=True)  # 5 steps per epoch
+    history = fit(model, train, optimizer, F.cross_entropy, epochs,
+                  val_loader=DataLoader(blobs(seed=1), 64) if val else None,
+                  scheduler=scheduler, scheduler_interval=interval, progress=False)
+    return history, scheduler
+
+
+def test_fit_steps_an_epoch_scheduler_after_each_epoch_and_records_the_lr_used():
+    history, scheduler = scheduled_run(lambda opt: lr_scheduler.StepLR(opt, 1, gamma=0.5))
+    lrs = [s["lr"] for s in history.steps]
+    assert lrs == pytest.approx([0.1] * 5 + [0.05] * 5 + [0.025] * 5)
+    assert scheduler.get_last_lr() == pytest.approx([0.0125])
+
+
+def test_fit_steps_a_cyclic_scheduler_after_each_batch():
+    make = (lambda opt: lr_scheduler.OneCycleLR(opt, max_lr=0.5, total_steps=15,
+                                                   pct_start=0.4))  # peak at step 5
+    history, _ = scheduled_run(make, interval="step")
+    mg.manual_seed(0)
+    reference = make(SGD(small_model().parameters(), lr=0.1, momentum=0.9))
+    expected = []
+    for _ in range(15):  # the same schedule, stepped by hand
+        expected.append(reference.get_last_lr()[0])
+        if len(expected) < 15:
+            reference.step()
+    assert [s["lr"] for s in history.steps] == pytest.approx(expected)
+    assert max(expected) == pytest.approx(0.5) and expected[-1] < 0.5 / 1000
+
+
+@pytest.mark.parametrize("val", [True, False])
+def test_fit_steps_reduce_on_plateau_with_the_loss_it_watches(val, monkeypatch):
+    watched = []
+    original = lr_scheduler.ReduceLROnPlateau.step
+    monkeypatch.setattr(lr_scheduler.ReduceLROnPlateau, "step",
+                        lambda self, metric: watched.append(metric) or original(self, metric))
+    history, _ = scheduled_run(lambda opt: lr_scheduler.ReduceLROnPlateau(opt), val=val)
+    key = "val_loss" if val else "train_loss"
+    assert watched == history.series(key)
+
+
+def test_fit_refuses_an_unknown_interval_and_a_per_step_plateau_scheduler():
+    with pytest.raises(ValueError, match="scheduler_interval must be 'epoch' or 'step'"):
+        scheduled_run(lambda opt: lr_scheduler.StepLR(opt, 1), interval="batch")
+    with pytest.raises(ValueError, match="ReduceLROnPlateau watches a per-epoch metric"):
+        scheduled_run(lambda opt: lr_scheduler.ReduceLROnPlateau(opt), interval="step")
+
+
+def test_a_resumed_run_continues_the_schedule(tmp_path):
+    def run(epochs, **kwargs):
+        mg.manual_seed(0)
+        model = small_model()
+        optimizer = SGD(model.parameters(), lr=0.1, momentum=0.9)
+        scheduler = lr_scheduler.OneCycleLR(optimizer, max_lr=0.5, total_steps=20)
+        history = fit(model, DataLoader(blobs(), batch_size=48, shuffle=True), optimizer,
+                      F.cross_entropy, epochs, scheduler=scheduler, scheduler_interval="step",
+                      progress=False, **kwargs)
+        return history, model
+
+    path = str(tmp_path / "run.npz")
+    uninterrupted, model = run(4)
+    run(2, callbacks=[Checkpoint(path)])
+    resumed, resumed_model = run(4, resume=path)
+    assert [s["lr"] for s in resumed.steps] == [s["lr"] for s in uninterrupted.steps]
+    for (name, value), other in zip(model.state_dict().items(),
+                                    resumed_model.state_dict().values()):
+        np.testing.assert_array_equal(other, value, err_msg=name)
