@@ -115,8 +115,10 @@ def l1_penalty(parameters):
     """The L1 norm of all parameters, sum_i |w_i|, as a differentiable scalar Tensor.
 
     Its gradient is sign(w) (0 at w = 0, as for ``abs``), so the loss term lambda * l1 pulls
-    every weight toward 0 by the same amount lambda * lr per SGD step, whatever its size: small
-    weights reach exactly 0 (a sparse model), unlike with L2.
+    every weight toward 0 by the same amount lambda * lr per SGD step, whatever its size: weights
+    whose loss gradient is smaller than lambda end up within about lambda * lr of 0 (a nearly
+    sparse model), unlike with L2. They hop across 0 rather than land on it, as the gradient
+    flips sign there; proximal methods (soft thresholding) would set them to exactly 0.
     """
     return _sum_over_parameters(parameters, lambda w: w.abs().sum())
 
