@@ -3,7 +3,11 @@
 * ``plot_history``: one panel per metric against the epoch; per run, the training curve is
   solid and the validation curve dashed, in the same color.
 * ``plot_steps``: the loss at every optimizer step, on a log scale.
+* ``plot_trials``: one validation metric against the epoch for many runs (the trials of a
+  hyperparameter search, ``minigrad.tune``), the best one drawn thick and on top.
 * ``plot_confusion_matrix``: the matrix as an image with the count in every cell.
+* ``plot_trajectories``: optimizer paths over the contour lines of 2-D functions.
+* ``plot_histograms``: the distributions of several arrays (weights, activations) overlaid.
 
 A run is anything with the attributes of ``minigrad.train.History``: ``epochs``, a list of
 dicts with "epoch" (1-based), "train_loss", optionally "val_loss", and "train_m" / "val_m"
@@ -26,6 +30,8 @@ from minigrad.tensor import Tensor  # noqa: E402
 
 # Above this many classes, numbers in the cells of a confusion matrix are too small to read.
 MAX_CLASSES_WITH_CELL_TEXT = 30
+# Above this many runs, plot_trials names only the best one: the legend would hide the plot.
+MAX_TRIALS_IN_LEGEND = 12
 
 
 def _labelled_runs(histories):
@@ -110,6 +116,35 @@ def plot_steps(histories, path=None, title=None):
     return _save(figure, path)
 
 
+def plot_trials(histories, metric="val_accuracy", best=None, path=None, title=None):
+    """``metric`` (an epoch key such as "val_accuracy" or "val_loss") against the epoch, one
+    thin line per run; the run labelled ``best`` is drawn thick, in black, on top. Non-finite
+    values (a diverged run) are left out. With more than ``MAX_TRIALS_IN_LEGEND`` runs only the
+    best one is named in the legend."""
+    runs = _labelled_runs(histories)
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    named = len(runs) <= MAX_TRIALS_IN_LEGEND
+    for index, (label, run) in enumerate(runs):
+        epochs, values = _series(run.epochs, "epoch", metric)
+        points = [(x, y) for x, y in zip(epochs, values) if np.isfinite(y)]
+        if not points:
+            continue
+        is_best = best is not None and label == best
+        axis.plot(*zip(*points), color="black" if is_best else f"C{index % 10}",
+                  linewidth=2.5 if is_best else 1.0, alpha=1.0 if is_best else 0.6,
+                  zorder=3 if is_best else 2, marker="." if len(points) < 30 else None,
+                  label=f"best: {label}" if is_best else (label if named else None))
+    if not axis.lines:
+        plt.close(figure)
+        raise ValueError(f"plot_trials: no run has a finite {metric!r} to plot")
+    axis.set(xlabel="epoch", ylabel=metric, title=title or f"{metric} of each trial")
+    axis.grid(alpha=0.3)
+    if any(line.get_label() and not line.get_label().startswith("_") for line in axis.lines):
+        axis.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
 def _row_normalized(matrix):
     """Each row divided by its sum (the share of each true class given each prediction)."""
     totals = matrix.sum(axis=1, keepdims=True)
@@ -155,3 +190,52 @@ def _write_cell_values(axis, values, template):
     for (row, column), value in np.ndenumerate(values):
         axis.text(column, row, template.format(value.item()), ha="center", va="center",
                   color="white" if dark[row, column] else "black", fontsize=9)
+
+
+def plot_trajectories(panels, path=None):
+    """Optimizer paths over the contour lines of 2-D functions, one panel per function.
+
+    ``panels``: a list of (title, f, paths, minimum) where ``f(points)`` maps an array of
+    points (..., 2) to the values (...), ``paths`` is {label: array (steps + 1, 2)} and
+    ``minimum`` the point to mark. The view covers the paths' starts, the minimum and most of
+    every path (a diverging path is clipped); contour levels are spaced logarithmically, so the
+    valley floor stays visible.
+    """
+    figure, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5), squeeze=False)
+    for axis, (title, f, paths, minimum) in zip(axes[0], panels):
+        points = np.concatenate([p[np.isfinite(p).all(axis=1)] for p in paths.values()] +
+                                [np.asarray(minimum)[None]])
+        low, high = np.percentile(points, 1, axis=0), np.percentile(points, 99, axis=0)
+        margin = 0.15 * (high - low) + 0.1
+        x, y = np.meshgrid(np.linspace(low[0] - margin[0], high[0] + margin[0], 200),
+                           np.linspace(low[1] - margin[1], high[1] + margin[1], 200))
+        values = f(np.stack([x, y], axis=-1))
+        levels = np.geomspace(max(values.min(), 1e-3 * values.max()) + 1e-12, values.max(), 20)
+        axis.contour(x, y, values, levels=levels, colors="0.75", linewidths=0.7)
+        for index, (label, trail) in enumerate(paths.items()):
+            axis.plot(trail[:, 0], trail[:, 1], color=f"C{index}", linewidth=1.2,
+                      marker="." if len(trail) < 60 else None, markersize=3, label=label)
+        axis.plot(*minimum, marker="*", color="k", markersize=12, linestyle="none",
+                  label="minimum")
+        axis.set(title=title, xlabel="$w_1$", ylabel="$w_2$", xlim=(x.min(), x.max()),
+                 ylim=(y.min(), y.max()))
+        axis.legend(fontsize=8, framealpha=0.8)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_histograms(arrays, path=None, xlabel="value", title=None, bins=120, log=True):
+    """Histograms of {label: array} on shared bins (covering 99.9% of every array's
+    magnitudes), drawn as outlines so they can overlap; a log count axis by default, where a
+    spike at 0 and long tails both show."""
+    arrays = {label: np.ravel(np.asarray(values)) for label, values in arrays.items()}
+    limit = max(np.percentile(np.abs(values), 99.9) for values in arrays.values())
+    edges = np.linspace(-limit, limit, bins + 1)
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for index, (label, values) in enumerate(arrays.items()):
+        axis.hist(values, bins=edges, histtype="step", color=f"C{index}", linewidth=1.2,
+                  label=label)
+    axis.set(yscale="log" if log else "linear", xlabel=xlabel, ylabel="count", title=title)
+    axis.legend()
+    figure.tight_layout()
+    return _save(figure, path)
