@@ -70,6 +70,7 @@ from minigrad import random as mg_random
 from minigrad.data.loader import DataLoader
 from minigrad.nn.module import Module
 from minigrad.plot import plot_trials
+from minigrad.report import format_table
 from minigrad.train import Callback, _progress_disabled, fit
 
 
@@ -409,13 +410,13 @@ class TuneResult:
         where a config lacks the key), score, best epoch, epochs trained, seconds."""
         keys = self._config_keys()
         header = ["trial", *keys, self.metric, "best epoch", "epochs", "seconds"]
-        rows = [[str(t["trial"]), *(_format(t["config"].get(k)) for k in keys),
-                 "diverged" if t["diverged"] else _format(t["score"]),
-                 _format(t["best_epoch"]), str(t["epochs"]), f"{t['seconds']:.2f}"]
-                for t in self.ranked()]
-        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-        return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
-                         for row in [header, *rows])
+        rows = [[t["trial"], *(t["config"].get(k) for k in keys),
+                 "diverged" if t["diverged"] else t["score"], t["best_epoch"], t["epochs"],
+                 t["seconds"]] for t in self.ranked()]
+        formats = [None, *(".4g" if any(isinstance(t["config"].get(k), float)
+                                        for t in self.trials) else None for k in keys),
+                   ".4g", None, None, ".2f"]
+        return format_table(header, rows, formats)
 
     __str__ = table
 
