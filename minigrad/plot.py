@@ -2,7 +2,8 @@
 
 * ``plot_history``: one panel per metric against the epoch; per run, the training curve is
   solid and the validation curve dashed, in the same color.
-* ``plot_steps``: the loss at every optimizer step, on a log scale.
+* ``plot_steps``: the loss (and the learning rate) at every optimizer step, on a log scale.
+* ``plot_lr_curves``: learning-rate schedules, one small panel each.
 * ``plot_trials``: one validation metric against the epoch for many runs (the trials of a
   hyperparameter search, ``minigrad.tune``), the best one drawn thick and on top.
 * ``plot_confusion_matrix``: the matrix as an image with the count in every cell.
@@ -97,21 +98,49 @@ def plot_history(histories, metrics=("loss", "accuracy"), path=None, title=None)
     return _save(figure, path)
 
 
-def plot_steps(histories, path=None, title=None):
-    """The training loss at every optimizer step (log y), one line per run."""
+def plot_steps(histories, path=None, title=None, with_lr=False, smooth=1):
+    """The training loss at every optimizer step (log y), one line per run; ``with_lr`` adds a
+    second panel with the learning rate each step used. ``smooth`` > 1 draws the loss as a
+    moving average over that many steps (mini-batch losses are noisy)."""
     runs = _labelled_runs(histories)
-    figure, axis = plt.subplots(figsize=(7, 4))
-    for index, (label, run) in enumerate(runs):
-        steps, losses = _series(run.steps, "step", "loss")
-        if steps:
-            axis.plot(steps, losses, color=f"C{index}", linewidth=1,
-                      label="train" if label is None else label)
-    if not axis.lines:
-        plt.close(figure)
-        raise ValueError("plot_steps: no run has recorded steps")
-    axis.set(yscale="log", xlabel="step", ylabel="loss", title=title or "loss per step")
-    axis.grid(alpha=0.3, which="both")
-    axis.legend()
+    keys = ("loss", "lr") if with_lr else ("loss",)
+    figure, axes = plt.subplots(1, len(keys), figsize=(7 * len(keys), 4), squeeze=False)
+    for axis, key in zip(axes[0], keys):
+        for index, (label, run) in enumerate(runs):
+            steps, values = _series(run.steps, "step", key)
+            if key == "loss" and smooth > 1 and len(values) >= smooth:
+                values = np.convolve(values, np.ones(smooth) / smooth, mode="valid")
+                steps = steps[smooth - 1:]
+            if steps:
+                axis.plot(steps, values, color=f"C{index}", linewidth=1,
+                          label="train" if label is None else label)
+        if not axis.lines:
+            plt.close(figure)
+            raise ValueError(f"plot_steps: no run has recorded the {key} of its steps")
+        axis.set(yscale="log", xlabel="step", ylabel=key)
+        axis.grid(alpha=0.3, which="both")
+        axis.legend(fontsize=8)
+    axes[0][0].set_title(title or "loss per step")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_lr_curves(curves, path=None, title=None, columns=4):
+    """One small panel per schedule: {name: learning rates at steps 0, 1, ...}."""
+    rows = -(-len(curves) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.3 * rows),
+                                squeeze=False, sharex=True)
+    for index, (axis, (name, lrs)) in enumerate(zip(axes.flat, curves.items())):
+        axis.plot(np.arange(len(lrs)), lrs, color=f"C{index % 10}", linewidth=1.3)
+        axis.set_title(name, fontsize=9)
+        axis.set_ylim(bottom=0)
+        axis.grid(alpha=0.3)
+    for axis in axes.flat[len(curves):]:
+        axis.set_visible(False)
+    for axis in axes[-1]:
+        axis.set_xlabel("step")
+    if title is not None:
+        figure.suptitle(title)
     figure.tight_layout()
     return _save(figure, path)
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-from minigrad.plot import plot_confusion_matrix, plot_history, plot_steps
+from minigrad.plot import (plot_confusion_matrix, plot_histograms, plot_history, plot_lr_curves,
+                           plot_steps, plot_trajectories)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -81,7 +82,7 @@ def test_plot_steps_uses_a_log_scale_and_one_line_per_run(tmp_path):
     assert axis.get_yscale() == "log" and axis.get_xlabel() == "step"
     assert line_labels(axis) == ["a", "b"] and len(axis.lines[1].get_xdata()) == 6
     assert (tmp_path / "steps.png").read_bytes().startswith(PNG_SIGNATURE)
-    with pytest.raises(ValueError, match="no run has recorded steps"):
+    with pytest.raises(ValueError, match="no run has recorded the loss of its steps"):
         plot_steps(StandInHistory(num_epochs=0))
 
 
@@ -108,3 +109,50 @@ def test_bad_inputs_are_refused():
         plot_confusion_matrix(np.eye(2), class_names=["a", "b", "c"])
     with pytest.raises(TypeError, match="expected a History"):
         plot_history([1, 2])
+
+
+def test_plot_steps_smooths_the_loss_and_adds_the_learning_rate():
+    figure = plot_steps(StandInHistory(), with_lr=True, smooth=4)
+    loss_axis, lr_axis = figure.axes
+    steps, losses = loss_axis.lines[0].get_xdata(), loss_axis.lines[0].get_ydata()
+    raw = 2.0 / (np.arange(12) + 1)
+    np.testing.assert_allclose(losses, np.convolve(raw, np.ones(4) / 4, mode="valid"))
+    assert list(steps) == list(range(3, 12))  # each mean drawn at its window's last step
+    assert lr_axis.get_ylabel() == "lr" and list(lr_axis.lines[0].get_ydata()) == [0.1] * 12
+
+
+def test_plot_lr_curves_draws_one_panel_per_schedule_and_hides_the_rest(tmp_path):
+    curves = {"constant": np.full(10, 0.1), "halving": 0.1 * 0.5 ** np.arange(10),
+              "linear": np.linspace(0.1, 0, 10)}
+    figure = plot_lr_curves(curves, path=tmp_path / "lr.png", columns=2)
+    visible = [axis for axis in figure.axes if axis.get_visible()]
+    assert [axis.get_title() for axis in visible] == list(curves)
+    assert len(figure.axes) == 4 and not figure.axes[3].get_visible()
+    np.testing.assert_allclose(visible[1].lines[0].get_ydata(), curves["halving"])
+    assert (tmp_path / "lr.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_plot_trajectories_draws_paths_over_contours_and_clips_a_diverging_one():
+    def bowl(points):
+        return (points ** 2).sum(axis=-1)
+    paths = {"converging": np.array([[2.0, 1.0], [1.0, 0.5], [0.0, 0.0]]),
+             "diverging": np.array([[2.0, 1.0], [5.0, 3.0], [np.inf, np.nan]])}
+    figure = plot_trajectories([("bowl", bowl, paths, np.zeros(2))])
+    (axis,) = figure.axes
+    assert axis.get_title() == "bowl"
+    assert line_labels(axis) == ["converging", "diverging", "minimum"]
+    low, high = axis.get_xlim()
+    assert low < 0 < 2 < high and np.isfinite(high)
+
+
+def test_plot_histograms_share_bins_on_a_log_axis():
+    rng = np.random.default_rng(0)
+    figure = plot_histograms({"wide": rng.normal(0, 1, 1000), "narrow": rng.normal(0, 0.1, 1000)},
+                             bins=30)
+    (axis,) = figure.axes
+    assert axis.get_yscale() == "log"
+    wide, narrow = axis.patches
+    assert wide.get_label() == "wide" and narrow.get_label() == "narrow"
+    # the same 31 edges for both outlines: identical x extents
+    np.testing.assert_allclose(wide.get_xy()[:, 0].min(), narrow.get_xy()[:, 0].min())
+    np.testing.assert_allclose(wide.get_xy()[:, 0].max(), narrow.get_xy()[:, 0].max())
