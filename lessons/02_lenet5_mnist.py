@@ -21,42 +21,19 @@ import time
 import numpy as np
 
 import minigrad as mg
-from minigrad.data import MNIST, DataLoader, TensorDataset
-from minigrad.data.transforms import Compose, Normalize, ScaleToUnit
+from minigrad.data import DataLoader
+from minigrad.data.mnist import normalized_mnist
 from minigrad.metrics import confusion_matrix
 from minigrad.models import LeNet5
 from minigrad.nn import functional as F
 from minigrad.optim import SGD
 from minigrad.plot import plot_confusion_matrix, plot_history
-from minigrad.train import Callback, fit
-
-# Mean and standard deviation of MNIST's training pixels (after scaling to [0, 1]).
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-
+from minigrad.train import PrintEpochs, fit
 
 def load_data(data_dir, batch_size, limit=None):
-    transform = Compose([ScaleToUnit(), Normalize((MNIST_MEAN,), (MNIST_STD,))])
-    train = MNIST(data_dir, train=True, transform=transform)
-    test = MNIST(data_dir, train=False, transform=transform)
-    if limit is not None:  # --quick: a stratified-enough slice, the first `limit` images
-        train = TensorDataset(*train.get_batch(np.arange(limit)))
-    return (DataLoader(train, batch_size=batch_size, shuffle=True),
-            DataLoader(test, batch_size=500))
-
-
-class PrintEpochRow(Callback):
-    """Print one row of the results table as each epoch ends."""
-
-    HEADER = (f"{'epoch':>5} {'train loss':>11} {'train acc':>10} {'test loss':>10} "
-              f"{'test acc':>9} {'seconds':>8}")
-
-    def on_train_begin(self, state):
-        print(self.HEADER)
-
-    def on_epoch_end(self, state):
-        r = state.history.epochs[-1]
-        print(f"{r['epoch']:5d} {r['train_loss']:11.4f} {r['train_accuracy']:10.4f} "
-              f"{r['val_loss']:10.4f} {r['val_accuracy']:9.4f} {r['seconds']:8.1f}", flush=True)
+    return (DataLoader(normalized_mnist(data_dir, train=True, limit=limit),
+                       batch_size=batch_size, shuffle=True),
+            DataLoader(normalized_mnist(data_dir, train=False), batch_size=500))
 
 
 def main(argv=None):
@@ -83,7 +60,7 @@ def main(argv=None):
 
     start = time.perf_counter()
     history = fit(model, train_loader, optimizer, F.cross_entropy, epochs,
-                  val_loader=test_loader, callbacks=[PrintEpochRow()],
+                  val_loader=test_loader, callbacks=[PrintEpochs()],
                   progress=not args.no_progress)
 
     model.eval()
