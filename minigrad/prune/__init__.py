@@ -1,0 +1,72 @@
+"""``minigrad.prune``: pruning as a reparametrization, PyTorch's design and names.
+
+    from minigrad import prune
+    prune.l1_unstructured(model.fc1, "weight", amount=0.5)   # fc1.weight = weight_orig * mask
+    prune.global_unstructured([(model.fc1, "weight"), (model.fc2, "weight")], amount=0.8)
+    ... train: pruned weights stay exactly 0 ...
+    prune.remove(model.fc1, "weight")                         # make it permanent
+    print(prune.report(model).table())
+
+How a pruned tensor works (``reparam``): ``<name>_orig`` (the original Parameter),
+``<name>_mask`` (a buffer, so it is in ``state_dict``) and a forward pre-hook computing
+``<name> = <name>_orig * <name>_mask``. ``amount`` counts the entries still unpruned, so
+repeated calls compound (0.5 twice leaves 25%).
+
+Reparametrization (``reparam``):
+    custom_from_mask(module, name, mask, optimizer=None)
+    identity(module, name)
+    remove(module, name)                  ValueError if the tensor is not pruned (a removed
+                                          tensor is a plain Parameter: it can be pruned anew)
+    is_pruned(module)
+    mask_optimizer_state(optimizer, module, name)
+    load_pruned_state_dict(model, state_dict, strict=True)   into a pruned or unpruned model
+
+Methods (``methods``); each returns the module (``global_unstructured``: None):
+    l1_unstructured(module, name, amount, importance=None, optimizer=None)
+    random_unstructured(module, name, amount, seed=None, optimizer=None)
+    threshold(module, name, threshold, optimizer=None)
+    global_unstructured(parameters, amount, importance=None, optimizer=None)
+    ln_structured(module, name, amount, n, dim, importance=None, optimizer=None)
+
+Importance scores (``importance``); higher = more important:
+    magnitude(module, name), random(module, name, seed=None),
+    gradient / squared_gradient / taylor(module, name, stats),
+    accumulate_gradients(model, loader, loss_fn, batches=None) -> {parameter: GradientStats},
+    ln_norm(weight, n, dim)
+
+Schedules (``schedules``):
+    sparsity(parameters), prune_to(parameters, target, importance=None, optimizer=None,
+    scope="global"), agp_sparsity(step, final, start, end, initial=0),
+    GradualPruning(parameters, final_sparsity, start_step, end_step, ...)   a fit callback,
+    iterative_pruning(parameters, targets, retrain, ...)
+
+Sensitivity (``sensitivity``): sensitivity_analysis(model, score, sparsities, layers=None)
+
+Structured surgery (``shrink``): shrink(model, example_input, return_report=False) -> a
+    smaller dense model without the zeroed filters / neurons (and the inputs that read them).
+
+Sparse inference (``sparse``): to_csr(dense) -> CSRMatrix; SparseLinear, SparseConv2d;
+    to_sparse(model, min_sparsity=0.5) -> a copy whose sparse layers run a CSR kernel.
+
+Reporting (``sparsity_report``): report(model) -> PruningReport (.rows, .totals, .table()).
+"""
+
+from minigrad.prune.importance import (GradientStats, accumulate_gradients, gradient, ln_norm,
+                                       magnitude, random, squared_gradient, taylor)
+from minigrad.prune.methods import (global_unstructured, l1_unstructured, ln_structured,
+                                    random_unstructured, threshold)
+from minigrad.prune.reparam import (custom_from_mask, identity, is_pruned,
+                                    load_pruned_state_dict, mask_optimizer_state, remove)
+from minigrad.prune.schedules import (GradualPruning, agp_sparsity, iterative_pruning,
+                                      prune_to, sparsity)
+from minigrad.prune.sensitivity import sensitivity_analysis
+from minigrad.prune.shrink import ShrinkReport, shrink
+from minigrad.prune.sparse import CSRMatrix, SparseConv2d, SparseLinear, to_csr, to_sparse
+from minigrad.prune.sparsity_report import PruningReport, report
+
+__all__ = ["CSRMatrix", "SparseConv2d", "SparseLinear", "to_csr", "to_sparse", "GradientStats", "GradualPruning", "PruningReport", "agp_sparsity", "iterative_pruning",
+           "prune_to", "sensitivity_analysis", "ShrinkReport", "shrink", "sparsity", "accumulate_gradients", "custom_from_mask",
+           "global_unstructured", "gradient", "identity", "is_pruned", "l1_unstructured",
+           "ln_norm", "ln_structured", "load_pruned_state_dict", "magnitude",
+           "mask_optimizer_state", "random", "random_unstructured", "remove", "report",
+           "squared_gradient", "taylor", "threshold"]
