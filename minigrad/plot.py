@@ -9,6 +9,7 @@
 * ``plot_confusion_matrix``: the matrix as an image with the count in every cell.
 * ``plot_trajectories``: optimizer paths over the contour lines of 2-D functions.
 * ``plot_histograms``: the distributions of several arrays (weights, activations) overlaid.
+* ``plot_tradeoff``: y against x for several methods (accuracy vs sparsity, vs bits...).
 
 A run is anything with the attributes of ``minigrad.train.History``: ``epochs``, a list of
 dicts with "epoch" (1-based), "train_loss", optionally "val_loss", and "train_m" / "val_m"
@@ -266,5 +267,20 @@ def plot_histograms(arrays, path=None, xlabel="value", title=None, bins=120, log
                   label=label)
     axis.set(yscale="log" if log else "linear", xlabel=xlabel, ylabel="count", title=title)
     axis.legend()
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_tradeoff(curves, xlabel, ylabel, path=None, title=None, percent_x=False):
+    """Trade-off curves, {label: [(x, y), ...]}, one line with markers each: accuracy against
+    sparsity, against bits, against model size... ``percent_x`` labels x as percentages."""
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for index, (label, points) in enumerate(curves.items()):
+        x, y = zip(*points)
+        axis.plot(np.asarray(x) * (100 if percent_x else 1), y, marker="o", markersize=4,
+                  color=f"C{index % 10}", label=label)
+    axis.set(xlabel=xlabel + (" (%)" if percent_x else ""), ylabel=ylabel, title=title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
     figure.tight_layout()
     return _save(figure, path)
