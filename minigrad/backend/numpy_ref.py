@@ -177,3 +177,38 @@ def avg_pool2d_backward(grad_out, x_shape, kernel_hw, stride, padding):
     for _, _, window in _offsets(kernel_hw, out_hw, stride, (1, 1)):
         x_pad[window] += share
     return _unpad(x_pad, x_shape, padding)
+
+
+def check_csr_operands(name, data, indices, indptr, n_rows, x):
+    """ValueError naming ``name`` and the shapes when the CSR arrays and X cannot be multiplied.
+    Only what is cheap is checked (no pass over ``indices``): ``minigrad.prune.sparse.CSRMatrix``
+    validates its arrays once, when it is built."""
+    if x.ndim != 2:
+        raise ValueError(f"{name}: X must be a (K, B) matrix, got shape {x.shape}")
+    if indptr.shape != (n_rows + 1,):
+        raise ValueError(f"{name}: indptr must have n_rows + 1 = {n_rows + 1} entries, got shape "
+                         f"{indptr.shape}")
+    if data.shape != indices.shape or data.ndim != 1:
+        raise ValueError(f"{name}: data {data.shape} and indices {indices.shape} must be 1-D "
+                         "and of one length")
+
+
+def csr_matmul(data, indices, indptr, n_rows, x):
+    """Y = A @ X for a sparse A (n_rows x K) in CSR form and a dense X (K x B): Y is n_rows x B.
+
+    Row i of A keeps its nonzero values in data[indptr[i]:indptr[i+1]] and their columns in
+    indices[indptr[i]:indptr[i+1]] (see ``minigrad.prune.sparse`` for a worked example). Each
+    stored value A[i, k] = data[j], k = indices[j], adds A[i, k] * X[k, :] to Y[i, :]:
+
+        Y[i, :] = sum over j in indptr[i] .. indptr[i+1]-1 of data[j] * X[indices[j], :]
+
+    Here all products are formed at once and ``np.add.at`` adds each to its row (unlike
+    ``y[rows] += ...``, it adds every product even when a row appears many times). Empty rows
+    get no product and stay 0.
+    """
+    check_csr_operands("csr_matmul", data, indices, indptr, n_rows, x)
+    xp = array_module(x)
+    rows = xp.repeat(xp.arange(n_rows), xp.diff(indptr))  # the row of every stored value
+    y = xp.zeros((n_rows, x.shape[1]), dtype=np.result_type(data.dtype, x.dtype))
+    xp.add.at(y, rows, data[:, None] * x[indices])
+    return y
