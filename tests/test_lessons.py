@@ -146,3 +146,35 @@ def test_lesson_06_search_ranks_trials_by_validation_and_reports_the_winner_on_t
     assert validation["accuracy"] == pytest.approx(winner["score"])
     assert result["test_accuracy"] > 0.85
     assert_pngs(result["plots"])
+
+
+def test_lesson_07_pruning_criteria_schedules_shrink_and_csr(tmp_path):
+    lesson = load_lesson("07_pruning.py")
+    result = lesson["main"](["--quick", "--out", str(tmp_path)])
+    part_a = {name: (sparsity, pruned, tuned) for name, sparsity, pruned, tuned in
+              result["part_a"]}
+    for sparsity, _, _ in part_a.values():
+        assert sparsity == pytest.approx(0.9, abs=1e-3)
+    magnitude, random = part_a["magnitude |w|"], part_a["random"]
+    assert magnitude[1] < random[1] - 0.3 and magnitude[2] < random[2] - 0.3
+    assert part_a["Taylor |w g|"][1] < random[1] - 0.3
+
+    dense = result["dense_error"]
+    for name, sparsity, error in result["part_b"]:
+        assert sparsity == pytest.approx(0.92, abs=1e-3), name
+        assert error < dense["mlp"] + 0.05, name  # 3,000 images: within 5 points
+    no_retraining = dict(result["part_c"]["one shot, no retraining"])
+    fine_tuned = dict(result["part_c"]["one shot + 1 epoch fine-tune"])
+    assert no_retraining[0.5] < dense["mlp"] + 0.01 < no_retraining[0.99]
+    for sparsity in (0.9, 0.95, 0.98, 0.99):
+        assert fine_tuned[sparsity] < no_retraining[sparsity]
+
+    assert len(result["part_d"]) == 5
+    for points in result["part_d"].values():
+        assert points[0] == (0.0, pytest.approx(dense["lenet"]))
+    assert result["lenet_pruned_error"] < dense["lenet"] + 0.05
+    structured = result["structured"]
+    assert structured["params"] == (61706, 35820)
+    assert structured["error"] == pytest.approx(structured["error_before_shrink"], abs=1e-3)
+    assert result["csr"]["difference"] < 1e-4 and result["csr"]["compression"] > 5
+    assert_pngs(result["plots"])
