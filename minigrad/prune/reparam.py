@@ -100,7 +100,7 @@ def effective_weight(module, name):
         current_mask(module, name)
 
 
-def _rename_parameter(module, old, new):
+def rename_parameter(module, old, new):
     """Rename a parameter where it stands, so ``named_parameters`` keeps its order (and an
     optimizer built after pruning lists the parameters as one built before)."""
     params = module._parameters
@@ -116,7 +116,7 @@ def _reparametrize(module, name):
         if hasattr(module, name + suffix):
             raise ValueError(f"prune: {type(module).__name__} already has an attribute "
                              f"{name + suffix!r}, which pruning {name!r} would need")
-    _rename_parameter(module, name, name + "_orig")
+    rename_parameter(module, name, name + "_orig")
     xp = backend.array_module(param.data)
     module.register_buffer(name + "_mask", Tensor(xp.ones_like(param.data)))
     hook = MaskHook(name)
@@ -184,7 +184,7 @@ def remove(module, name):
     hook.handle.remove()
     delattr(module, name)
     delattr(module, name + "_mask")
-    _rename_parameter(module, name + "_orig", name)
+    rename_parameter(module, name + "_orig", name)
     return module
 
 
