@@ -212,3 +212,129 @@ def csr_matmul(data, indices, indptr, n_rows, x):
     y = xp.zeros((n_rows, x.shape[1]), dtype=np.result_type(data.dtype, x.dtype))
     xp.add.at(y, rows, data[:, None] * x[indices])
     return y
+
+
+# ------------------------------------------------------------------ integer (int8) kernels
+#
+# Quantized layers (``minigrad.quant``) multiply 8-bit codes and add the products in int32;
+# ``minigrad.quant.fixed_point`` turns the int32 accumulators back into 8-bit codes. Every
+# product of two 8-bit codes minus their zero points is at most 255 * 255 in size, so a sum of
+# K of them fits int32 while K * 255 * 255 < 2^31: K <= 33,025 terms (a Linear layer's
+# in_features, a convolution's C * KH * KW). NumPy's matmul on int8 arrays would compute in
+# int8 and wrap around, so the operands are cast to int32 before they are multiplied.
+
+INT8_MAX_TERMS = (2**31 - 1) // (255 * 255)
+CODE_RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
+
+
+def _check_int8(name, what, array, ndim, dtypes=("int8", "uint8")):
+    if array.dtype.name not in dtypes:
+        raise TypeError(f"{name}: {what} must be {' or '.join(dtypes)}, got {array.dtype} "
+                        f"(shape {array.shape})")
+    if array.ndim != ndim:
+        raise ValueError(f"{name}: {what} must be {ndim}-D, got shape {array.shape}")
+
+
+def _check_zero_point(name, what, zero_point, dtype):
+    low, high = CODE_RANGES[dtype.name]
+    if not (isinstance(zero_point, (int, np.integer)) and not isinstance(zero_point, bool)
+            and low <= zero_point <= high):
+        raise ValueError(f"{name}: the zero point of {what} must be an integer in "
+                         f"[{low}, {high}] ({dtype}), got {zero_point!r}")
+
+
+def _check_terms(name, terms):
+    if terms > INT8_MAX_TERMS:
+        raise ValueError(f"{name}: {terms} terms per sum could overflow the int32 accumulator "
+                         f"(at most {INT8_MAX_TERMS}: terms * 255 * 255 < 2^31)")
+
+
+def _check_bias(name, bias, size):
+    if bias is not None and (bias.dtype != np.int32 or bias.shape != (size,)):
+        raise ValueError(f"{name}: bias must be int32 of shape ({size},), got {bias.dtype} "
+                         f"{bias.shape}")
+
+
+def check_int8_gemm_operands(name, a, b, a_zero_point, b_zero_point, bias=None):
+    """TypeError/ValueError naming ``name`` and both shapes unless A (M, K) and B (K, N) are
+    int8/uint8 matrices that multiply, with zero points their dtypes can hold."""
+    _check_int8(name, "A", a, 2)
+    _check_int8(name, "B", b, 2)
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"{name}: A {a.shape} and B {b.shape} do not multiply: need (M, K) "
+                         "and (K, N)")
+    _check_zero_point(name, "A", a_zero_point, a.dtype)
+    _check_zero_point(name, "B", b_zero_point, b.dtype)
+    _check_terms(name, a.shape[1])
+    _check_bias(name, bias, b.shape[1])
+
+
+def int8_gemm(a, b, a_zero_point=0, b_zero_point=0, bias=None):
+    """C = (A - z_a) @ (B - z_b) (+ bias, one int32 per column) as int32, exactly, for int8 or
+    uint8 codes A (M x K) and B (K x N).
+
+    Multiplying out gives the form integer GEMM libraries compute (gemmlowp's trick), so that
+    the zero points are never subtracted from every element:
+
+        C = A @ B - z_a colsum(B) - z_b rowsum(A) + K z_a z_b
+
+    A @ B runs on the codes as they are; the corrections are a row, a column and a number (for
+    a layer's weights, colsum(B) is known ahead and folds into the bias). The sums can leave
+    int32 on the way; int32 arithmetic wraps modulo 2^32, so the result is still exact."""
+    check_int8_gemm_operands("int8_gemm", a, b, a_zero_point, b_zero_point, bias)
+    a32, b32 = a.astype(np.int32), b.astype(np.int32)
+    za, zb, k = int(a_zero_point), int(b_zero_point), a.shape[1]
+    c = a32 @ b32
+    c -= za * b32.sum(axis=0, dtype=np.int32) + zb * a32.sum(axis=1, dtype=np.int32)[:, None]
+    c += k * za * zb
+    return c if bias is None else c + bias
+
+
+def check_int8_conv2d_operands(name, x, weight, x_zero_point, stride, padding, dilation,
+                               bias=None):
+    """Errors as ``check_int8_gemm_operands``'s for x (N, C, H, W) int8/uint8, weight
+    (O, C, KH, KW) int8; returns the output size (H_out, W_out)."""
+    _check_int8(name, "x", x, 4)
+    _check_int8(name, "weight", weight, 4, dtypes=("int8",))
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(f"{name}: x {x.shape} has {x.shape[1]} channels, weight "
+                         f"{weight.shape} expects {weight.shape[1]}")
+    _check_zero_point(name, "x", x_zero_point, x.dtype)
+    _check_terms(name, int(np.prod(weight.shape[1:])))
+    _check_bias(name, bias, weight.shape[0])
+    return _geometry(x.shape, weight.shape[2:], stride, padding, dilation)
+
+
+def int8_conv2d(x, weight, x_zero_point, stride, padding, dilation, bias=None):
+    """acc[n, o, i, j] = sum_{c,kh,kw} w[o,c,kh,kw] (x_pad[n, c, i*s+kh*d, j*s+kw*d] - z_x)
+    (+ bias[o]) as int32, for int8/uint8 codes x and symmetric int8 weights (zero point 0; their
+    per-channel scales are applied later, in requantization).
+
+    The padding is the zero point z_x, not 0: the code z_x stands for the real 0.0 that a float
+    convolution pads with, and the code 0 stands for -s z_x, which would add -z_x w to every
+    sum at the border. Then, as in ``conv2d_forward``, one matrix product: the weights
+    (O, C*KH*KW) times im2col's matrix, whose zero point is z_x."""
+    check_int8_conv2d_operands("int8_conv2d", x, weight, x_zero_point, stride, padding,
+                               dilation, bias)
+    n, o = x.shape[0], weight.shape[0]
+    x_pad = _pad(x, padding, value=x_zero_point)
+    cols, out_hw = im2col(x_pad, weight.shape[2:], stride, (0, 0), dilation)
+    acc = int8_gemm(weight.reshape(o, -1), cols, 0, x_zero_point)
+    if bias is not None:
+        acc += bias[:, None]
+    return acc.reshape((o, n) + out_hw).transpose(1, 0, 2, 3)
+
+
+def _per_channel(value, ndim):
+    """A scalar as it is, a (C,) array shaped to broadcast along axis 1 of an ndim-D array."""
+    return value if np.ndim(value) == 0 else np.reshape(value, (-1,) + (1,) * (ndim - 2))
+
+
+def requantize(acc, m0, shift, zero_point, qmin, qmax):
+    """``minigrad.quant.fixed_point.requantize`` for int8_gemm / int8_conv2d results:
+    clamp(round(acc M0 2^-31 2^-n) + z, qmin, qmax), M0 and n scalars or one per output channel
+    (axis 1 of acc: (N, C) or (N, C, H, W)). A ReLU that follows is free: qmin = z clamps it."""
+    # Imported here: minigrad.quant imports the layers, and they import this module.
+    from minigrad.quant import fixed_point
+    return fixed_point.requantize(acc, _per_channel(m0, acc.ndim), _per_channel(shift, acc.ndim),
+                                  zero_point, qmin, qmax)
