@@ -54,6 +54,21 @@ Accounting (``accounting``):
     sqnr(reference, quantized) dB;  layer_sqnr(float_model, quantized_model, x) -> {layer: dB}
     bit_width_sensitivity(model, score, bits_list, layers=None, quantize_layer=None)
         -> {layer: [(bits, score)]};  fake_quantize_weight(module, bits, name="weight")
+
+Workflow (``workflow``, ``quantized``, ``fuse``, ``export``): from a float model to an integer one.
+    QConfig(activation_bits=8, weight_bits=8, per_channel=True, activation_observer=None,
+            weight_observer=None);  default_qconfig(bits=8, per_channel=True)
+        qconfig arguments take a QConfig, or {layer name: QConfig, "": default} (mixed precision)
+    prepare(model, qconfig=None) -> PreparedModel    static PTQ: BN folded, observers; calibrate
+    prepare_qat(model, qconfig=None) -> PreparedModel   fake-quantized weights and activations;
+        train it; .freeze_observers()
+    convert(prepared) -> QuantizedModel    Quantize -> QuantizedConv2d/QuantizedLinear (int8
+        weights, int32 bias, fixed-point multipliers, ReLU fused) and code pass-throughs
+        (QuantizedMaxPool2d, QuantizedAvgPool2d, QuantizedReLU, QuantizedFlatten) -> DeQuantize
+    simulate(qmodel, x)          float64 fake-quant twin of the integer path, equal bit for bit
+    quantize_dynamic(model, verbose=True)    Linear -> DynamicQuantizedLinear, prints a table
+    fuse_conv_bn(conv, bn), fuse_linear_bn(linear, bn)   eval-mode batch norm folded in
+    save_quantized(qmodel, path), load_quantized(path)   .npz: integer arrays + qparams
 """
 
 from minigrad.quant.accounting import (LayerSize, ModelSize, bit_width_sensitivity,
@@ -67,6 +82,14 @@ from minigrad.quant.observers import (HistogramObserver, MinMaxObserver,
 from minigrad.quant.qparams import (QParams, calculate_qparams, dequantize, qrange, quantize,
                                     storage_dtype)
 from minigrad.quant.weight_sharing import codebook, kmeans_1d, kmeans_share, remove_sharing
+from minigrad.quant.export import load_quantized, save_quantized
+from minigrad.quant.fuse import fuse_conv_bn, fuse_linear_bn
+from minigrad.quant.quantized import (DeQuantize, DynamicQuantizedLinear, QuantizedAvgPool2d,
+                                      QuantizedConv2d, QuantizedFlatten, QuantizedLinear,
+                                      QuantizedMaxPool2d, QuantizedModel, QuantizedReLU,
+                                      Quantize)
+from minigrad.quant.workflow import (PreparedModel, QConfig, convert, default_qconfig, prepare,
+                                     prepare_qat, quantize_dynamic, simulate)
 
 __all__ = ["QParams", "qrange", "calculate_qparams", "quantize", "dequantize", "storage_dtype",
            "Observer", "MinMaxObserver", "MovingAverageMinMaxObserver",
@@ -76,4 +99,9 @@ __all__ = ["QParams", "qrange", "calculate_qparams", "quantize", "dequantize", "
            "binarize", "ternarize", "remove_low_bit", "power_of_two_quantize",
            "power_of_two_scale", "to_float16",
            "model_size", "ModelSize", "LayerSize", "sqnr", "layer_sqnr",
-           "bit_width_sensitivity", "fake_quantize_weight"]
+           "bit_width_sensitivity", "fake_quantize_weight",
+           "QConfig", "default_qconfig", "prepare", "prepare_qat", "PreparedModel", "convert",
+           "simulate", "quantize_dynamic", "fuse_conv_bn", "fuse_linear_bn", "QuantizedModel",
+           "Quantize", "DeQuantize", "QuantizedLinear", "QuantizedConv2d", "QuantizedMaxPool2d",
+           "QuantizedAvgPool2d", "QuantizedReLU", "QuantizedFlatten", "DynamicQuantizedLinear",
+           "save_quantized", "load_quantized"]
