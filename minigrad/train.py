@@ -65,6 +65,9 @@ class TrainState:
         self.step = 0  # optimizer steps taken
         self.inputs = self.targets = self.outputs = self.loss = None
         self.stop = False  # a callback sets this to end training after the current epoch
+        # False on the other ranks of a distributed run: only the main rank prints, shows
+        # progress and writes checkpoints (minigrad.parallel.DistributedCallback sets it).
+        self.is_main = True
 
 
 class Callback:
@@ -85,6 +88,11 @@ class Callback:
 
     def on_after_backward(self, state):
         """Gradients are computed, the optimizer has not stepped yet."""
+
+    def on_epoch_metrics(self, state, record):
+        """The epoch's results are in ``record`` (train, and val with a validation loader);
+        the scheduler, the History and ``on_epoch_end`` have not seen them yet, and a callback
+        may change them (data-parallel training averages them over the ranks here)."""
 
     def on_batch_end(self, state):
         pass
@@ -110,6 +118,8 @@ class PrintEpochs(Callback):
         self.header_due = True
 
     def on_epoch_end(self, state):
+        if not state.is_main:
+            return
         record, width = state.history.epochs[-1], 14
         columns = [c for c in self.columns if c in record]
         if self.header_due:
@@ -178,7 +188,8 @@ class Checkpoint(Callback):
             if not _is_better(value, self.best, self.mode, 0.0):
                 return
             self.best = value
-        save(checkpoint_state(state), self.path)
+        if state.is_main:  # in a distributed run every rank holds the same state
+            save(checkpoint_state(state), self.path)
 
     def state_dict(self):
         return {"best": self.best}
@@ -315,7 +326,7 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
             callback.on_epoch_begin(state)
         start, losses, sizes, outputs, targets = time.perf_counter(), [], [], [], []
         bar = tqdm(train_loader, desc=f"epoch {state.epoch + 1}/{epochs}", leave=False,
-                   disable=_progress_disabled(progress))
+                   disable=_progress_disabled(progress and state.is_main))
         for x, y in bar:
             state.inputs, state.targets = x.to(device), y.to(device)
             state.outputs = model(state.inputs)
@@ -345,6 +356,8 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
         if val_loader is not None:
             validation = evaluate(model, val_loader, loss_fn, metrics)
             record.update({f"val_{k}": v for k, v in validation.items()})
+        for callback in callbacks:
+            callback.on_epoch_metrics(state, record)
         if scheduler is not None and scheduler_interval == "epoch":
             _step_per_epoch(scheduler, record)
         record["seconds"] = time.perf_counter() - start

@@ -11,6 +11,11 @@ needs, and a run resumed at an epoch boundary sees exactly the batches the unint
 would have seen. Without an explicit ``seed`` the loader draws one from minigrad's generator
 when it is built, so ``minigrad.manual_seed`` makes the whole run repeatable.
 
+A ``sampler`` replaces this choice of indices: any object with ``len(sampler)`` and
+``sampler.epoch_order(epoch)`` (the indices epoch ``epoch`` visits, in order), such as
+``minigrad.parallel.DistributedSampler``, which gives each process of a data-parallel run its
+own share of every epoch. The loader still counts epochs and passes the count on.
+
 A batch comes from ``dataset.get_batch(indices)`` when the dataset has it (one vectorized
 call), otherwise from ``collate_fn([dataset[i] for i in indices])``.
 """
@@ -50,15 +55,23 @@ class DataLoader:
     ``shuffle``: a new order each epoch (see the module docstring); ``drop_last``: skip a last
     batch smaller than ``batch_size``; ``collate_fn``: turns a list of samples into a batch
     (default ``default_collate``; a dataset's ``get_batch`` is used only without one);
-    ``seed``: the shuffling seed, drawn from ``minigrad.random.generator()`` when None.
+    ``seed``: the shuffling seed, drawn from ``minigrad.random.generator()`` when None;
+    ``sampler``: chooses the indices of each epoch instead (see the module docstring), so it
+    excludes ``shuffle``.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, collate_fn=None,
-                 seed=None):
+                 seed=None, sampler=None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
-        self.dataset, self.batch_size = dataset, int(batch_size)
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler and shuffle=True exclude each other (the "
+                             "sampler decides the order; shuffle it there)")
+        if sampler is not None and not hasattr(sampler, "epoch_order"):
+            raise TypeError(f"DataLoader: a sampler needs an epoch_order(epoch) method and a "
+                            f"length, got {type(sampler).__name__}")
+        self.dataset, self.batch_size, self.sampler = dataset, int(batch_size), sampler
         self.shuffle, self.drop_last, self.collate_fn = shuffle, drop_last, collate_fn
         # Only a shuffling loader draws a seed, so building an evaluation loader does not
         # change what the model's initialisation or dropout draw afterwards.
@@ -69,12 +82,15 @@ class DataLoader:
 
     def __len__(self):
         """The number of batches in one epoch."""
+        samples = len(self.dataset) if self.sampler is None else len(self.sampler)
         if self.drop_last:
-            return len(self.dataset) // self.batch_size
-        return math.ceil(len(self.dataset) / self.batch_size)
+            return samples // self.batch_size
+        return math.ceil(samples / self.batch_size)
 
     def epoch_order(self, epoch):
         """The sample indices in the order epoch ``epoch`` visits them."""
+        if self.sampler is not None:
+            return np.asarray(self.sampler.epoch_order(epoch))
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)
