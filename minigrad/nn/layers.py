@@ -34,6 +34,10 @@ class Linear(Module):
         self.weight = Parameter(np.empty((out_features, in_features), dtype=np.float32))
         self.register_parameter(
             "bias", Parameter(np.empty(out_features, dtype=np.float32)) if bias else None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Draw fresh weights with the default initialisation (in place)."""
         _default_init(self.weight, self.bias)
 
     def forward(self, x):
@@ -57,6 +61,10 @@ class Conv2d(Module):
                                          dtype=np.float32))
         self.register_parameter(
             "bias", Parameter(np.empty(out_channels, dtype=np.float32)) if bias else None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Draw fresh weights with the default initialisation (in place)."""
         _default_init(self.weight, self.bias)
 
     def forward(self, x):
@@ -136,6 +144,16 @@ class _BatchNorm(Module):
             self.register_buffer("num_batches_tracked", tensor(0))
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
+
+    def reset_parameters(self):
+        """gamma = 1, beta = 0, running statistics back to mean 0, variance 1, count 0."""
+        if self.affine:
+            self.weight.data[...] = 1
+            self.bias.data[...] = 0
+        if self.track_running_stats:
+            self.running_mean.data[...] = 0
+            self.running_var.data[...] = 1
+            self.num_batches_tracked.data[...] = 0
 
     def forward(self, x):
         if x.ndim not in self.expected_ndim or x.shape[1] != self.num_features:

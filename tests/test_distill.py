@@ -1,0 +1,366 @@
+"""minigrad.distill: the losses equal PyTorch's and their gradients are right; the Distiller
+trains the student and the adapters, never the teacher; bad input is refused clearly."""
+
+import math
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import distill, nn
+from minigrad.data import DataLoader, TensorDataset
+from minigrad.models import MLP
+from minigrad.optim import SGD
+from minigrad.testing import gradcheck
+from minigrad.train import evaluate, fit
+
+from helpers import import_torch
+
+RNG = np.random.default_rng(0)
+N, C = 6, 5
+
+
+def logits(dtype=np.float64, scale=3.0, n=N, classes=C):
+    return (scale * RNG.standard_normal((n, classes))).astype(dtype)
+
+
+def labels(n=N, classes=C):
+    return RNG.integers(0, classes, size=n)
+
+
+def models(teacher_dropout=0.5):
+    mg.manual_seed(0)
+    return MLP([12, 16, 16, C], dropout=teacher_dropout), MLP([12, 8, C])
+
+
+def batches(n=64, batch_size=16):
+    x = RNG.standard_normal((n, 12)).astype(np.float32)
+    return DataLoader(TensorDataset(x, RNG.integers(0, C, size=n)), batch_size=batch_size,
+                      shuffle=True, seed=0)
+
+
+def hint_distiller(teacher, student, **kwargs):
+    """Hint between the second hidden layers (post-ReLU): student 8 units -> teacher 16."""
+    hint = distill.Hint("layers.2", "layers.5", distill.hint_adapter((8,), (16,)))
+    return distill.Distiller(teacher, student, [distill.KD(T=2, alpha=0.5), hint], **kwargs)
+
+
+# ------------------------------------------------------------------- losses against PyTorch
+@pytest.mark.torch
+@pytest.mark.parametrize("T", [1.0, 2.0, 4.0, 20.0])
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 0.9, 1.0])
+def test_kd_loss_value_and_gradients_equal_pytorch(T, alpha):
+    torch = import_torch()
+    s, t, y = logits(), logits(), labels()
+    student, teacher = mg.tensor(s, requires_grad=True), mg.tensor(t, requires_grad=True)
+    loss = distill.kd_loss(student, teacher, mg.tensor(y), T=T, alpha=alpha)
+    loss.backward()
+
+    ts = torch.tensor(s, requires_grad=True)
+    tt, ty = torch.tensor(t), torch.tensor(y)
+    F_t = torch.nn.functional
+    kl = F_t.kl_div(F_t.log_softmax(ts / T, dim=1), F_t.softmax(tt / T, dim=1),
+                    reduction="batchmean")
+    expected = (1 - alpha) * F_t.cross_entropy(ts, ty) + alpha * T * T * kl
+    expected.backward()
+    np.testing.assert_allclose(loss.item(), expected.item(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(student.grad.numpy(), ts.grad.numpy(), rtol=1e-9, atol=1e-12)
+    assert teacher.grad is None  # the teacher's logits are a target, never trained
+
+
+@pytest.mark.torch
+def test_kd_loss_in_float32_is_within_rounding_of_pytorch():
+    torch = import_torch()
+    s, t, y = logits(np.float32), logits(np.float32), labels()
+    student = mg.tensor(s, requires_grad=True)
+    loss = distill.kd_loss(student, mg.tensor(t), mg.tensor(y), T=4.0, alpha=0.7)
+    loss.backward()
+    ts = torch.tensor(s.astype(np.float64), requires_grad=True)
+    F_t = torch.nn.functional
+    expected = 0.3 * F_t.cross_entropy(ts, torch.tensor(y)) + 0.7 * 16 * F_t.kl_div(
+        F_t.log_softmax(ts / 4, dim=1), F_t.softmax(torch.tensor(t, dtype=torch.float64) / 4,
+                                                     dim=1), reduction="batchmean")
+    expected.backward()
+    assert loss.dtype == np.float32
+    np.testing.assert_allclose(loss.item(), expected.item(), rtol=1e-5)
+    np.testing.assert_allclose(student.grad.numpy(), ts.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def torch_attention(torch, x):
+    """The authors' code (github.com/szagoruyko/attention-transfer, utils.py)."""
+    return torch.nn.functional.normalize(x.pow(2).mean(1).view(x.size(0), -1))
+
+
+def torch_similarity(torch, s, t):
+    """Tung & Mori's loss as PyTorch code."""
+    def gram(x):
+        flat = x.reshape(x.shape[0], -1)
+        return torch.nn.functional.normalize(flat @ flat.t())
+    return (gram(s) - gram(t)).pow(2).sum() / s.shape[0] ** 2
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name, shapes", [
+    ("logit_mse", ((N, C), (N, C))),
+    ("attention 4-D", ((N, 3, 4, 4), (N, 5, 4, 4))),
+    ("attention 2-D", ((N, 7), (N, 7))),
+    ("similarity", ((N, 3, 2, 2), (N, 9))),
+])
+def test_response_feature_and_relation_losses_equal_pytorch(name, shapes):
+    torch = import_torch()
+    s, t = (RNG.standard_normal(shape) for shape in shapes)
+    student = mg.tensor(s, requires_grad=True)
+    ts, tt = torch.tensor(s, requires_grad=True), torch.tensor(t)
+    if name == "logit_mse":
+        ours = distill.logit_mse_loss(student, mg.tensor(t))
+        expected = 0.5 * (ts - tt).pow(2).sum(1).mean()
+    elif name.startswith("attention"):
+        ours = distill.attention_transfer_loss(student, mg.tensor(t))
+        if ts.ndim == 2:  # one channel per position
+            ts_map, tt_map = ts[:, None], tt[:, None]
+        else:
+            ts_map, tt_map = ts, tt
+        expected = (torch_attention(torch, ts_map) - torch_attention(torch, tt_map)).pow(2).mean()
+    else:
+        ours = distill.similarity_preserving_loss(student, mg.tensor(t))
+        expected = torch_similarity(torch, ts, tt)
+    ours.backward()
+    expected.backward()
+    np.testing.assert_allclose(ours.item(), expected.item(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(student.grad.numpy(), ts.grad.numpy(), rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", [
+    lambda s, t: distill.kd_loss(s, t, mg.tensor(np.arange(4) % 3), T=3.0, alpha=0.6),
+    lambda s, t: distill.attention_transfer_loss(s.reshape(4, 1, 3), t.reshape(4, 1, 3)),
+    lambda s, t: distill.similarity_preserving_loss(s, t),
+], ids=["kd", "attention", "similarity"])
+def test_loss_gradients_equal_finite_differences(loss):
+    s = mg.tensor(RNG.standard_normal((4, 3)), requires_grad=True)
+    t = mg.tensor(RNG.standard_normal((4, 3)))
+    assert gradcheck(lambda student: loss(student, t), [s])
+
+
+def test_soft_targets_at_high_temperature_match_logits_hinton_limit():
+    """T^2 KL -> ||s - t||^2 / (2 C) for zero-mean logits (Hinton et al. 2015, section 2.1)."""
+    s, t = logits(scale=0.5), logits(scale=0.5)
+    s, t = s - s.mean(1, keepdims=True), t - t.mean(1, keepdims=True)
+    soft = distill.soft_target_loss(mg.tensor(s), mg.tensor(t), T=1000.0).item()
+    mse = distill.logit_mse_loss(mg.tensor(s), mg.tensor(t)).item()
+    assert soft == pytest.approx(mse / C, rel=1e-3)
+
+
+def test_attention_transfer_is_zero_for_proportional_features_of_any_width():
+    """Only where activity is, not how much nor in how many channels."""
+    x = RNG.standard_normal((N, 2, 3, 3))
+    wide = np.concatenate([x, x, x], axis=1) * 4.0  # 6 channels, same map up to a factor
+    assert distill.attention_transfer_loss(mg.tensor(x), mg.tensor(wide)).item() < 1e-14
+
+
+# ------------------------------------------------------------------- the Distiller
+def test_distiller_loss_is_kd_loss_and_forward_returns_the_student_logits():
+    teacher, student = models()
+    distiller = distill.Distiller(teacher, student, [distill.KD(T=3.0, alpha=0.8)])
+    x, y = mg.randn(N, 12), mg.tensor(labels())
+    out = distiller(x)
+    np.testing.assert_array_equal(out.numpy(), student(x).numpy())
+    loss = distiller.loss_fn(out, y)
+    with mg.no_grad():
+        expected = distill.kd_loss(student(x), teacher(x), y, T=3.0, alpha=0.8)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert sum(distiller.last_terms.values()) == pytest.approx(loss.item(), rel=1e-6)
+    assert set(distiller.last_terms) == {"kd_ce", "kd_kl"}
+
+
+def test_hint_gradients_reach_the_adapter_and_the_student_never_the_teacher():
+    teacher, student = models()
+    distiller = hint_distiller(teacher, student)
+    hint_only = distill.Distiller(teacher, MLP([12, 8, C]), [
+        distill.Hint("layers.2", "layers.5", distill.hint_adapter((8,), (16,)))])
+    for model in (distiller, hint_only):
+        x = mg.randn(N, 12)
+        model.loss_fn(model(x), mg.tensor(labels())).backward()
+        adapter = model.terms[-1].adapter
+        assert all(p.grad is not None and np.abs(p.grad.numpy()).sum() > 0
+                   for p in adapter.parameters())
+        first_layer = model.student.layers[1].weight  # reached through the adapter
+        assert first_layer.grad is not None and np.abs(first_layer.grad.numpy()).sum() > 0
+    for p in teacher.parameters():
+        assert p.grad is None and not p.requires_grad
+    names = [name for name, _ in distiller.named_parameters()]
+    assert names == ["student.layers.1.weight", "student.layers.1.bias",
+                     "student.layers.3.weight", "student.layers.3.bias",
+                     "terms.1.adapter.weight", "terms.1.adapter.bias"]
+    assert not any(key.startswith("teacher") for key in distiller.state_dict())
+
+
+def test_teacher_is_unchanged_after_distillation_steps_and_stays_in_eval_mode():
+    teacher, student = models()
+    before = {k: v.numpy().copy() for k, v in teacher.state_dict().items()}
+    student_before = student.layers[1].weight.numpy().copy()
+    distiller = hint_distiller(teacher, student)
+    optimizer = SGD(distiller.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+    fit(distiller, batches(), optimizer, distiller.loss_fn, epochs=2, progress=False)
+    assert not teacher.training and distiller.training
+    for key, value in teacher.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), before[key], err_msg=key)
+    assert not np.allclose(student.layers[1].weight.numpy(), student_before)
+    # Dropout is off in the teacher: the same input gives the same logits every time.
+    x = mg.randn(4, 12)
+    np.testing.assert_array_equal(distiller.teacher_logits(x).numpy(),
+                                  distiller.teacher_logits(x).numpy())
+
+
+def test_every_term_is_logged_per_step_and_per_epoch():
+    teacher, student = models()
+    distiller = hint_distiller(teacher, student)
+    optimizer = SGD(distiller.parameters(), lr=0.05)
+    history = fit(distiller, batches(), optimizer, distiller.loss_fn, epochs=2,
+                  val_loader=batches(), callbacks=[distill.DistillationLog(distiller)],
+                  progress=False)
+    assert len(history.steps) == 8 and len(history.epochs) == 2
+    for step in history.steps:
+        assert step["kd_ce"] + step["kd_kl"] + step["hint"] == pytest.approx(step["loss"],
+                                                                           rel=1e-5)
+    for record in history.epochs:  # batches of equal size: the plain mean of the steps
+        steps = [s for s in history.steps if s["epoch"] == record["epoch"]]
+        for key in ("kd_ce", "kd_kl", "hint"):
+            assert record[key] == pytest.approx(np.mean([s[key] for s in steps]), rel=1e-6)
+        assert record["kd_ce"] + record["kd_kl"] + record["hint"] == pytest.approx(
+            record["train_loss"], rel=1e-5)
+    assert len(history.series("kd_kl")) == 2
+
+
+def test_teacher_logit_cache_gives_the_same_logits_and_skips_the_teacher():
+    teacher, student = models()
+    calls = []
+    teacher.register_forward_hook(lambda module, args, output: calls.append(len(args[0])))
+    cached = distill.Distiller(teacher, student, [distill.KD()], cache_teacher_logits=True)
+    loader = batches()
+    for epoch in range(2):
+        for x, _ in loader:
+            with mg.no_grad():
+                np.testing.assert_allclose(cached.teacher_logits(x).numpy(),
+                                           teacher(x).numpy(), rtol=1e-6)
+    # Epoch 1 runs the teacher for each batch (plus our check); epoch 2, shuffled anew, only
+    # the checks run it: every row is found in the cache.
+    assert cached.cache_misses == 4 and cached.cache_hits == 4 and len(cached.cache) == 64
+    assert len(calls) == 4 + 8
+
+
+def test_distillers_of_one_teacher_can_share_a_cache():
+    teacher, student = models()
+    shared = {}
+    first = distill.Distiller(teacher, student, [distill.KD()], cache_teacher_logits=shared)
+    x = mg.randn(8, 12)
+    first.teacher_logits(x)
+    second = distill.Distiller(teacher, MLP([12, 8, C]), [distill.KD()],
+                               cache_teacher_logits=shared)
+    second.teacher_logits(x)
+    assert len(shared) == 8 and (first.cache_misses, second.cache_hits) == (1, 1)
+    with pytest.raises(TypeError, match="True, False or a dict"):
+        distill.Distiller(teacher, student, [distill.KD()], cache_teacher_logits="yes")
+
+
+def test_born_again_student_has_the_teachers_architecture_and_fresh_weights():
+    teacher, _ = models()
+    hinted = hint_distiller(teacher, MLP([12, 8, C]))  # a hook on the teacher's layers.5
+    distiller = distill.Distiller(teacher, None, [distill.KD(T=1.0, alpha=1.0)])
+    student = distiller.student
+    assert student is not teacher and student.training and not teacher.training
+    theirs, ours = teacher.state_dict(), student.state_dict()
+    assert list(ours) == list(theirs)
+    for key in ours:
+        assert ours[key].shape == theirs[key].shape
+        assert not np.allclose(ours[key].numpy(), theirs[key].numpy()), key
+    assert all(p.requires_grad for p in student.parameters())
+    assert not student.layers[5]._forward_hooks  # the hint's hook stayed on the teacher
+    assert hinted.teacher.layers[5]._forward_hooks
+
+
+def test_batch_norm_layers_are_reset_in_a_born_again_student():
+    teacher = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    teacher(mg.randn(8, 4))  # training mode: the running statistics move
+    student = distill.born_again_student(teacher)
+    np.testing.assert_array_equal(student[1].running_mean.numpy(), np.zeros(3))
+    np.testing.assert_array_equal(student[1].running_var.numpy(), np.ones(3))
+    assert int(student[1].num_batches_tracked.item()) == 0
+
+
+def test_evaluate_sees_the_student():
+    teacher, student = models()
+    distiller = distill.Distiller(teacher, student, [distill.KD()])
+    loader = batches()
+    assert evaluate(distiller, loader)["accuracy"] == evaluate(student, loader)["accuracy"]
+    assert "loss" in evaluate(distiller, loader, distiller.loss_fn)
+
+
+def test_hint_adapter_is_a_linear_or_a_1x1_convolution():
+    assert isinstance(distill.hint_adapter((8,), (16,)), nn.Linear)
+    conv = distill.hint_adapter((4, 7, 7), (16, 7, 7))
+    assert isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1)
+    assert conv(mg.randn(2, 4, 7, 7)).shape == (2, 16, 7, 7)
+    with pytest.raises(ValueError, match="cannot map"):
+        distill.hint_adapter((4, 7, 7), (16, 5, 5))
+
+
+# ------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("T", [0, -1.0, math.nan, math.inf, "4", True])
+def test_a_temperature_that_is_not_positive_is_refused(T):
+    with pytest.raises(ValueError, match="temperature T must be a positive number"):
+        distill.kd_loss(mg.tensor(logits()), mg.tensor(logits()), mg.tensor(labels()), T=T)
+    with pytest.raises(ValueError, match="temperature"):
+        distill.KD(T=T)
+
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.5, math.nan, None])
+def test_alpha_outside_zero_one_is_refused(alpha):
+    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
+        distill.kd_loss(mg.tensor(logits()), mg.tensor(logits()), mg.tensor(labels()),
+                        alpha=alpha)
+    with pytest.raises(ValueError, match="alpha"):
+        distill.KD(alpha=alpha)
+
+
+def test_a_class_count_mismatch_is_refused():
+    with pytest.raises(ValueError, match="the student has 5 classes and the teacher 4"):
+        distill.kd_loss(mg.tensor(logits()), mg.tensor(logits(classes=4)),
+                        mg.tensor(labels()))
+    with pytest.raises(ValueError, match="classes"):
+        distill.logit_mse_loss(mg.tensor(logits()), mg.tensor(logits(classes=4)))
+    teacher, _ = models()
+    distiller = distill.Distiller(teacher, MLP([12, 8, 4]), [distill.KD()])
+    with pytest.raises(ValueError, match="the student has 4 classes and the teacher 5"):
+        distiller(mg.randn(N, 12))
+
+
+@pytest.mark.parametrize("student_layer, teacher_layer, role, missing", [
+    ("layers.9", "layers.5", "student", "layers.9"), ("layers.2", "fc2", "teacher", "fc2"),
+    ("", "layers.5", "student", "")])
+def test_a_hooked_layer_that_does_not_exist_is_refused(student_layer, teacher_layer, role,
+                                                       missing):
+    teacher, student = models()
+    hint = distill.Hint(student_layer, teacher_layer, distill.hint_adapter((8,), (16,)))
+    with pytest.raises(ValueError, match=rf"the {role} \(MLP\) has no layer named "
+                                         rf"'{missing}'; its layers are: layers, layers\.0"):
+        distill.Distiller(teacher, student, [hint])
+
+
+def test_other_misuse_is_refused_with_a_clear_error():
+    teacher, student = models()
+    with pytest.raises(ValueError, match="non-empty list of DistillationTerm"):
+        distill.Distiller(teacher, student, [])
+    with pytest.raises(ValueError, match="same name"):
+        distill.Distiller(teacher, student, [distill.KD(), distill.KD(T=2)])
+    hint = distill.Hint("layers.2", "layers.5", distill.hint_adapter((8,), (16,)))
+    with pytest.raises(ValueError, match="cache holds teacher logits only"):
+        distill.Distiller(teacher, student, [hint], cache_teacher_logits=True)
+    with pytest.raises(ValueError, match="pairs must be"):
+        distill.AttentionTransfer([])
+    distiller = distill.Distiller(teacher, student, [distill.KD()])
+    with pytest.raises(RuntimeError, match="outputs of this distiller's last forward"):
+        distiller.loss_fn(student(mg.randn(N, 12)), mg.tensor(labels()))
+    with pytest.raises(ValueError, match="attention_transfer_loss: student feature"):
+        distill.attention_transfer_loss(mg.randn(N, 2, 4, 4), mg.randn(N, 2, 3, 3))
+    with pytest.raises(ValueError, match="the adapter maps"):
+        distill.hint_loss(mg.randn(N, 8), mg.randn(N, 16), nn.Linear(8, 12))
