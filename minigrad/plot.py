@@ -9,7 +9,8 @@
 * ``plot_confusion_matrix``: the matrix as an image with the count in every cell.
 * ``plot_trajectories``: optimizer paths over the contour lines of 2-D functions.
 * ``plot_histograms``: the distributions of several arrays (weights, activations) overlaid.
-* ``plot_tradeoff``: y against x for several methods (accuracy vs sparsity, vs bits...).
+* ``plot_tradeoff``: y against x for several methods (accuracy vs sparsity, vs bits, vs
+  temperature...), optionally on a log x axis.
 
 A run is anything with the attributes of ``minigrad.train.History``: ``epochs``, a list of
 dicts with "epoch" (1-based), "train_loss", optionally "val_loss", and "train_m" / "val_m"
@@ -271,16 +272,41 @@ def plot_histograms(arrays, path=None, xlabel="value", title=None, bins=120, log
     return _save(figure, path)
 
 
-def plot_tradeoff(curves, xlabel, ylabel, path=None, title=None, percent_x=False):
+def plot_tradeoff(curves, xlabel, ylabel, path=None, title=None, percent_x=False,
+                  log_x=False):
     """Trade-off curves, {label: [(x, y), ...]}, one line with markers each: accuracy against
-    sparsity, against bits, against model size... ``percent_x`` labels x as percentages."""
+    sparsity, against bits, against model size, against temperature... ``percent_x`` labels
+    x as percentages; ``log_x`` uses a logarithmic x axis."""
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for index, (label, points) in enumerate(curves.items()):
         x, y = zip(*points)
         axis.plot(np.asarray(x) * (100 if percent_x else 1), y, marker="o", markersize=4,
                   color=f"C{index % 10}", label=label)
     axis.set(xlabel=xlabel + (" (%)" if percent_x else ""), ylabel=ylabel, title=title)
+    if log_x:
+        axis.set_xscale("log")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_quantization_levels(values, levels, path=None, title=None, bins=200, log=True):
+    """The histogram of ``values`` (a layer's weights) once per panel, with the levels of one
+    quantizer drawn on it as vertical lines: {label: levels}. Shows where each grid spends its
+    codes: evenly spaced, crowded near zero (powers of two), or where the weights are
+    (k-means)."""
+    values = np.ravel(np.asarray(values))
+    figure, axes = plt.subplots(1, len(levels), figsize=(5 * len(levels), 3.8), squeeze=False,
+                                sharey=True)
+    for index, (axis, (label, grid)) in enumerate(zip(axes[0], levels.items())):
+        axis.hist(values, bins=bins, color="0.6")
+        for level in np.ravel(np.asarray(grid)):
+            axis.axvline(level, color=f"C{index}", linewidth=0.8)
+        axis.set(title=f"{label}: {np.size(grid)} levels", xlabel="value",
+                 yscale="log" if log else "linear")
+    axes[0][0].set_ylabel("count")
+    if title is not None:
+        figure.suptitle(title)
     figure.tight_layout()
     return _save(figure, path)

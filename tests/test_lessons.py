@@ -178,3 +178,93 @@ def test_lesson_07_pruning_criteria_schedules_shrink_and_csr(tmp_path):
     assert structured["error"] == pytest.approx(structured["error_before_shrink"], abs=1e-3)
     assert result["csr"]["difference"] < 1e-4 and result["csr"]["compression"] > 5
     assert_pngs(result["plots"])
+
+
+def test_lesson_09_distillation_tables_temperatures_and_the_missing_class(tmp_path):
+    lesson = load_lesson("09_distillation.py")
+    result = lesson["main"](["--quick", "--out", str(tmp_path)])
+    size, teacher = result["test_size"], result["teacher_errors"]
+    rows = {name: (params, *errors) for name, params, *errors in result["part_a"]}
+    assert rows["teacher CNN (dropout)"][0] == 220874
+    assert rows["800-800 alone"][0] == rows["800-800 distilled (T=20)"][0] == 1276810
+    assert rows["30 alone"][0] == rows["30 distilled (T=4)"][0] == 23860
+    assert teacher < 0.85 * min(result["errors"]["800-800", "alone"])  # worth copying
+    assert np.isfinite(result["gap_closed"])
+    for kind, points in result["temperature"].items():
+        assert [T for T, _ in points] == [1, 2, 4, 8, 20], kind
+        assert all(errors < 0.2 * size for _, errors in points), kind  # all of them learned
+
+    logged = {(kind, method): terms for kind, method, _, terms in result["part_c"]}
+    assert len(logged) == 9
+    assert logged["800-800", "KD + hint (FitNets)"].startswith("kd_ce")
+    assert "hint" in logged["800-800", "KD + hint (FitNets)"]
+    assert "similarity" in logged["800-800", "KD + similarity-preserving"]
+    assert "attention" in logged["LeNet-5", "KD + attention transfer"]
+    assert "logit_mse" in logged["800-800", "logit MSE (Ba & Caruana)"]
+    for _, _, errors, _ in result["part_c"]:
+        assert errors < 0.2 * size
+
+    removed = result["class_removed"]
+    (_, _, errors, on_threes, _), (_, shift, fixed_errors, fixed_on_threes, _), _ = \
+        removed["rows"]
+    assert on_threes > 0.5 * removed["threes"]  # never shown a 3, the student mostly refuses to say "3"...
+    assert shift > 0 and fixed_on_threes < on_threes / 2  # ...until its bias is raised
+    assert fixed_errors < errors
+    assert_pngs(result["plots"])
+
+
+def test_lesson_08_quantization_ptq_qat_grids_sizes_and_int8_export(tmp_path):
+    lesson = load_lesson("08_quantization.py")
+    result = lesson["main"](["--quick", "--out", str(tmp_path)])
+    fp32 = result["fp32"]
+    assert fp32 > 0.8  # 1 epoch on 3,000 images
+    part_a = {(weights, observer): (int8, act4) for weights, observer, int8, _, act4 in
+              result["part_a"][1:]}
+    for int8, act4 in part_a.values():
+        assert int8 == pytest.approx(fp32, abs=0.015)  # 8 bits cost about nothing
+        assert act4 < fp32 + 0.005  # 4-bit activations do
+    assert part_a["per channel", "MinMax"][0] == pytest.approx(fp32, abs=0.01)
+
+    curves = {label: dict(points) for label, points in result["part_b"].items()}
+    weights_only, both = curves["weights only (8-bit activations)"], curves[
+        "weights and activations"]
+    assert both[8] == pytest.approx(fp32, abs=0.01)
+    assert both[2] < both[8] - 0.2 and weights_only[2] < weights_only[8] - 0.1
+    assert weights_only[3] > both[3] and weights_only[2] > both[2]
+
+    part_c = {scheme: (values, error) for scheme, values, error in result["part_c"]}
+    assert part_c["uniform, per tensor"][0] <= 15 and part_c["k-means"][0] <= 16
+    assert part_c["k-means"][1] < part_c["uniform, per tensor"][1]
+    assert part_c["uniform, per channel"][1] < part_c["uniform, per tensor"][1]
+
+    for name, ptq, _, qat, _ in result["part_d"]:
+        assert qat > ptq, name
+    ptq2, qat2 = next((ptq, qat) for name, ptq, _, qat, _ in result["part_d"]
+                      if name.startswith("2-bit"))
+    assert qat2 > ptq2 + 0.1  # fake-quantized fine-tuning recovers what 2-bit PTQ lost
+
+    part_e = {(name, bits): (before, tuned) for name, bits, before, tuned in result["part_e"]}
+    assert part_e["k-means", 2][0] > part_e["power of two", 2][0]
+    assert part_e["k-means", 2][1] > part_e["k-means", 2][0]
+    assert part_e["ternary (TWN)", 2][1] > part_e["ternary (TWN)", 2][0]
+
+    sizes = {name: (size, ratio) for name, size, ratio, _ in result["part_f"]}
+    assert sizes["fp32"][0] == 61706 * 4
+    assert sizes["int8 per channel (PTQ)"][1] <= 0.26
+    assert sizes["4-bit weights and activations (PTQ)"][1] < 0.14
+    assert sizes["k-means 4-bit weights (fine-tuned)"][1] < 0.14
+    assert sizes["float16 weights"][1] == pytest.approx(0.5)
+    latency = result["latency"]
+    assert latency["identical"] and latency["ratios"]["minigrad"] > 0
+    assert_pngs(result["plots"])
+
+
+@pytest.mark.slow
+def test_lesson_09_default_run_distilled_student_closes_half_the_gap(tmp_path):
+    lesson = load_lesson("09_distillation.py")
+    result = lesson["main"](["--out", str(tmp_path)])
+    errors, teacher = result["errors"], result["teacher_errors"]
+    assert teacher < errors["800-800", "distilled"][0] < errors["800-800", "alone"][0]
+    assert result["gap_closed"] >= 0.3  # 55% measured: the same direction as on full MNIST
+    small = dict(result["temperature"]["30"])
+    assert min(small, key=small.get) <= 4  # the tiny student prefers a low temperature

@@ -7,7 +7,7 @@ import pytest
 
 import minigrad as mg
 from minigrad.plot import (plot_confusion_matrix, plot_histograms, plot_history, plot_lr_curves,
-                           plot_steps, plot_trajectories)
+                           plot_steps, plot_tradeoff, plot_trajectories)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -156,3 +156,11 @@ def test_plot_histograms_share_bins_on_a_log_axis():
     # the same 31 edges for both outlines: identical x extents
     np.testing.assert_allclose(wide.get_xy()[:, 0].min(), narrow.get_xy()[:, 0].min())
     np.testing.assert_allclose(wide.get_xy()[:, 0].max(), narrow.get_xy()[:, 0].max())
+
+
+def test_plot_tradeoff_draws_one_line_per_method_on_a_linear_or_log_x_axis():
+    curves = {"a": [(1, 0.9), (4, 0.95), (20, 0.93)], "b": [(1, 0.8), (20, 0.85)]}
+    (axis,) = plot_tradeoff(curves, "T", "accuracy").axes
+    assert axis.get_xscale() == "linear" and line_labels(axis) == ["a", "b"]
+    (axis,) = plot_tradeoff(curves, "T", "accuracy", log_x=True).axes
+    assert axis.get_xscale() == "log"
