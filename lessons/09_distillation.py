@@ -44,14 +44,25 @@ D. A class the student never sees (Hinton et al., section 3): every 3 is removed
    on the training images (3s included, unlabelled) exactly as often as the teacher does.
    The test-optimal shift is shown beside it (``class_removed.png``: errors against shift).
 
-What to look at: table A (the distilled 800-800 student lands much nearer the teacher than the
-student alone; Hinton, on full MNIST with an MLP teacher: teacher 67 errors, student alone
-146, distilled 74); ``temperature.png``; table C; table D (errors on 3s before and after the
-bias shift, Hinton: 133 of 1,010 3s wrong before, 14 after).
+What to look at: table A (the distilled 800-800 student lands about halfway between the
+student alone and the teacher; Hinton et al., on full MNIST with an MLP teacher: teacher 67
+errors, student alone 146, distilled 74); ``temperature.png`` (the big student wants a high
+T, the tiny one a low T); table C (here the feature and relation terms add little to KD, and
+a born-again MLP gains nothing from an equal teacher: the soft targets carry the knowledge);
+table D (errors on 3s before and after the bias shift; Hinton et al.: 133 of the 1,010 3s
+wrong before, 14 after).
 
-The bundled subset (15,500 training images, 2,000 test) shows the effects in a few minutes;
-``--data-dir`` with the full MNIST files and ``--seeds 3`` is the measured run
-(docs/distillation.md has its figures).
+The bundled subset (15,500 training images, 2,000 test; 6 epochs per student, 8 for the
+teacher) shows the effects in about four minutes of one core: teacher 21 errors, 800-800
+alone 61, distilled 45 (40% of the gap closed). ``--data-dir`` with the full MNIST files and
+``--seeds 3`` is the measured run (10 and 12 epochs): teacher 60 errors of 10,000; 800-800
+alone 149, 140, 138 (mean 142.3), distilled at T = 20: 101, 100, 105 (mean 102.0), so
+distillation closes 49% of the gap; the 30-unit student 296.3 alone, 301.0 at T = 4 (but 279
+at T = 2, seed 0). Table C, seed 0: KD 101, logit MSE 100, KD + hint 100, KD + similarity 99,
+born-again 160 (alone 149); LeNet-5 alone 76, KD 80, KD + attention transfer 70. Table D:
+without any 3 in its transfer set the student makes 405 errors, 319 of them on the 1,010 3s;
+the label-free shift (+6.2) brings that to 167 and 37 (the test-optimal +5.7: 161 and 42).
+The full run takes about 29 minutes on one core.
 """
 
 import argparse
