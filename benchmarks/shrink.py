@@ -35,6 +35,7 @@ from minigrad.nn import functional as F
 from minigrad.optim import SGD
 from minigrad.prune.shrink import shrink
 from minigrad.report import format_table
+from minigrad.timing import times_in_turns
 
 BATCH, TARGET = 256, 1.6
 
@@ -46,21 +47,6 @@ def zero_smallest_filters(model, fraction=0.5):
             l1 = np.abs(module.weight.data).sum(axis=(1, 2, 3))
             module.weight.data[np.argsort(l1)[:int(len(l1) * fraction)]] = 0
     return model
-
-
-def paired_times(steps, repeats):
-    """Seconds per run of each step, timed in turns (a, b, a, b, ...) after warm-up, so both
-    see the same machine: this one is shared, and a burst of load hits both columns alike."""
-    for step in steps:
-        for _ in range(3):  # warm-up: JIT compilation, allocator caches
-            step()
-    times = [[] for _ in steps]
-    for _ in range(repeats):
-        for step, record in zip(steps, times):
-            start = time.perf_counter()
-            step()
-            record.append(time.perf_counter() - start)
-    return times
 
 
 def inference(model, x):
@@ -130,7 +116,8 @@ def main(argv=None):
     rows = []
     for workload, build in (("inference", lambda m: inference(m, x)),
                             ("training step", lambda m: training_step(m, x, y))):
-        times = paired_times([build(m) for m in (original, shrunk)], args.repeats)
+        # in turns after 3 warm-up rounds, so a burst of load hits both columns alike
+        times = times_in_turns([build(m) for m in (original, shrunk)], args.repeats, warmup=3)
         median, best = ([f(t) for t in times] for f in (statistics.median, min))
         rows.append((f"LeNet-5 {workload} b{BATCH}", 1e3 * median[0], 1e3 * median[1],
                      median[0] / median[1], best[0] / best[1], TARGET))

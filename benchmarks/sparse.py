@@ -20,8 +20,6 @@ Numba kernels use one. Machines here are shared and noisy: compare ratios within
 
 import argparse
 import os
-import statistics
-import time
 
 import numpy as np
 
@@ -32,6 +30,7 @@ from minigrad.models import MLP, LeNet5
 from minigrad.nn import Conv2d, Linear
 from minigrad.prune.sparse import to_csr, to_sparse
 from minigrad.report import format_table
+from minigrad.timing import median_seconds
 
 SPARSITIES = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
 LAYERS = ((300, 784), (1000, 1000), (4096, 4096))
@@ -39,18 +38,9 @@ BATCHES = (1, 64)
 
 
 def median_us(dense_call, sparse_call, repeats):
-    """Median times of one call of each, in microseconds, after warm-up calls. The two calls
-    alternate, so a slow spell of the machine slows both."""
-    calls, times = (dense_call, sparse_call), ([], [])
-    for _ in range(5):
-        for call in calls:
-            call()
-    for _ in range(repeats):
-        for call, spent in zip(calls, times):
-            start = time.perf_counter()
-            call()
-            spent.append(time.perf_counter() - start)
-    return [1e6 * statistics.median(spent) for spent in times]
+    """Median times of one call of each, in microseconds, the two calls in turns after five
+    warm-up rounds (``minigrad.timing``)."""
+    return [1e6 * seconds for seconds in median_seconds([dense_call, sparse_call], repeats, 5)]
 
 
 def zero_at_random(weight, sparsity, rng):

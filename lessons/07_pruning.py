@@ -29,7 +29,6 @@ weights; LeNet-5: 0.80% -> 0.77% keeping 8%): at least 90% of the weights remove
 import argparse
 import copy
 import os
-import statistics
 import time
 
 import minigrad as mg
@@ -41,6 +40,7 @@ from minigrad.nn import functional as F
 from minigrad.optim import SGD, lr_scheduler
 from minigrad.plot import plot_tradeoff
 from minigrad.report import format_table
+from minigrad.timing import median_seconds
 from minigrad.train import evaluate, fit
 
 
@@ -192,25 +192,13 @@ def part_d(lenet, setup, final=0.92):
     return curves, gradual, error, sensitivity_png
 
 
-def median_seconds(function, repeats=15):
-    """Median wall time of ``function()`` after two warm-up calls."""
-    for _ in range(2):
-        function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def inference_seconds(model, x):
     model.eval()
 
     def forward():
         with mg.no_grad():
             model(x)
-    return median_seconds(forward)
+    return median_seconds([forward], repeats=15)[0]
 
 
 def part_e(lenet, setup, amount=0.5):

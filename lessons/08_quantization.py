@@ -50,7 +50,6 @@ that takes two epochs of all 60,000 images: add ``--finetune-images 60000``; the
 import argparse
 import copy
 import os
-import statistics
 import time
 import warnings
 
@@ -65,6 +64,7 @@ from minigrad.nn import functional as F
 from minigrad.optim import SGD, lr_scheduler
 from minigrad.plot import plot_quantization_levels, plot_tradeoff
 from minigrad.report import format_table
+from minigrad.timing import median_seconds
 from minigrad.train import Callback, fit
 
 DENSE_LR, FINETUNE_LR, CENTROID_LR = 0.05, 0.005, 0.1
@@ -342,19 +342,6 @@ def part_f(model, fp32, int8_model, kmeans4, setup):
     return rows
 
 
-def median_ms(calls, repeats):
-    """{name: median milliseconds} of the calls {name: fn}, run in turn so that a busy machine
-    slows them all alike; two warm-up rounds first (Numba compiles on its first call)."""
-    times = {name: [] for name in calls}
-    for round_index in range(repeats + 2):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            if round_index >= 2:
-                times[name].append(1e3 * (time.perf_counter() - start))
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def part_g(model, int8_model, setup, batch=256):
     """Latency at batch 256, ours and PyTorch's; the saved int8 model loads back identical."""
     x = next(iter(DataLoader(setup.test.dataset, batch_size=batch)))[0]
@@ -366,7 +353,8 @@ def part_g(model, int8_model, setup, batch=256):
     calls = {"minigrad fp32 (Numba)": fp32_forward,
              "minigrad int8 (converted)": lambda: int8_model(x)}
     calls.update(torch_lenet_calls(model, setup, x) or {})
-    ms = median_ms(calls, setup.timing_repeats)
+    ms = dict(zip(calls, (1e3 * seconds for seconds in
+                          median_seconds(list(calls.values()), setup.timing_repeats))))
     ratios = {"minigrad": ms["minigrad fp32 (Numba)"] / ms["minigrad int8 (converted)"]}
     if "torch int8 (x86)" in ms:
         ratios["torch"] = ms["torch fp32"] / ms["torch int8 (x86)"]
