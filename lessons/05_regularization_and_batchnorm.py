@@ -43,6 +43,7 @@ import minigrad as mg
 from minigrad import nn
 from minigrad.data import DataLoader
 from minigrad.data.mnist import normalized_mnist
+from minigrad.models import MLP
 from minigrad.nn import functional as F
 from minigrad.nn.utils import l1_penalty, l2_penalty
 from minigrad.optim import SGD
@@ -53,19 +54,6 @@ from minigrad.train import fit
 LR, MOMENTUM = 0.05, 0.9
 L2_LAMBDA, L1_LAMBDA, DROPOUT = 5e-4, 1e-4, 0.5
 ZERO = 1e-3  # weights smaller than this in magnitude count as zero
-
-
-def mlp(sizes, dropout=0.0, batchnorm=False):
-    """Linear layers with ReLU between them, optionally BatchNorm1d before each ReLU and
-    Dropout after it."""
-    layers = [nn.Flatten()]
-    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
-        layers.append(nn.Linear(n_in, n_out))
-        if i < len(sizes) - 2:
-            layers += [nn.BatchNorm1d(n_out)] if batchnorm else []
-            layers.append(nn.ReLU())
-            layers += [nn.Dropout(dropout)] if dropout else []
-    return nn.Sequential(*layers)
 
 
 def linear_weights(model):
@@ -86,7 +74,7 @@ def regularization_runs():
 
 def train_regularized(name, options, penalty, weight_decay, train, test, epochs, progress):
     mg.manual_seed(0)  # the same initial weights and batches for every run
-    model = mlp([784, 256, 256, 10], **options)
+    model = MLP([784, 256, 256, 10], **options)
     weights = linear_weights(model)
     others = [p for p in model.parameters() if all(p is not w for w in weights)]
     optimizer = SGD([{"params": weights, "weight_decay": weight_decay}, {"params": others}],
@@ -145,7 +133,7 @@ def part_b(train, test, epochs, progress, out, learning_rates=(0.01, 0.2)):
         for batchnorm in (False, True):
             name = f"{'batch norm' if batchnorm else 'plain'}, lr {lr}"
             mg.manual_seed(0)
-            model = mlp([784, 256, 256, 256, 10], batchnorm=batchnorm)
+            model = MLP([784, 256, 256, 256, 10], batchnorm=batchnorm)
             start = time.perf_counter()
             histories[name] = fit(model, DataLoader(train, batch_size=64, shuffle=True),
                                   SGD(model.parameters(), lr=lr), F.cross_entropy, epochs,

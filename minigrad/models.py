@@ -28,15 +28,18 @@ class LeNet5(nn.Module):
 
 
 class MLP(nn.Module):
-    """A multilayer perceptron: Linear layers with ReLU (and optional dropout) between them,
-    e.g. ``MLP([784, 300, 100, 10])``; images are flattened first."""
+    """A multilayer perceptron: Linear layers with ReLU between them, e.g.
+    ``MLP([784, 300, 100, 10])``; images are flattened first. Optionally BatchNorm1d before each
+    ReLU and Dropout after it."""
 
-    def __init__(self, sizes, dropout=0.0):
+    def __init__(self, sizes, dropout=0.0, batchnorm=False):
         super().__init__()
         layers = [nn.Flatten()]
         for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
             layers.append(nn.Linear(n_in, n_out))
             if i < len(sizes) - 2:
+                if batchnorm:
+                    layers.append(nn.BatchNorm1d(n_out))
                 layers.append(nn.ReLU())
                 if dropout:
                     layers.append(nn.Dropout(dropout))
