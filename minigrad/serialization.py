@@ -91,16 +91,24 @@ def save(obj, path):
     metadata = json.dumps({"format": FORMAT, "version": VERSION, "tree": tree})
     arrays[METADATA_ENTRY] = np.frombuffer(metadata.encode("utf-8"), dtype=np.uint8)
 
+    atomic_write(path, lambda file: np.savez(file, **arrays), "save")
+
+
+def atomic_write(path, write, caller="save"):
+    """Call ``write(file)`` on a new temporary file beside ``path``, flush it to disk, then
+    rename it over ``path``: a crash at any point leaves ``path`` with its previous content.
+    The folder must exist."""
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"save: folder {folder!r} does not exist (saving {path!r})")
+        raise FileNotFoundError(f"{caller}: folder {folder!r} does not exist (saving {path!r})")
     # Not tempfile.mkstemp: it creates files readable by the owner only, and after the rename
     # the saved file would keep those permissions; open(..., "xb") follows the umask.
     temp_path = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
     file = open(temp_path, "xb")
     try:
         with file:
-            np.savez(file, **arrays)
+            write(file)
             file.flush()
             os.fsync(file.fileno())  # the data is on disk before the rename makes it visible
         os.replace(temp_path, path)
