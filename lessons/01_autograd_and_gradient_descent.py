@@ -8,7 +8,9 @@ The model is a line  y_hat = w x + b,  and the loss is the mean squared error ov
 
 Gradient descent repeats  theta <- theta - lr * dL/dtheta  for theta in (w, b). We never write
 dL/dw by hand: ``loss.backward()`` computes it through the graph of tensor ops, and we check it
-against the formula dL/dw = (2/n) sum_i (w x_i + b - y_i) x_i in the first step.
+against the formula dL/dw = (2/n) sum_i (w x_i + b - y_i) x_i in the first step. Before that
+backward, ``minigrad.viz.draw_graph`` saves a picture of the graph it walks (graph.png): the
+leaves w, b, x, y and one box per op, Mul, Add, Sub, Pow, and the Sum and Mul of the mean.
 
 The same problem has a closed-form answer, the least-squares solution of [x 1] theta = y, so
 we can see exactly how close gradient descent gets. The loss is a quadratic whose curvature
@@ -34,6 +36,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import minigrad as mg  # noqa: E402
+from minigrad.viz import draw_graph  # noqa: E402
 
 
 def make_data(n, seed):
@@ -86,11 +89,14 @@ def largest_stable_lr(x):
     return 2.0 / np.linalg.eigvalsh(hessian).max()
 
 
-def check_autograd_against_formula(x, y):
-    """dL/dw and dL/db from backward() equal the formulas at w = 0.5, b = -1."""
+def check_autograd_against_formula(x, y, graph_path):
+    """dL/dw and dL/db from backward() equal the formulas at w = 0.5, b = -1. Before the
+    backward, the graph it walks is drawn into ``graph_path`` (a PNG)."""
     w = mg.tensor(0.5, requires_grad=True)
     b = mg.tensor(-1.0, requires_grad=True)
-    mse(w * x + b, y).backward()
+    loss = mse(w * x + b, y)
+    draw_graph(loss, graph_path, params={"w": w, "b": b, "x": x, "y": y, "L": loss})
+    loss.backward()
     residual = (0.5 * x.numpy() - 1.0) - y.numpy()
     by_hand = (2 * np.mean(residual * x.numpy()), 2 * np.mean(residual))
     return (w.grad.item(), b.grad.item()), by_hand
@@ -134,7 +140,8 @@ def main(argv=None):
     start = time.perf_counter()
 
     x, y = make_data(n, args.seed)
-    ours, by_hand = check_autograd_against_formula(x, y)
+    graph_png = os.path.join(args.out, "graph.png")
+    ours, by_hand = check_autograd_against_formula(x, y, graph_png)
     print(f"dL/dw, dL/db at (0.5, -1): backward {ours[0]:.6f} {ours[1]:.6f}  "
           f"formula {by_hand[0]:.6f} {by_hand[1]:.6f}")
 
@@ -163,9 +170,9 @@ def main(argv=None):
     loss_png, fit_png = os.path.join(args.out, "loss.png"), os.path.join(args.out, "fit.png")
     plt.close(plot_losses(runs, best_loss, loss_png))
     plt.close(plot_fit(x, y, best[3:], exact, fit_png))
-    print(f"saved {loss_png} and {fit_png} ({time.perf_counter() - start:.1f} s)")
+    print(f"saved {loss_png}, {fit_png} and {graph_png} ({time.perf_counter() - start:.1f} s)")
     return {"autograd": ours, "by_hand": by_hand, "exact": exact, "best_loss": best_loss,
-            "lr_limit": lr_limit, "rows": rows, "plots": (loss_png, fit_png)}
+            "lr_limit": lr_limit, "rows": rows, "plots": (loss_png, fit_png, graph_png)}
 
 
 if __name__ == "__main__":

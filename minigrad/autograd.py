@@ -17,12 +17,16 @@ output gradient is complete before the node is processed.
 """
 
 import contextlib
+import os
 
 import numpy as np
 
 from minigrad.backend import array_module, device_of
 
 _grad_enabled = True
+# The recording ``minigrad.profiler.profile``, or None: when profiling is off, checking this is
+# all it costs an op.
+active_profiler = None
 
 
 def is_grad_enabled():
@@ -103,7 +107,11 @@ class Function:
         if cls.broadcasts:
             _check_broadcast(cls.__name__, inputs)
         ctx = cls()
-        out = Tensor(cls.forward(ctx, *(x.data for x in inputs), **attrs))
+        arrays = tuple(x.data for x in inputs)
+        if active_profiler is None:
+            out = Tensor(cls.forward(ctx, *arrays, **attrs))
+        else:  # the same call, timed
+            out = Tensor(active_profiler.run(cls, "forward", ctx, *arrays, **attrs))
         needs_grad = tuple(x.requires_grad for x in inputs)
         # Integer results (argmax-like casts, x.long()) are constants: PyTorch tracks no grad.
         if _grad_enabled and any(needs_grad) and out.dtype.kind == "f":
@@ -214,7 +222,10 @@ def backward(tensor, grad=None, retain_graph=False):
             continue
         if node.output is not None:  # retain_grad() was called on this intermediate
             _accumulate(node.output, grad_out)
-        grad_inputs = type(node).backward(node, grad_out)
+        if active_profiler is None:
+            grad_inputs = type(node).backward(node, grad_out)
+        else:  # the same call, timed
+            grad_inputs = active_profiler.run(type(node), "backward", node, grad_out)
         if not isinstance(grad_inputs, tuple):
             grad_inputs = (grad_inputs,)
         for parent, needed, g in zip(node.parents, node.needs_input_grad, grad_inputs):
@@ -240,3 +251,11 @@ def _accumulate(tensor, grad):
         tensor.grad = Tensor(grad.copy())
     else:
         tensor.grad = Tensor(tensor.grad.data + grad)
+
+
+# MINIGRAD_PROFILE=1 (any value but 0): profile the whole process, and print the table to
+# stderr at exit. Checked here because every op runs through this module.
+if os.environ.get("MINIGRAD_PROFILE", "") not in ("", "0"):
+    from minigrad.profiler import profile_process
+
+    profile_process()
