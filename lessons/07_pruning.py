@@ -40,7 +40,7 @@ from minigrad.nn import functional as F
 from minigrad.optim import SGD, lr_scheduler
 from minigrad.plot import plot_tradeoff
 from minigrad.report import format_table
-from minigrad.timing import median_seconds
+from minigrad.timing import inference_seconds
 from minigrad.train import evaluate, fit
 
 
@@ -190,15 +190,6 @@ def part_d(lenet, setup, final=0.92):
           f"test error {error:.2%}")
     print(prune.report(gradual).table())
     return curves, gradual, error, sensitivity_png
-
-
-def inference_seconds(model, x):
-    model.eval()
-
-    def forward():
-        with mg.no_grad():
-            model(x)
-    return median_seconds([forward], repeats=15)[0]
 
 
 def part_e(lenet, setup, amount=0.5):

@@ -280,18 +280,10 @@ def power_of_two_layer(bits):
 
 
 def finetune_centroids(model, setup):
-    """One epoch of SGD on the centroids (and biases). A centroid's gradient is the sum of its
-    cluster's weight gradients: thousands in fc1, a handful in conv1. One learning rate for
-    all would be too large for one layer or too small for another, so each layer's rate is
-    CENTROID_LR k / n (k centroids, n weights): a step of CENTROID_LR times the cluster's
-    mean gradient."""
-    groups = []
-    for module in layers(model).values():
-        centroids = module.weight_centroids
-        groups.append({"params": [centroids],
-                       "lr": CENTROID_LR * centroids.numel() / module.weight_indices.numel()})
-        groups.append({"params": [module.bias]})
-    optimizer = SGD(groups, lr=FINETUNE_LR, momentum=0.9)
+    """One epoch of SGD on the centroids (and biases); each layer's centroids at
+    CENTROID_LR k / n (``quant.centroid_param_groups`` says why)."""
+    optimizer = SGD(quant.centroid_param_groups(model, CENTROID_LR), lr=FINETUNE_LR,
+                    momentum=0.9)
     fit(model, setup.finetune, optimizer, F.cross_entropy, 1, progress=False)
 
 

@@ -9,6 +9,8 @@ do not move.
 import statistics
 import time
 
+from minigrad.autograd import no_grad
+
 
 def times_in_turns(calls, repeats, warmup=2):
     """Seconds of every run of each call: ``repeats`` rounds, each running the ``calls`` in
@@ -28,3 +30,13 @@ def times_in_turns(calls, repeats, warmup=2):
 def median_seconds(calls, repeats, warmup=2):
     """The median of ``times_in_turns`` for each call, in seconds."""
     return [statistics.median(record) for record in times_in_turns(calls, repeats, warmup)]
+
+
+def inference_seconds(model, x, repeats=15):
+    """The median seconds of ``model(x)`` in eval mode without a graph: what serving costs."""
+    model.eval()
+
+    def forward():
+        with no_grad():
+            model(x)
+    return median_seconds([forward], repeats)[0]

@@ -39,6 +39,7 @@ from what is stored (``weight_reparam``), and gradients reach what is trained.
     kmeans_share(module, name="weight", bits=4, init="linear")   Deep Compression: Parameter
         <name>_centroids (2^bits,), buffer <name>_indices; weight = centroids[indices]
     remove_sharing(module, name), codebook(module, name) -> (centroids, indices),
+    centroid_param_groups(model, centroid_lr)   fine-tuning: centroids at centroid_lr k / n
     kmeans_1d(values, k, init="linear") -> (centroids, labels)                (``weight_sharing``)
     binarize(module, name="weight", scaled=True)     BinaryConnect, alpha sign(w), STE |w| <= 1
     ternarize(module, name="weight", threshold=0.7)  Ternary Weight Networks, STE
@@ -81,7 +82,8 @@ from minigrad.quant.observers import (HistogramObserver, MinMaxObserver,
                                       PercentileObserver, PerChannelMinMaxObserver)
 from minigrad.quant.qparams import (QParams, calculate_qparams, dequantize, qrange, quantize,
                                     storage_dtype)
-from minigrad.quant.weight_sharing import codebook, kmeans_1d, kmeans_share, remove_sharing
+from minigrad.quant.weight_sharing import (centroid_param_groups, codebook, kmeans_1d,
+                                          kmeans_share, remove_sharing)
 from minigrad.quant.export import load_quantized, save_quantized
 from minigrad.quant.fuse import fuse_conv_bn, fuse_linear_bn
 from minigrad.quant.quantized import (DeQuantize, DynamicQuantizedLinear, QuantizedAvgPool2d,
@@ -95,7 +97,7 @@ __all__ = ["QParams", "qrange", "calculate_qparams", "quantize", "dequantize", "
            "Observer", "MinMaxObserver", "MovingAverageMinMaxObserver",
            "PerChannelMinMaxObserver", "HistogramObserver", "PercentileObserver",
            "fake_quantize", "FakeQuantize", "FakeQuantizeSTE",
-           "kmeans_share", "remove_sharing", "codebook", "kmeans_1d",
+           "kmeans_share", "remove_sharing", "codebook", "kmeans_1d", "centroid_param_groups",
            "binarize", "ternarize", "remove_low_bit", "power_of_two_quantize",
            "power_of_two_scale", "to_float16",
            "model_size", "ModelSize", "LayerSize", "sqnr", "layer_sqnr",

@@ -180,3 +180,26 @@ def codebook(module, name="weight"):
         raise ValueError(f"codebook: {name!r} of {type(module).__name__} is not shared")
     return (backend.to_device(getattr(module, name + "_centroids").data, "cpu"),
             backend.to_device(getattr(module, name + "_indices").data, "cpu"))
+
+
+def centroid_param_groups(model, centroid_lr):
+    """Optimizer parameter groups for fine-tuning a k-means-shared ``model``.
+
+    A centroid's gradient is the sum of its cluster's weight gradients: thousands of them in
+    a large Linear, a handful in a small convolution, so one learning rate for all would be
+    too large for one layer or too small for another. Each shared tensor's centroids get
+    ``centroid_lr * k / n`` (k centroids, n weights): a step of ``centroid_lr`` times the
+    cluster's *mean* gradient. Every other parameter (biases, unshared layers) goes in a last
+    group at the optimizer's own learning rate."""
+    groups, shared = [], set()
+    for module in model.modules():
+        hook = find_weight_hook(module, "weight")
+        if isinstance(hook, KMeansSharing):
+            centroids = module.weight_centroids
+            groups.append({"params": [centroids], "lr": centroid_lr * centroids.numel()
+                           / module.weight_indices.numel()})
+            shared.add(id(centroids))
+    if not groups:
+        raise ValueError("centroid_param_groups: no layer of the model is k-means shared")
+    rest = [p for p in model.parameters() if id(p) not in shared]
+    return groups + ([{"params": rest}] if rest else [])
