@@ -257,3 +257,58 @@ def test_lesson_08_quantization_ptq_qat_grids_sizes_and_int8_export(tmp_path):
     latency = result["latency"]
     assert latency["identical"] and latency["ratios"]["minigrad"] > 0
     assert_pngs(result["plots"])
+
+
+def test_lesson_11_deep_compression_counts_every_byte_and_reloads_exactly(tmp_path, capsys):
+    lesson = load_lesson("11_deep_compression.py")
+    result = lesson["main"](["--quick", "--no-progress", "--out", str(tmp_path)])
+    rows = {name.split(",")[0].split(":")[0]: row for name, *row in result["rows"]}
+    dense, pruned = rows["dense"], rows["pruned 92% + fine-tuned"]
+    shared = next(row for name, row in rows.items() if name.startswith("+ k-means"))
+    reloaded = rows["+ Huffman"]
+    # errors, nonzeros, bytes, x smaller, ms batch 1, ms batch 256
+    assert dense[1] == 61470 and dense[2] == 61706 * 4
+    assert pruned[1] == pytest.approx(0.08 * 61470, abs=2)
+    assert dense[0] < 0.1 * result["test_size"]  # 3 epochs on 3,000 images: >= 90%
+    assert pruned[0] <= dense[0] + 0.02 * result["test_size"]
+    # The reloaded file: the shared model's weights exactly, so the same errors.
+    assert reloaded[0] == shared[0] and reloaded[1] == shared[1]
+    assert reloaded[2] == os.path.getsize(result["files"]["compressed"])
+    assert reloaded[2] < shared[2] < pruned[2] < dense[2]
+    assert reloaded[3] > 20
+    parts = result["compressed"].nbytes()
+    assert sum(parts.values()) == reloaded[2]
+    assert parts["plain tensors"] == 4 * (6 + 16 + 120 + 84 + 10)
+    for label, points in result["sweep"].items():
+        sizes = [size for size, _, _ in points]
+        assert sizes == sorted(sizes), label  # more bits, more bytes
+    assert_pngs([result["files"]["tradeoff"]])
+    assert "x smaller" in capsys.readouterr().out
+
+
+def test_lesson_12_kernels_match_the_reference_the_profile_and_the_roofline(tmp_path, capsys):
+    lesson = load_lesson("12_kernels_and_hardware.py")
+    result = lesson["main"](["--quick", "--out", str(tmp_path)])
+    rows = result["part_a"]
+    assert {"numpy (reference)", "numba", "numba, own loops"} <= {row[2] for row in rows}
+    assert len(rows) >= 3 * 2 * 2 + 2  # 3 convs x 2 passes x 2 sets, + Numba's own loops
+    for conv, direction, kernels, ms, gflops, diff, relative in rows:
+        assert ms > 0 and gflops > 0, (conv, direction, kernels)
+        assert relative < 1e-5, (conv, direction, kernels, diff)  # float32, another order
+
+    for kernels, stats in result["part_b"]["profiles"].items():
+        ops = {record.op: record for record in stats}
+        assert all(record.calls > 0 for record in stats), kernels
+        assert (ops["Conv2d"].calls, ops["Conv2d"].backward_calls) == (2, 2), kernels
+        assert (ops["Linear"].calls, ops["ReLU"].calls, ops["MaxPool2d"].calls) == (3, 4, 2)
+        assert ops["Conv2d"].total_s > 0, kernels
+
+    roofline = result["part_c"]
+    peak, bandwidth = roofline["peak_gflops"], roofline["bandwidth_gbs"]
+    assert peak > 0 and bandwidth == max(roofline["copy_gbs"], roofline["add_gbs"]) > 0
+    for n, gflops in roofline["matmul_gflops"]:
+        assert 0 < gflops <= peak, n  # a median rate never beats the best one
+    assert_pngs(result["plots"])
+    out = capsys.readouterr().out
+    for header in ("max abs diff", "im2col ms", "% of total", "dominant ops", "roof GFLOP/s"):
+        assert header in out, header
