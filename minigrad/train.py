@@ -243,7 +243,11 @@ def _restore(state, path):
 
 
 def _model_device(model):
-    return next(iter(model.parameters())).device
+    """Where the model's tensors live: its first parameter's device, else its first buffer's
+    (an integer-only QuantizedModel has buffers only), else the CPU."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return "cpu"
 
 
 def _progress_disabled(progress):

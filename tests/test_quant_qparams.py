@@ -299,3 +299,10 @@ def test_quantize_dequantize_on_cupy_equal_numpy():
         x_gpu = mg.tensor(x, requires_grad=True).to("cuda")
         fake_quantize(x_gpu, qp_gpu).sum().backward()
         assert x_gpu.grad.device == "cuda"
+
+
+@pytest.mark.parametrize("function", [quantize, dequantize])
+def test_a_tensor_is_refused_with_the_way_out(function):
+    qp = calculate_qparams(-1.0, 1.0)
+    with pytest.raises(TypeError, match=r"got a Tensor of shape \(3,\); pass tensor.numpy"):
+        function(mg.tensor(np.ones(3, dtype=np.float32)), qp)

@@ -10,8 +10,10 @@ import pytest
 
 import minigrad as mg
 from minigrad import backend, nn, optim, quant
+from minigrad.data import DataLoader, TensorDataset
 from minigrad.models import LeNet5, MLP
 from minigrad.nn import functional as F
+from minigrad.train import evaluate
 from minigrad.quant import (QConfig, convert, default_qconfig, fuse_conv_bn, fuse_linear_bn,
                             prepare, prepare_qat, quantize_dynamic, simulate)
 
@@ -126,6 +128,17 @@ def test_static_ptq_is_close_to_the_float_model():
     assert isinstance(qmodel._modules["features_0"], quant.QuantizedConv2d)
     assert qmodel._modules["features_0"].relu and qmodel._modules["features_0"].qmin == \
         qmodel._modules["features_0"].output_zero_point
+
+
+def test_evaluate_runs_an_integer_model_and_agrees_with_its_outputs():
+    qmodel = convert(calibrated(lenet()))
+    assert not list(qmodel.parameters())  # integer codes are buffers: nothing to train
+    x = images(32, seed=4)
+    predictions = qmodel(x).numpy().argmax(axis=1)
+    labels = predictions.copy()
+    labels[:8] = (labels[:8] + 1) % 10  # exactly 8 of 32 made wrong
+    loader = DataLoader(TensorDataset(x.numpy(), labels), batch_size=10)
+    assert evaluate(qmodel, loader)["accuracy"] == pytest.approx(24 / 32)
 
 
 def test_model_size_of_int8_lenet_is_about_a_quarter():

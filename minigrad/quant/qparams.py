@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minigrad.backend import array_module
+from minigrad.tensor import Tensor
 
 EPS = float(np.finfo(np.float32).eps)
 MIN_BITS, MAX_BITS = 2, 16
@@ -211,9 +212,17 @@ def unclamped_codes(x, qp):
         return xp.rint(x.astype(work, copy=False) * inverse_scale) + zero_point
 
 
+def _check_array(x, caller, hint):
+    """quantize and dequantize work on arrays (codes are not differentiable)."""
+    if isinstance(x, Tensor):
+        raise TypeError(f"{caller}: takes a NumPy or CuPy array, got a Tensor of shape "
+                        f"{x.shape}; pass tensor.numpy() ({hint})")
+
+
 def quantize(x, qp):
     """x_q = clamp(round(x / s) + z, qmin, qmax) as the smallest integer dtype holding
     [qmin, qmax]; round is half to even. NaN or inf in x raise ValueError."""
+    _check_array(x, "quantize", "fake_quantize(x, qp) quantizes a Tensor inside a graph")
     xp = array_module(x)
     codes = unclamped_codes(xp.asarray(x), qp)
     return xp.clip(codes, qp.qmin, qp.qmax).astype(storage_dtype(qp.qmin, qp.qmax))
@@ -221,6 +230,7 @@ def quantize(x, qp):
 
 def dequantize(q, qp):
     """x ~= s (x_q - z), as float32."""
+    _check_array(q, "dequantize", "codes are arrays")
     xp = array_module(q)
     q = xp.asarray(q)
     scale, zero_point = broadcast_qparams(q, qp)
