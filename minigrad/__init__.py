@@ -8,8 +8,10 @@
 
 Public API: ``Tensor`` and its constructors, grad mode (``no_grad``, ``enable_grad``,
 ``is_grad_enabled``), ``manual_seed``, ``save``/``load``, and every op of ``minigrad.ops``
-as a function. Subpackages: ``nn``, ``optim``, ``data``, ``train``, ``tune``, ``metrics``,
-``plot``, ``models``, ``testing``.
+as a function. Subpackages and modules, imported by name (``from minigrad import prune``):
+training ``nn``, ``optim``, ``data``, ``train``, ``tune``, ``metrics``, ``models``; making
+models smaller and faster ``prune``, ``quant``, ``distill``, ``compress``, ``parallel``;
+looking inside ``profiler``, ``viz``, ``timing``, ``plot``, ``report``, ``testing``.
 """
 
 from minigrad.autograd import Function, enable_grad, is_grad_enabled, no_grad

@@ -8,6 +8,9 @@ functions that apply them to Tensors.
                     composites flatten squeeze unsqueeze stack split
     linalg.py       matmul
     activation.py   relu leaky_relu sigmoid tanh gelu softplus softmax log_softmax
+    nn.py           Conv2d MaxPool2d AvgPool2d (kernels from ``backend.kernels``), fused
+                    Linear and SoftmaxCrossEntropy; no functions here: ``nn.functional``
+                    applies them (conv2d, max_pool2d, avg_pool2d, linear, cross_entropy)
 """
 
 from minigrad.ops.activation import (gelu, leaky_relu, log_softmax, relu, sigmoid, softmax,

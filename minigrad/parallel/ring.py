@@ -1,8 +1,9 @@
 """Ring all-reduce on point-to-point messages: how an all-reduce can cost each rank about twice
 the data, whatever the number of ranks (Patarasuk & Yuan 2009; Baidu's 2017 "ring allreduce"
-that Horovod made popular). Written for reading; ``comm.all_reduce`` (MPI's Allreduce, which
-picks among this and other algorithms by message size) is what DDP uses, and the tests check
-this one gives the same sums.
+that Horovod made popular). Written for reading: DDP does not use it. DDP starts one
+non-blocking MPI ``Iallreduce`` per gradient bucket (``comm.start_all_reduce``, the call
+``comm.all_reduce`` also makes), and MPI picks among this and other algorithms by message
+size; the tests check this one gives the same sums.
 
 The N ranks stand in a ring: rank r sends to r+1 and receives from r-1 (mod N). Each rank cuts
 its array of D values into N chunks (``np.array_split``: sizes differ by at most one, so any D

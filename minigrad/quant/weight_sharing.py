@@ -43,8 +43,9 @@ with exact zeros is treated the same way: zero entries are "pruned".)
 
 Storage (``storage_bytes``, used by ``accounting.model_size``): the indices bit-packed,
 ceil(n bits / 8) bytes; the codebook, k centroids at 4 bytes; a bitmap of the pruned entries,
-ceil(n / 8) bytes, when some are. (Deep Compression stores the nonzeros sparse with relative
-indices and Huffman-codes both streams; we count plain dense indices.)
+ceil(n / 8) bytes, when some are. That is the simple dense layout ``model_size`` reports;
+Deep Compression's own storage (the nonzeros only, at relative indices, both streams
+Huffman-coded) is ``minigrad.compress``, whose byte counts are smaller.
 """
 
 import math
