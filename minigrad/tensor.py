@@ -131,6 +131,13 @@ class Tensor:
     def __bool__(self):
         return bool(self.data)
 
+    def __float__(self):
+        """float(t) of a one-element tensor, as in PyTorch (``item`` says why not otherwise)."""
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
     def __repr__(self):
         body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
         extras = []

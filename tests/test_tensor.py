@@ -40,6 +40,9 @@ def test_attributes():
     assert mg.tensor([[2.5]]).item() == 2.5
     with pytest.raises(ValueError, match=r"only one-element tensors.*\(2, 3\)"):
         x.item()
+    assert float(mg.tensor([2.5])) == 2.5 and int(mg.tensor(7)) == 7
+    with pytest.raises(ValueError, match="only one-element tensors"):
+        float(x)
 
 
 def test_repr_shows_values_dtype_and_graph():
