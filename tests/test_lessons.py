@@ -88,9 +88,11 @@ def test_lesson_03_each_update_rule_reaches_the_minima_it_should(tmp_path, capsy
     assert "steps to 0.05" in capsys.readouterr().out
 
 
-def test_lesson_05_regularizers_change_the_weights_and_batchnorm_speeds_training(tmp_path):
+def test_lesson_05_regularizers_change_the_weights_and_batchnorm_speeds_training(tmp_path, capsys):
     lesson = load_lesson("05_regularization_and_batchnorm.py")
     result = lesson["main"](["--quick", "--no-progress", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out  # the tables, headers included
+    assert "regularizer" in printed and "steps to loss 0.3" in printed
     rows = {name: (train_acc, test_acc, gap, zeros, norm)
             for name, train_acc, test_acc, gap, zeros, norm in result["part_a"]}
     assert rows["none"][0] == 1.0 and rows["none"][2] > 0.05  # memorized: a real gap
@@ -107,9 +109,12 @@ def test_lesson_05_regularizers_change_the_weights_and_batchnorm_speeds_training
     assert_pngs(result["plots"])
 
 
-def test_lesson_04_schedules_follow_their_formulas_and_decay_beats_a_constant_rate(tmp_path):
+def test_lesson_04_schedules_follow_their_formulas_and_decay_beats_a_constant_rate(
+        tmp_path, capsys):
     lesson = load_lesson("04_learning_rate_schedules.py")
     result = lesson["main"](["--quick", "--no-progress", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out  # the tables, headers included
+    assert "scheduler" in printed and "last lr" in printed
     curves, t = result["curves"], np.arange(100)
     assert len(curves) == 14
     np.testing.assert_allclose(curves["ExponentialLR(0.96)"], 0.1 * 0.96 ** t, rtol=1e-6)
@@ -131,9 +136,12 @@ def test_lesson_04_schedules_follow_their_formulas_and_decay_beats_a_constant_ra
     assert_pngs(result["plots"])
 
 
-def test_lesson_06_search_ranks_trials_by_validation_and_reports_the_winner_on_test(tmp_path):
+def test_lesson_06_search_ranks_trials_by_validation_and_reports_the_winner_on_test(
+        tmp_path, capsys):
     lesson = load_lesson("06_choosing_an_optimizer.py")
     result = lesson["main"](["--quick", "--no-progress", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out  # the tables, headers included
+    assert "search:" in printed and "best of both" in printed
     grid, random = result["grid"], result["random"]
     assert len(grid.trials) == 6 and len(random.trials) == 6
     scores = {(t["config"]["optimizer"], t["config"]["lr"]): t["score"] for t in grid.trials}
@@ -148,9 +156,11 @@ def test_lesson_06_search_ranks_trials_by_validation_and_reports_the_winner_on_t
     assert_pngs(result["plots"])
 
 
-def test_lesson_07_pruning_criteria_schedules_shrink_and_csr(tmp_path):
+def test_lesson_07_pruning_criteria_schedules_shrink_and_csr(tmp_path, capsys):
     lesson = load_lesson("07_pruning.py")
     result = lesson["main"](["--quick", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out  # the tables, headers included
+    assert "error pruned" in printed and "inference us (batch 1)" in printed
     part_a = {name: (sparsity, pruned, tuned) for name, sparsity, pruned, tuned in
               result["part_a"]}
     for sparsity, _, _ in part_a.values():
@@ -180,9 +190,11 @@ def test_lesson_07_pruning_criteria_schedules_shrink_and_csr(tmp_path):
     assert_pngs(result["plots"])
 
 
-def test_lesson_09_distillation_tables_temperatures_and_the_missing_class(tmp_path):
+def test_lesson_09_distillation_tables_temperatures_and_the_missing_class(tmp_path, capsys):
     lesson = load_lesson("09_distillation.py")
     result = lesson["main"](["--quick", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out  # the tables, headers included
+    assert "T=20" in printed and "loss terms" in printed and "predicted 3s" in printed
     size, teacher = result["test_size"], result["teacher_errors"]
     rows = {name: (params, *errors) for name, params, *errors in result["part_a"]}
     assert rows["teacher CNN (dropout)"][0] == 220874
@@ -213,9 +225,11 @@ def test_lesson_09_distillation_tables_temperatures_and_the_missing_class(tmp_pa
     assert_pngs(result["plots"])
 
 
-def test_lesson_08_quantization_ptq_qat_grids_sizes_and_int8_export(tmp_path):
+def test_lesson_08_quantization_ptq_qat_grids_sizes_and_int8_export(tmp_path, capsys):
     lesson = load_lesson("08_quantization.py")
     result = lesson["main"](["--quick", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out  # the tables, headers included
+    assert "activation observer" in printed and "distinct values" in printed
     fp32 = result["fp32"]
     assert fp32 > 0.8  # 1 epoch on 3,000 images
     part_a = {(weights, observer): (int8, act4) for weights, observer, int8, _, act4 in
