@@ -9,7 +9,8 @@ import pytest
 import minigrad as mg
 from minigrad import nn, optim, prune
 from minigrad.nn import functional as F
-from minigrad.quant import codebook, kmeans_1d, kmeans_share, remove_sharing
+from minigrad.quant import (centroid_param_groups, codebook, kmeans_1d, kmeans_share,
+                            remove_sharing)
 from minigrad.quant.weight_sharing import initial_centroids
 
 HAND_VALUES = np.array([-1.0, -0.9, 0.1, 0.2, 0.95, 1.0])
@@ -210,3 +211,19 @@ def test_clear_errors():
         kmeans_share(constant, bits=1)
     with pytest.raises(ValueError, match="is not shared"):
         codebook(linear())
+
+
+def test_centroid_groups_scale_the_step_to_the_mean_gradient_of_a_cluster():
+    mg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(40, 30), nn.ReLU(), nn.Linear(30, 5))
+    prune.l1_unstructured(model[0], "weight", amount=0.75)  # 300 of 1,200 weights kept
+    prune.remove(model[0], "weight")
+    kmeans_share(model[0], bits=3)
+    with pytest.raises(ValueError, match="no layer of the model is k-means shared"):
+        centroid_param_groups(nn.Linear(3, 2), 0.1)
+    groups = centroid_param_groups(model, 0.1)
+    assert groups[0]["params"] == [model[0].weight_centroids]
+    assert groups[0]["lr"] == pytest.approx(0.1 * 8 / 300)
+    rest = {id(p) for p in groups[1]["params"]}
+    assert rest == {id(model[0].bias), id(model[2].weight), id(model[2].bias)}
+    assert len(groups) == 2 and "lr" not in groups[1]

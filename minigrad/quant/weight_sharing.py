@@ -189,16 +189,19 @@ def centroid_param_groups(model, centroid_lr):
     A centroid's gradient is the sum of its cluster's weight gradients: thousands of them in
     a large Linear, a handful in a small convolution, so one learning rate for all would be
     too large for one layer or too small for another. Each shared tensor's centroids get
-    ``centroid_lr * k / n`` (k centroids, n weights): a step of ``centroid_lr`` times the
-    cluster's *mean* gradient. Every other parameter (biases, unshared layers) goes in a last
-    group at the optimizer's own learning rate."""
+    ``centroid_lr * k / n`` (k centroids, n shared weights, the pruned zeros not counted): a
+    step of ``centroid_lr`` times the cluster's *mean* gradient (for clusters of equal size).
+    Every other parameter (biases, unshared layers) goes in a last group at the optimizer's
+    own learning rate."""
     groups, shared = [], set()
     for module in model.modules():
         hook = find_weight_hook(module, "weight")
         if isinstance(hook, KMeansSharing):
             centroids = module.weight_centroids
+            mask = module._buffers.get("weight_mask")
+            n = module.weight_indices.numel() if mask is None else int(mask.data.sum())
             groups.append({"params": [centroids], "lr": centroid_lr * centroids.numel()
-                           / module.weight_indices.numel()})
+                           / max(n, 1)})
             shared.add(id(centroids))
     if not groups:
         raise ValueError("centroid_param_groups: no layer of the model is k-means shared")
