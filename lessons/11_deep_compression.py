@@ -51,8 +51,9 @@ Measured on this 2-core machine (latencies are noisy: other jobs shared it):
   (no gain: these layers fit in the caches). ``--conv-bits 8 --fc-bits 5`` (Han et al.'s
   widths): 106 errors, 9,232 bytes (26.7x); ``--conv-bits 4 --fc-bits 5``: 107, 6,829 (36.1x);
   ``--distill``: pruned 95, final 105, 6,322 bytes (39.0x).
-- Bundled subset (the default, 90 s): dense 28 errors of 2,000, pruned 29, shared and
-  Huffman-coded 32, 6,333 bytes (39.0x). ``--quick``: 10 s.
+- Bundled subset (the default: 44 s on two quiet cores, 90 s beside other jobs): dense 28
+  errors of 2,000, pruned 29, shared and Huffman-coded 32, 6,333 bytes (39.0x). ``--quick``:
+  10 s.
 """
 
 import argparse
