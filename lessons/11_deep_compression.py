@@ -146,15 +146,16 @@ def prune_stage(dense, setup):
     else:
         trained, loss_fn = model, F.cross_entropy
     optimizer = SGD(trained.parameters(), lr=PRUNE_LR, momentum=0.9, weight_decay=1e-4)
-    train(trained, setup, setup.prune_epochs, optimizer, 1, loss_fn, [pruning])
+    train(trained, setup, setup.prune_epochs, optimizer, seed=1, loss_fn=loss_fn,
+          callbacks=[pruning])
     for module, name in weights(model):
         prune.remove(module, name)
     return model
 
 
 def share_weights(pruned, setup, bits=None):
-    """A copy of ``pruned`` whose layers share 2^b k-means centroids (b = ``bits``, or 8 for
-    convolutions and 5 for Linear layers); the zeros stay zero, out of the clustering."""
+    """A copy of ``pruned`` whose layers share 2^b k-means centroids (b = ``bits``, or else
+    --conv-bits / --fc-bits by layer kind); the zeros stay zero, out of the clustering."""
     model = copy.deepcopy(pruned)
     for module, name in weights(model):
         quant.kmeans_share(module, name, bits=bits or setup.bits(module))
