@@ -17,6 +17,16 @@ def load_lesson(filename):
     return runpy.run_path(os.path.join(LESSONS, filename), run_name="lesson")
 
 
+def run_quick(filename, tmp_path, capsys, headers, *options):
+    """A lesson's ``main(["--quick", *options])``, after checking that its printed output
+    holds each of ``headers`` (its tables' column names); returns what main returned."""
+    result = load_lesson(filename)["main"](["--quick", *options, "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    for header in headers:
+        assert header in printed, header
+    return result
+
+
 def assert_pngs(paths):
     for path in paths:
         with open(path, "rb") as png:
@@ -24,8 +34,7 @@ def assert_pngs(paths):
 
 
 def test_lesson_01_gradient_descent_reaches_the_least_squares_line(tmp_path, capsys):
-    lesson = load_lesson("01_autograd_and_gradient_descent.py")
-    result = lesson["main"](["--quick", "--out", str(tmp_path)])
+    result = run_quick("01_autograd_and_gradient_descent.py", tmp_path, capsys, ["least squares"])
 
     assert result["autograd"] == pytest.approx(result["by_hand"], rel=1e-5)
     exact_w, exact_b = result["exact"]
@@ -40,19 +49,16 @@ def test_lesson_01_gradient_descent_reaches_the_least_squares_line(tmp_path, cap
     assert diverging[0] < 600 and diverging[1] > 1e6 * result["best_loss"]
 
     assert_pngs(result["plots"])
-    assert "least squares" in capsys.readouterr().out
 
 
 def test_lesson_02_quick_run_trains_and_saves_its_plots(tmp_path, capsys):
-    lesson = load_lesson("02_lenet5_mnist.py")
-    result = lesson["main"](["--quick", "--no-progress", "--out", str(tmp_path)])
+    result = run_quick("02_lenet5_mnist.py", tmp_path, capsys, ["test acc"], "--no-progress")
     history = result["history"]
     assert [r["epoch"] for r in history.epochs] == [1, 2]
     assert history.epochs[1]["train_loss"] < history.epochs[0]["train_loss"]
     assert result["test_accuracy"] >= 0.8  # 2 epochs on 3,000 images
     assert result["confusion"].sum() == 2000
     assert_pngs(result["plots"])
-    assert "test acc" in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -63,8 +69,8 @@ def test_lesson_02_lenet5_reaches_97_percent_on_the_bundled_subset(tmp_path):
 
 
 def test_lesson_03_each_update_rule_reaches_the_minima_it_should(tmp_path, capsys):
-    lesson = load_lesson("03_gradient_descent_family.py")
-    result = lesson["main"](["--quick", "--no-progress", "--out", str(tmp_path)])
+    result = run_quick("03_gradient_descent_family.py", tmp_path, capsys,
+                       ["steps to 0.05"], "--no-progress")
     part_a = {(problem, name): (reached, distance)
               for problem, name, _, reached, distance, _ in result["part_a"]}
     deterministic = ["GD", "momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
@@ -85,14 +91,11 @@ def test_lesson_03_each_update_rule_reaches_the_minima_it_should(tmp_path, capsy
         assert part_b[name][1] < part_b["SGD"][1], name  # faster than plain SGD
         assert part_b[name][2] >= 0.8, name
     assert_pngs(result["plots"])
-    assert "steps to 0.05" in capsys.readouterr().out
 
 
 def test_lesson_05_regularizers_change_the_weights_and_batchnorm_speeds_training(tmp_path, capsys):
-    lesson = load_lesson("05_regularization_and_batchnorm.py")
-    result = lesson["main"](["--quick", "--no-progress", "--out", str(tmp_path)])
-    printed = capsys.readouterr().out  # the tables, headers included
-    assert "regularizer" in printed and "steps to loss 0.3" in printed
+    result = run_quick("05_regularization_and_batchnorm.py", tmp_path, capsys,
+                       ["regularizer", "steps to loss 0.3"], "--no-progress")
     rows = {name: (train_acc, test_acc, gap, zeros, norm)
             for name, train_acc, test_acc, gap, zeros, norm in result["part_a"]}
     assert rows["none"][0] == 1.0 and rows["none"][2] > 0.05  # memorized: a real gap
@@ -111,10 +114,8 @@ def test_lesson_05_regularizers_change_the_weights_and_batchnorm_speeds_training
 
 def test_lesson_04_schedules_follow_their_formulas_and_decay_beats_a_constant_rate(
         tmp_path, capsys):
-    lesson = load_lesson("04_learning_rate_schedules.py")
-    result = lesson["main"](["--quick", "--no-progress", "--out", str(tmp_path)])
-    printed = capsys.readouterr().out  # the tables, headers included
-    assert "scheduler" in printed and "last lr" in printed
+    result = run_quick("04_learning_rate_schedules.py", tmp_path, capsys,
+                       ["scheduler", "last lr"], "--no-progress")
     curves, t = result["curves"], np.arange(100)
     assert len(curves) == 14
     np.testing.assert_allclose(curves["ExponentialLR(0.96)"], 0.1 * 0.96 ** t, rtol=1e-6)
@@ -138,10 +139,8 @@ def test_lesson_04_schedules_follow_their_formulas_and_decay_beats_a_constant_ra
 
 def test_lesson_06_search_ranks_trials_by_validation_and_reports_the_winner_on_test(
         tmp_path, capsys):
-    lesson = load_lesson("06_choosing_an_optimizer.py")
-    result = lesson["main"](["--quick", "--no-progress", "--out", str(tmp_path)])
-    printed = capsys.readouterr().out  # the tables, headers included
-    assert "search:" in printed and "best of both" in printed
+    result = run_quick("06_choosing_an_optimizer.py", tmp_path, capsys,
+                       ["search:", "best of both"], "--no-progress")
     grid, random = result["grid"], result["random"]
     assert len(grid.trials) == 6 and len(random.trials) == 6
     scores = {(t["config"]["optimizer"], t["config"]["lr"]): t["score"] for t in grid.trials}
@@ -157,10 +156,8 @@ def test_lesson_06_search_ranks_trials_by_validation_and_reports_the_winner_on_t
 
 
 def test_lesson_07_pruning_criteria_schedules_shrink_and_csr(tmp_path, capsys):
-    lesson = load_lesson("07_pruning.py")
-    result = lesson["main"](["--quick", "--out", str(tmp_path)])
-    printed = capsys.readouterr().out  # the tables, headers included
-    assert "error pruned" in printed and "inference us (batch 1)" in printed
+    result = run_quick("07_pruning.py", tmp_path, capsys,
+                       ["error pruned", "inference us (batch 1)"])
     part_a = {name: (sparsity, pruned, tuned) for name, sparsity, pruned, tuned in
               result["part_a"]}
     for sparsity, _, _ in part_a.values():
@@ -191,10 +188,8 @@ def test_lesson_07_pruning_criteria_schedules_shrink_and_csr(tmp_path, capsys):
 
 
 def test_lesson_09_distillation_tables_temperatures_and_the_missing_class(tmp_path, capsys):
-    lesson = load_lesson("09_distillation.py")
-    result = lesson["main"](["--quick", "--out", str(tmp_path)])
-    printed = capsys.readouterr().out  # the tables, headers included
-    assert "T=20" in printed and "loss terms" in printed and "predicted 3s" in printed
+    result = run_quick("09_distillation.py", tmp_path, capsys,
+                       ["T=20", "loss terms", "predicted 3s"])
     size, teacher = result["test_size"], result["teacher_errors"]
     rows = {name: (params, *errors) for name, params, *errors in result["part_a"]}
     assert rows["teacher CNN (dropout)"][0] == 220874
@@ -226,10 +221,8 @@ def test_lesson_09_distillation_tables_temperatures_and_the_missing_class(tmp_pa
 
 
 def test_lesson_08_quantization_ptq_qat_grids_sizes_and_int8_export(tmp_path, capsys):
-    lesson = load_lesson("08_quantization.py")
-    result = lesson["main"](["--quick", "--out", str(tmp_path)])
-    printed = capsys.readouterr().out  # the tables, headers included
-    assert "activation observer" in printed and "distinct values" in printed
+    result = run_quick("08_quantization.py", tmp_path, capsys,
+                       ["activation observer", "distinct values"])
     fp32 = result["fp32"]
     assert fp32 > 0.8  # 1 epoch on 3,000 images
     part_a = {(weights, observer): (int8, act4) for weights, observer, int8, _, act4 in
@@ -274,8 +267,7 @@ def test_lesson_08_quantization_ptq_qat_grids_sizes_and_int8_export(tmp_path, ca
 
 
 def test_lesson_11_deep_compression_counts_every_byte_and_reloads_exactly(tmp_path, capsys):
-    lesson = load_lesson("11_deep_compression.py")
-    result = lesson["main"](["--quick", "--no-progress", "--out", str(tmp_path)])
+    result = run_quick("11_deep_compression.py", tmp_path, capsys, ["x smaller"], "--no-progress")
     rows = {name.split(",")[0].split(":")[0]: row for name, *row in result["rows"]}
     dense, pruned = rows["dense"], rows["pruned 92% + fine-tuned"]
     shared = next(row for name, row in rows.items() if name.startswith("+ k-means"))
@@ -297,12 +289,11 @@ def test_lesson_11_deep_compression_counts_every_byte_and_reloads_exactly(tmp_pa
         sizes = [size for size, _, _ in points]
         assert sizes == sorted(sizes), label  # more bits, more bytes
     assert_pngs([result["files"]["tradeoff"]])
-    assert "x smaller" in capsys.readouterr().out
 
 
 def test_lesson_12_kernels_match_the_reference_the_profile_and_the_roofline(tmp_path, capsys):
-    lesson = load_lesson("12_kernels_and_hardware.py")
-    result = lesson["main"](["--quick", "--out", str(tmp_path)])
+    result = run_quick("12_kernels_and_hardware.py", tmp_path, capsys, [
+        "max abs diff", "im2col ms", "% of total", "dominant ops", "roof GFLOP/s"])
     rows = result["part_a"]
     assert {"numpy (reference)", "numba", "numba, own loops"} <= {row[2] for row in rows}
     assert len(rows) >= 3 * 2 * 2 + 2  # 3 convs x 2 passes x 2 sets, + Numba's own loops
@@ -323,6 +314,3 @@ def test_lesson_12_kernels_match_the_reference_the_profile_and_the_roofline(tmp_
     for n, gflops in roofline["matmul_gflops"]:
         assert 0 < gflops <= peak, n  # a median rate never beats the best one
     assert_pngs(result["plots"])
-    out = capsys.readouterr().out
-    for header in ("max abs diff", "im2col ms", "% of total", "dominant ops", "roof GFLOP/s"):
-        assert header in out, header
