@@ -222,9 +222,7 @@ def layer_table(compressed, pruned):
         rows.append((layer.name, weight.numel(), layer.nonzeros / weight.numel(),
                      layer.values.bits, layer.gaps.bits,
                      "yes" if layer.values.lengths is not None else "no",
-                     bits_per_weight, layer.codebook.nbytes + layer.values.table_nbytes
-                     + layer.gaps.table_nbytes + layer.values.payload.size
-                     + layer.gaps.payload.size))
+                     bits_per_weight, layer.nbytes))
     print(format_table(["layer", "weights", "kept", "value bits", "index bits",
                         "values Huffman-coded", "stream bits per weight", "bytes"],
                        rows, [None, ",d", ".1%", "d", "d", None, ".2f", ",d"]))

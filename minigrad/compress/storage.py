@@ -61,6 +61,11 @@ class Stream:
     def table_nbytes(self):
         return 0 if self.lengths is None else huffman.table_bytes(2**self.bits)
 
+    @property
+    def nbytes(self):
+        """The stream's bytes in the file: code table and payload."""
+        return self.table_nbytes + self.payload.size
+
     def to_bytes(self):
         table = b"" if self.lengths is None else _pack_nibbles(self.lengths)
         return table + self.payload.tobytes()
@@ -120,6 +125,11 @@ class CompressedLayer:
     def nonzeros(self):
         return self.values.count
 
+    @property
+    def nbytes(self):
+        """The layer's bytes in the file: codebook and both streams."""
+        return self.codebook.nbytes + self.values.nbytes + self.gaps.nbytes
+
     def weight(self):
         """The dense weight, exactly as the shared layer computed it."""
         positions = relative_index.decode(decode_stream(self.gaps), self.gaps.bits)
@@ -128,16 +138,15 @@ class CompressedLayer:
         return weight.reshape(self.shape)
 
 
-def compress_layer(name, module, index_bits, entropy_coding=True):
+def compress_layer(name, module, value_bits, index_bits, entropy_coding=True):
     centroids, indices = codebook(module)
     mask = module._buffers.get("weight_mask")
     kept = (np.ones(indices.shape, dtype=bool) if mask is None
             else backend.to_device(mask.data, "cpu") != 0)
     positions = np.flatnonzero(kept)
-    hook = find_weight_hook(module, "weight")
     return CompressedLayer(
         name, tuple(indices.shape), centroids.astype(np.float32),
-        encode_stream(indices.ravel()[positions], hook.bits, entropy_coding),
+        encode_stream(indices.ravel()[positions], value_bits, entropy_coding),
         encode_stream(relative_index.encode(positions, index_bits), index_bits,
                       entropy_coding))
 
@@ -200,7 +209,8 @@ def compress(model, index_bits=default_index_bits, entropy_coding=True):
     for name, module in model.named_modules():
         hook = find_weight_hook(module, "weight")
         if isinstance(hook, KMeansSharing):
-            layers.append(compress_layer(name, module, index_bits(module), entropy_coding))
+            layers.append(compress_layer(name, module, hook.bits, index_bits(module),
+                                         entropy_coding))
             shared_names.update(f"{name}.{owned}" for owned in hook.owned_names())
     if not layers:
         raise ValueError("compress: no layer of the model is k-means shared; call "
