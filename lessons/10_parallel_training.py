@@ -41,7 +41,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import minigrad as mg  # noqa: E402
-from minigrad import nn, parallel  # noqa: E402
+from minigrad import nn, parallel, timing  # noqa: E402
 from minigrad.data import DataLoader  # noqa: E402
 from minigrad.data.mnist import normalized_mnist  # noqa: E402
 from minigrad.models import LeNet5  # noqa: E402
@@ -62,12 +62,9 @@ def say(*args):
 
 
 def median_seconds(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    """The median time of ``fn()`` over ``repeats`` calls, none untimed (every rank makes the
+    same calls, so collectives stay matched)."""
+    return timing.median_seconds([fn], repeats, warmup=0)[0]
 
 
 # ----------------------------------------------------------------------------- A
