@@ -15,10 +15,10 @@ from helpers import import_torch
 
 import minigrad as mg
 from minigrad.data import (MNIST, DataLoader, Dataset, FashionMNIST, Subset, TensorDataset,
-                           default_collate, random_split, read_idx)
+                           TransformedDataset, default_collate, random_split, read_idx)
 from minigrad.data.mnist import BUNDLED_SUBSET
 from minigrad.data.synthetic import make_linear_regression, make_moons, make_spirals
-from minigrad.data.transforms import Compose, Normalize, ScaleToUnit
+from minigrad.data.transforms import Compose, Normalize, RandomShift, ScaleToUnit
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -386,6 +386,67 @@ def test_compose_applies_in_order():
     transform = Compose([ScaleToUnit(), Normalize((0.5,), (0.25,))])
     out = transform(np.array([[[0, 255], [51, 102]]], dtype=np.uint8))
     np.testing.assert_allclose(out, [[[-2.0, 2.0], [-1.2, -0.4]]], rtol=1e-6)
+
+
+def shifted_by_loops(image, dy, dx, fill):
+    """out[h, w] = image[h - dy, w - dx] where that is inside the image, else fill."""
+    out = np.full_like(image, fill)
+    _, height, width = image.shape
+    for h in range(height):
+        for w in range(width):
+            if 0 <= h - dy < height and 0 <= w - dx < width:
+                out[:, h, w] = image[:, h - dy, w - dx]
+    return out
+
+
+def test_random_shift_moves_each_image_by_its_own_shift_and_fills_the_border():
+    rng = np.random.default_rng(0)
+    batch = rng.standard_normal((300, 2, 6, 7)).astype(np.float32)
+    out = RandomShift(2, fill=-9.0, seed=1)(batch)
+    assert out.shape == batch.shape and out.dtype == np.float32
+    seen = set()
+    for image, shifted in zip(batch, out):
+        matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                   if np.array_equal(shifted, shifted_by_loops(image, dy, dx, -9.0))]
+        assert len(matches) == 1  # one shift, the same for both channels
+        seen.add(matches[0])
+    assert len(seen) == 25  # every shift in [-2, 2]^2 occurs among 300 images
+    item = RandomShift(1, seed=3)(batch[0])
+    assert item.shape == (2, 6, 7)
+    assert any(np.array_equal(item, shifted_by_loops(batch[0], dy, dx, 0.0))
+               for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+
+
+def test_random_shift_is_reproducible_and_zero_is_the_identity():
+    batch = np.random.default_rng(0).standard_normal((50, 1, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(RandomShift(2, seed=5)(batch), RandomShift(2, seed=5)(batch))
+    mg.manual_seed(7)
+    first = RandomShift(2)(batch)
+    mg.manual_seed(7)
+    np.testing.assert_array_equal(RandomShift(2)(batch), first)
+    np.testing.assert_array_equal(RandomShift(0)(batch), batch)
+    with pytest.raises(ValueError, match="max_shift must be an int >= 0, got -1"):
+        RandomShift(-1)
+    with pytest.raises(ValueError, match=r"got shape \(8, 8\)"):
+        RandomShift(1)(batch[0, 0])
+
+
+def test_transformed_dataset_transforms_inputs_only_per_item_and_per_batch():
+    x = np.arange(24, dtype=np.float32).reshape(4, 1, 2, 3)
+    y = np.array([0, 1, 2, 3])
+    data = TransformedDataset(TensorDataset(x, y), lambda images: -images)
+    assert len(data) == 4
+    image, label = data[2]
+    np.testing.assert_array_equal(image, -x[2])
+    assert label == 2
+    images, labels = data.get_batch([3, 0])
+    np.testing.assert_array_equal(images, -x[[3, 0]])
+    np.testing.assert_array_equal(labels, [3, 0])
+    batches = list(DataLoader(data, batch_size=2))
+    np.testing.assert_array_equal(batches[1][0].numpy(), -x[2:])
+    assert not hasattr(TransformedDataset(ItemByItem(3), abs), "get_batch")
+    with pytest.raises(TypeError, match="transform must be callable, got int"):
+        TransformedDataset(data, 3)
 
 
 # ----------------------------------------------------------------------------- synthetic

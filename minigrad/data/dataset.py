@@ -5,7 +5,9 @@ tuple ``(x, y)`` of NumPy arrays or scalars. A dataset may also have ``get_batch
 returning the whole batch at once as a tuple of arrays (one fancy-indexing call instead of
 ``len(indices)`` Python calls); the DataLoader uses it when it is there.
 
-``Subset`` views some samples of a dataset by index; ``random_split`` cuts a dataset into
+``TransformedDataset`` applies a transform to the inputs of a dataset as they are read
+(random augmentation of arrays already in memory); ``Subset`` views some samples of a dataset
+by index; ``random_split`` cuts a dataset into
 disjoint random Subsets (e.g. training and validation sets), with ``torch.utils.data``'s rules.
 """
 
@@ -77,6 +79,34 @@ class Subset(Dataset):
 
     def _get_batch(self, indices):
         return self.dataset.get_batch(self.indices[np.asarray(indices)])
+
+
+class TransformedDataset(Dataset):
+    """``dataset`` with ``transform`` applied to the first field of every sample as it is
+    read: item i is ``(transform(x_i), *rest_i)``. A random transform (``RandomShift``) thus
+    gives a new view of each image every epoch. Has ``get_batch`` exactly when ``dataset``
+    has it, and then transforms the whole batch in one call.
+
+        shifted = TransformedDataset(TensorDataset(x, y), transforms.RandomShift(2))"""
+
+    def __init__(self, dataset, transform):
+        if not callable(transform):
+            raise TypeError(f"TransformedDataset: transform must be callable, got "
+                            f"{type(transform).__name__}")
+        self.dataset, self.transform = dataset, transform
+        if hasattr(dataset, "get_batch"):  # as in Subset: only when the dataset has one
+            self.get_batch = self._get_batch
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        x, *rest = self.dataset[index]
+        return (self.transform(x), *rest)
+
+    def _get_batch(self, indices):
+        x, *rest = self.dataset.get_batch(indices)
+        return (self.transform(x), *rest)
 
 
 def _lengths_from_fractions(fractions, n):

@@ -4,12 +4,17 @@ whole batch ``(B, C, H, W)`` of NumPy arrays alike.
     ScaleToUnit()          x -> x / 255             uint8 0..255 to float32 in [0, 1]
     Normalize(mean, std)   x -> (x - mean_c) / std_c  per channel c
     Compose([t1, t2])      x -> t2(t1(x))
+    RandomShift(s, fill)   x[h, w] -> x[h - dy, w - dx], (dy, dx) uniform in [-s, s]^2, the
+                           uncovered border set to ``fill`` (torchvision: RandomCrop(size,
+                           padding=s, fill=fill))
 
 Normalizing with the training set's mean and standard deviation gives inputs with mean 0 and
 standard deviation 1, the scale that weight initialisations such as Kaiming's assume.
 """
 
 import numpy as np
+
+from minigrad import random as mg_random
 
 
 class ScaleToUnit:
@@ -70,3 +75,42 @@ class Compose:
 
     def __repr__(self):
         return f"Compose({self.transforms!r})"
+
+
+class RandomShift:
+    """Move each image by a random whole number of pixels (dy, dx), each uniform in
+    [-max_shift, max_shift]: ``out[h, w] = x[h - dy, w - dx]``, and ``fill`` where that falls
+    outside the image. Every image of a batch gets its own shift, all channels the same one.
+
+    It is torchvision's ``RandomCrop(size, padding=max_shift, fill=fill)``: pad by
+    ``max_shift`` on every side, then cut a window of the original size at a random offset.
+    The "jittered" digits of Hinton et al. (2015) are shifts of up to 2 pixels. ``fill`` is
+    the background value, 0 for raw pixels but ``(0 - mean) / std`` after Normalize.
+    ``seed``: an own generator, so the shifts repeat from run to run; None draws from
+    minigrad's global generator (``minigrad.manual_seed``)."""
+
+    def __init__(self, max_shift, fill=0.0, seed=None):
+        if isinstance(max_shift, bool) or not isinstance(max_shift, (int, np.integer)) \
+                or max_shift < 0:
+            raise ValueError(f"RandomShift: max_shift must be an int >= 0, got {max_shift!r}")
+        self.max_shift, self.fill = int(max_shift), float(fill)
+        self.rng = None if seed is None else np.random.default_rng(seed)
+
+    def __call__(self, x):
+        if x.ndim not in (3, 4):
+            raise ValueError(f"RandomShift expects an item (C, H, W) or a batch (B, C, H, W), "
+                             f"got shape {x.shape}")
+        batch = x if x.ndim == 4 else x[None]
+        n, _, height, width = batch.shape
+        s = self.max_shift
+        rng = mg_random.generator() if self.rng is None else self.rng
+        # Offsets into the padded image: o = s - shift, so o uniform in [0, 2s].
+        oy, ox = rng.integers(0, 2 * s + 1, size=(2, n))
+        padded = np.pad(batch, ((0, 0), (0, 0), (s, s), (s, s)), constant_values=self.fill)
+        windows = np.lib.stride_tricks.sliding_window_view(padded, (height, width), axis=(2, 3))
+        # windows[i, c, oy, ox] is the (height, width) window at that offset.
+        shifted = np.ascontiguousarray(windows[np.arange(n), :, oy, ox]).astype(x.dtype, copy=False)
+        return shifted if x.ndim == 4 else shifted[0]
+
+    def __repr__(self):
+        return f"RandomShift(max_shift={self.max_shift}, fill={self.fill})"
