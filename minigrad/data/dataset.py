@@ -7,8 +7,8 @@ returning the whole batch at once as a tuple of arrays (one fancy-indexing call 
 
 ``TransformedDataset`` applies a transform to the inputs of a dataset as they are read
 (random augmentation of arrays already in memory); ``Subset`` views some samples of a dataset
-by index; ``random_split`` cuts a dataset into
-disjoint random Subsets (e.g. training and validation sets), with ``torch.utils.data``'s rules.
+by index; ``random_split`` cuts a dataset into disjoint random Subsets (e.g. training and
+validation sets), with ``torch.utils.data``'s rules.
 """
 
 import math

@@ -17,6 +17,13 @@ import numpy as np
 from minigrad import random as mg_random
 
 
+def _check_item_or_batch(name, x):
+    """The image transforms take one item (C, H, W) or a batch (B, C, H, W)."""
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{name} expects an item (C, H, W) or a batch (B, C, H, W), got shape "
+                         f"{x.shape}")
+
+
 class ScaleToUnit:
     """uint8 pixels 0..255 to float32 in [0, 1]: ``x / 255``."""
 
@@ -44,9 +51,7 @@ class Normalize:
             raise ValueError(f"Normalize: std must be positive, got {self.std.tolist()}")
 
     def __call__(self, x):
-        if x.ndim not in (3, 4):
-            raise ValueError(f"Normalize expects an item (C, H, W) or a batch (B, C, H, W), "
-                             f"got shape {x.shape}")
+        _check_item_or_batch("Normalize", x)
         if not np.issubdtype(x.dtype, np.floating):
             raise TypeError(f"Normalize expects floating-point input, got dtype {x.dtype} "
                             f"(apply ScaleToUnit first)")
@@ -97,9 +102,7 @@ class RandomShift:
         self.rng = None if seed is None else np.random.default_rng(seed)
 
     def __call__(self, x):
-        if x.ndim not in (3, 4):
-            raise ValueError(f"RandomShift expects an item (C, H, W) or a batch (B, C, H, W), "
-                             f"got shape {x.shape}")
+        _check_item_or_batch("RandomShift", x)
         batch = x if x.ndim == 4 else x[None]
         n, _, height, width = batch.shape
         s = self.max_shift
@@ -109,7 +112,7 @@ class RandomShift:
         padded = np.pad(batch, ((0, 0), (0, 0), (s, s), (s, s)), constant_values=self.fill)
         windows = np.lib.stride_tricks.sliding_window_view(padded, (height, width), axis=(2, 3))
         # windows[i, c, oy, ox] is the (height, width) window at that offset.
-        shifted = np.ascontiguousarray(windows[np.arange(n), :, oy, ox]).astype(x.dtype, copy=False)
+        shifted = np.ascontiguousarray(windows[np.arange(n), :, oy, ox])  # np.pad kept the dtype
         return shifted if x.ndim == 4 else shifted[0]
 
     def __repr__(self):
