@@ -50,8 +50,7 @@ class Framework:
             import minigrad.optim
 
             self.lib, self.nn, self.optim, self.F = mg, minigrad.nn, minigrad.optim, mg.nn.functional
-            self.sync = (lambda: backend.cupy_module().cuda.Device().synchronize()) \
-                if device == "cuda" else (lambda: None)
+            self.sync = lambda: backend.synchronize(device)
 
     def tensor(self, array, requires_grad=False):
         if self.name == "torch":

@@ -206,8 +206,7 @@ class KernelSet:
         def run():
             with numba_own_loops(self.own_loops):
                 result = call()
-            if self.device == "cuda":  # a GPU returns before it has finished: wait for it
-                backend.cupy_module().cuda.Device().synchronize()
+            backend.synchronize(self.device)  # a GPU returns before it has finished
             return result
         return run
 

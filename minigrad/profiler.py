@@ -42,7 +42,7 @@ import sys
 import time
 
 from minigrad import autograd
-from minigrad.backend import cupy_module, is_cupy_array
+from minigrad.backend import is_cupy_array, synchronize
 from minigrad.report import format_table
 
 
@@ -87,13 +87,11 @@ class profile:
     def run(self, op, phase, *args, **kwargs):
         """Call ``op.forward`` or ``op.backward`` (``phase``) with the arguments, timed, and
         record the call here and in every enclosing profile. Returns what the call returns."""
-        on_gpu = any(is_cupy_array(arg) for arg in args)
-        if on_gpu:  # finish earlier work first, or its time is charged to this op
-            cupy_module().cuda.Device().synchronize()
+        device = "cuda" if any(is_cupy_array(arg) for arg in args) else "cpu"
+        synchronize(device)  # finish earlier work first, or its time is charged to this op
         start = time.perf_counter()
         result = getattr(op, phase)(*args, **kwargs)
-        if on_gpu:
-            cupy_module().cuda.Device().synchronize()
+        synchronize(device)
         seconds = time.perf_counter() - start
         recorder = self
         while recorder is not None:

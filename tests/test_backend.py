@@ -17,6 +17,24 @@ def test_array_module_and_device_of_numpy_arrays():
         backend.to_device(np.zeros(2), "gpu")
 
 
+def test_synchronize_waits_for_the_gpu_only(monkeypatch):
+    waits = []
+
+    class FakeCupy:
+        class cuda:
+            class Device:
+                def synchronize(self):
+                    waits.append("cuda")
+
+    monkeypatch.setattr(backend, "cupy_module", lambda: FakeCupy)
+    backend.synchronize("cpu")
+    assert waits == []  # the CPU has nothing queued
+    backend.synchronize("cuda")
+    assert waits == ["cuda"]
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        backend.synchronize("gpu")
+
+
 def test_kernel_sets_are_chosen_by_name_or_environment(monkeypatch):
     monkeypatch.setattr(backend, "_cpu_kernels", None)  # the active set comes back afterwards
     assert backend.set_cpu_kernels("numpy") is numpy_ref

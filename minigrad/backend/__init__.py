@@ -79,6 +79,14 @@ def to_device(array, device):
     return array.get()
 
 
+def synchronize(device):
+    """Wait until the work queued on ``device`` has finished (``torch.cuda.synchronize``). A
+    GPU call returns as soon as the work is queued, so timing it needs this on both sides;
+    on the CPU every call has finished when it returns, and this does nothing."""
+    if check_device(device) == "cuda":
+        cupy_module().cuda.Device().synchronize()
+
+
 # Kernel sets for the CPU: name -> module path.
 CPU_KERNEL_SETS = {"numpy": "minigrad.backend.numpy_ref", "numba": "minigrad.backend.numba_cpu"}
 _cpu_kernels = None
