@@ -190,7 +190,7 @@ def stage_table(models, files, setup):
     csr_bytes = prune.report(pruned).totals["csr_bytes"] + bias_bytes
     fixed_bytes = sum(compress.compress(shared, entropy_coding=False).nbytes().values())
     file_bytes = os.path.getsize(files["compressed"])
-    sparse_reloaded = prune.to_sparse(reloaded)
+    reloaded_errors, reloaded_nonzeros = setup.errors(reloaded), nonzeros(reloaded)
     rows = [
         ("dense, float32", setup.errors(dense), nonzeros(dense), dense_bytes,
          *latencies(dense, batches)),
@@ -198,9 +198,9 @@ def stage_table(models, files, setup):
          nonzeros(pruned), csr_bytes, *latencies(prune.to_sparse(pruned), batches)),
         (f"+ k-means {setup.conv_bits}-bit conv / {setup.fc_bits}-bit fc, relative indices",
          setup.errors(shared), nonzeros(shared), fixed_bytes, None, None),
-        ("+ Huffman: the file, reloaded (CSR kernels)", setup.errors(reloaded),
-         nonzeros(reloaded), file_bytes, *latencies(sparse_reloaded, batches)),
-        ("  the same weights with dense kernels", setup.errors(reloaded), nonzeros(reloaded),
+        ("+ Huffman: the file, reloaded (CSR kernels)", reloaded_errors, reloaded_nonzeros,
+         file_bytes, *latencies(prune.to_sparse(reloaded), batches)),
+        ("  the same weights with dense kernels", reloaded_errors, reloaded_nonzeros,
          file_bytes, *latencies(reloaded, batches)),
     ]
     rows = [(name, errors, nnz, size, dense_bytes / size, *times)

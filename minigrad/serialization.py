@@ -85,7 +85,6 @@ def save(obj, path):
 
     The folder must exist. If anything fails, ``path`` keeps its previous content.
     """
-    path = os.fspath(path)
     arrays = {}
     tree = _encode(obj, arrays, "obj")
     metadata = json.dumps({"format": FORMAT, "version": VERSION, "tree": tree})
@@ -94,7 +93,7 @@ def save(obj, path):
     atomic_write(path, lambda file: np.savez(file, **arrays), "save")
 
 
-def atomic_write(path, write, caller="save"):
+def atomic_write(path, write, caller):
     """Call ``write(file)`` on a new temporary file beside ``path``, flush it to disk, then
     rename it over ``path``: a crash at any point leaves ``path`` with its previous content.
     The folder must exist."""

@@ -32,8 +32,7 @@ import numpy as np
 
 from minigrad import backend, nn
 from minigrad.compress import huffman, relative_index
-from minigrad.quant.weight_reparam import find_weight_hook
-from minigrad.quant.weight_sharing import KMeansSharing, codebook
+from minigrad.quant.weight_sharing import codebook, shared_modules
 from minigrad.serialization import atomic_write
 
 MAGIC = b"MGDC"
@@ -79,12 +78,13 @@ def encode_stream(symbols, bits, entropy_coding=True):
         raise ValueError(f"encode_stream: symbols must lie in [0, {2**bits}) for {bits} bits")
     # Each symbol's bits, most significant first, packed 8 to a byte.
     fixed = Stream(len(symbols), bits, np.packbits(
-        (symbols[:, None] >> np.arange(bits - 1, -1, -1)) & 1).astype(np.uint8))
+        (symbols[:, None] >> np.arange(bits - 1, -1, -1)) & 1))
     coded = huffman.encode(symbols, 2**bits) if entropy_coding else None
     if coded is not None:
         lengths, payload, _ = coded
-        if payload.size + huffman.table_bytes(2**bits) < fixed.payload.size:
-            return Stream(len(symbols), bits, payload, lengths)
+        coded = Stream(len(symbols), bits, payload, lengths)
+        if coded.nbytes < fixed.nbytes:  # the code table counts
+            return coded
     return fixed
 
 
@@ -206,12 +206,10 @@ def compress(model, index_bits=default_index_bits, entropy_coding=True):
     indices of ``index_bits(module)`` bits; the rest of the state dict is kept as it is.
     ``entropy_coding=False`` keeps the streams at fixed width (the stage before Huffman)."""
     layers, shared_names = [], set()
-    for name, module in model.named_modules():
-        hook = find_weight_hook(module, "weight")
-        if isinstance(hook, KMeansSharing):
-            layers.append(compress_layer(name, module, hook.bits, index_bits(module),
-                                         entropy_coding))
-            shared_names.update(f"{name}.{owned}" for owned in hook.owned_names())
+    for name, module, hook in shared_modules(model):
+        layers.append(compress_layer(name, module, hook.bits, index_bits(module),
+                                     entropy_coding))
+        shared_names.update(f"{name}.{owned}" for owned in hook.owned_names())
     if not layers:
         raise ValueError("compress: no layer of the model is k-means shared; call "
                          "quant.kmeans_share(module, bits=...) on its layers first")

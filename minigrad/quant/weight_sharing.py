@@ -183,6 +183,14 @@ def codebook(module, name="weight"):
             backend.to_device(getattr(module, name + "_indices").data, "cpu"))
 
 
+def shared_modules(model):
+    """(name, module, hook) for every module of ``model`` whose weight is k-means shared."""
+    for name, module in model.named_modules():
+        hook = find_weight_hook(module, "weight")
+        if isinstance(hook, KMeansSharing):
+            yield name, module, hook
+
+
 def centroid_param_groups(model, centroid_lr):
     """Optimizer parameter groups for fine-tuning a k-means-shared ``model``.
 
@@ -194,15 +202,13 @@ def centroid_param_groups(model, centroid_lr):
     Every other parameter (biases, unshared layers) goes in a last group at the optimizer's
     own learning rate."""
     groups, shared = [], set()
-    for module in model.modules():
-        hook = find_weight_hook(module, "weight")
-        if isinstance(hook, KMeansSharing):
-            centroids = module.weight_centroids
-            mask = module._buffers.get("weight_mask")
-            n = module.weight_indices.numel() if mask is None else int(mask.data.sum())
-            groups.append({"params": [centroids], "lr": centroid_lr * centroids.numel()
-                           / max(n, 1)})
-            shared.add(id(centroids))
+    for _, module, _ in shared_modules(model):
+        centroids = module.weight_centroids
+        mask = module._buffers.get("weight_mask")
+        n = module.weight_indices.numel() if mask is None else int(mask.data.sum())
+        groups.append({"params": [centroids], "lr": centroid_lr * centroids.numel()
+                       / max(n, 1)})
+        shared.add(id(centroids))
     if not groups:
         raise ValueError("centroid_param_groups: no layer of the model is k-means shared")
     rest = [p for p in model.parameters() if id(p) not in shared]
