@@ -121,16 +121,15 @@ class profile:
         row "total" over all ops: calls, forward, backward and total milliseconds, and each
         op's share of the total time."""
         stats = self.stats
-        total_s = sum(record.total_s for record in stats)
+        total = OpStats("total", sum(s.calls for s in stats), sum(s.forward_s for s in stats),
+                        sum(s.backward_calls for s in stats), sum(s.backward_s for s in stats))
 
-        def row(name, calls, forward_s, backward_s):
-            share = (forward_s + backward_s) / total_s if total_s > 0 else None
-            return (name, calls, 1e3 * forward_s, 1e3 * backward_s,
-                    1e3 * (forward_s + backward_s), share)
+        def row(s):
+            share = s.total_s / total.total_s if total.total_s > 0 else None
+            return (s.op, s.calls, 1e3 * s.forward_s, 1e3 * s.backward_s, 1e3 * s.total_s,
+                    share)
 
-        rows = [row(s.op, s.calls, s.forward_s, s.backward_s) for s in stats[:limit]]
-        rows.append(row("total", sum(s.calls for s in stats), sum(s.forward_s for s in stats),
-                        sum(s.backward_s for s in stats)))
+        rows = [row(s) for s in stats[:limit]] + [row(total)]
         return format_table(["op", "calls", "forward ms", "backward ms", "total ms",
                              "% of total"], rows, formats=[None, "d", ".3f", ".3f", ".3f", ".1%"])
 

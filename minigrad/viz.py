@@ -126,13 +126,13 @@ def draw_graph(tensor, path=None, params=None, engine="auto"):
     """
     if engine == "auto":
         engine = "graphviz" if graphviz_available() else "matplotlib"
-    if engine not in ("graphviz", "matplotlib"):
-        raise ValueError(f"draw_graph: engine must be 'auto', 'graphviz' or 'matplotlib', "
-                         f"got {engine!r}")
-    if engine == "graphviz" and not graphviz_available():
+    elif engine == "graphviz" and not graphviz_available():
         raise RuntimeError("draw_graph: engine 'graphviz' needs the graphviz Python package "
                            "(pip install graphviz) and its dot program (e.g. apt install "
                            "graphviz) on PATH")
+    if engine not in ("graphviz", "matplotlib"):
+        raise ValueError(f"draw_graph: engine must be 'auto', 'graphviz' or 'matplotlib', "
+                         f"got {engine!r}")
     nodes, edges = graph_of(tensor, params)
     draw = _graphviz_drawing if engine == "graphviz" else _matplotlib_drawing
     drawing = draw(nodes, edges)
