@@ -230,15 +230,16 @@ def conv_rows(conv, sets, batch, repeats, rng):
     if conv.c_out >= numba_cpu.BLAS_FROM_OUT_CHANNELS:
         sets = sets + [KernelSet("numba, own loops", numba_cpu, own_loops=True)]
     calls = [(kernels, direction, call) for kernels in sets
-                  for direction, call in kernels.conv_calls(conv, x, weight, grad).items()]
-    reference = {direction: call() for kernels, direction, call in calls
+             for direction, call in kernels.conv_calls(conv, x, weight, grad).items()]
+    results = [call() for _, _, call in calls]  # every kernel's output, checked below
+    reference = {direction: result for (kernels, direction, _), result in zip(calls, results)
                  if kernels.name == REFERENCE}
     seconds = median_seconds([call for _, _, call in calls], repeats)
     rows = []
-    for (kernels, direction, call), t in zip(calls, seconds):
+    for (kernels, direction, _), result, t in zip(calls, results, seconds):
         expected = reference[direction]
         diff = max(float(np.abs(backend.to_device(got, "cpu") - want).max())
-                   for got, want in zip(call(), expected))
+                   for got, want in zip(result, expected))
         scale = max(float(np.abs(want).max()) for want in expected)
         rows.append((conv.name, direction, kernels.name, 1e3 * t,
                      conv.flops(batch, direction) / t / 1e9, diff, diff / scale))
