@@ -18,6 +18,7 @@ included), the loader's shuffling state, minigrad's random generator and the His
 ``fit(..., resume=path)`` continues exactly where the interrupted run would have been.
 """
 
+import itertools
 import os
 import time
 
@@ -245,7 +246,7 @@ def _restore(state, path):
 def _model_device(model):
     """Where the model's tensors live: its first parameter's device, else its first buffer's
     (an integer-only QuantizedModel has buffers only), else the CPU."""
-    for tensor in (*model.parameters(), *model.buffers()):
+    for tensor in itertools.chain(model.parameters(), model.buffers()):  # stops at the first
         return tensor.device
     return "cpu"
 
