@@ -1,0 +1,27 @@
+"""Running a lesson from a test: its globals, its --quick run, its PNG files."""
+
+import os
+import runpy
+
+LESSONS = os.path.join(os.path.dirname(__file__), os.pardir, "lessons")
+
+
+def load_lesson(filename):
+    """A lesson's globals (its file name starts with a digit, so it cannot be imported)."""
+    return runpy.run_path(os.path.join(LESSONS, filename), run_name="lesson")
+
+
+def run_quick(filename, tmp_path, capsys, headers, *options):
+    """A lesson's ``main(["--quick", *options])``, after checking that its printed output
+    holds each of ``headers`` (its tables' column names); returns what main returned."""
+    result = load_lesson(filename)["main"](["--quick", *options, "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    for header in headers:
+        assert header in printed, header
+    return result
+
+
+def assert_pngs(paths):
+    for path in paths:
+        with open(path, "rb") as png:
+            assert png.read(8) == b"\x89PNG\r\n\x1a\n", path

@@ -1,0 +1,147 @@
+"""Lessons 07-09 and 11 (pruning, quantization, distillation, Deep Compression) run end to
+end and reach the numbers they teach."""
+
+import os
+
+import numpy as np
+import pytest
+
+from lesson_runs import assert_pngs, run_quick
+
+
+def test_lesson_07_pruning_criteria_schedules_shrink_and_csr(tmp_path, capsys):
+    result = run_quick("07_pruning.py", tmp_path, capsys,
+                       ["error pruned", "inference us (batch 1)"])
+    part_a = {name: (sparsity, pruned, tuned) for name, sparsity, pruned, tuned in
+              result["part_a"]}
+    for sparsity, _, _ in part_a.values():
+        assert sparsity == pytest.approx(0.9, abs=1e-3)
+    magnitude, random = part_a["magnitude |w|"], part_a["random"]
+    assert magnitude[1] < random[1] - 0.3 and magnitude[2] < random[2] - 0.3
+    assert part_a["Taylor |w g|"][1] < random[1] - 0.3
+
+    dense = result["dense_error"]
+    for name, sparsity, error in result["part_b"]:
+        assert sparsity == pytest.approx(0.92, abs=1e-3), name
+        assert error < dense["mlp"] + 0.05, name  # 3,000 images: within 5 points
+    no_retraining = dict(result["part_c"]["one shot, no retraining"])
+    fine_tuned = dict(result["part_c"]["one shot + 1 epoch fine-tune"])
+    assert no_retraining[0.5] < dense["mlp"] + 0.01 < no_retraining[0.99]
+    for sparsity in (0.9, 0.95, 0.98, 0.99):
+        assert fine_tuned[sparsity] < no_retraining[sparsity]
+
+    assert len(result["part_d"]) == 5
+    for points in result["part_d"].values():
+        assert points[0] == (0.0, pytest.approx(dense["lenet"]))
+    assert result["lenet_pruned_error"] < dense["lenet"] + 0.05
+    structured = result["structured"]
+    assert structured["params"] == (61706, 35820)
+    assert structured["error"] == pytest.approx(structured["error_before_shrink"], abs=1e-3)
+    assert result["csr"]["difference"] < 1e-4 and result["csr"]["compression"] > 5
+    assert_pngs(result["plots"])
+
+
+def test_lesson_08_quantization_ptq_qat_grids_sizes_and_int8_export(tmp_path, capsys):
+    result = run_quick("08_quantization.py", tmp_path, capsys,
+                       ["activation observer", "distinct values"])
+    fp32 = result["fp32"]
+    assert fp32 > 0.8  # 1 epoch on 3,000 images
+    part_a = {(weights, observer): (int8, act4) for weights, observer, int8, _, act4 in
+              result["part_a"][1:]}
+    for int8, act4 in part_a.values():
+        assert int8 == pytest.approx(fp32, abs=0.015)  # 8 bits cost about nothing
+        assert act4 < fp32 + 0.005  # 4-bit activations do
+    assert part_a["per channel", "MinMax"][0] == pytest.approx(fp32, abs=0.01)
+
+    curves = {label: dict(points) for label, points in result["part_b"].items()}
+    weights_only, both = curves["weights only (8-bit activations)"], curves[
+        "weights and activations"]
+    assert both[8] == pytest.approx(fp32, abs=0.01)
+    assert both[2] < both[8] - 0.2 and weights_only[2] < weights_only[8] - 0.1
+    assert weights_only[3] > both[3] and weights_only[2] > both[2]
+
+    part_c = {scheme: (values, error) for scheme, values, error in result["part_c"]}
+    assert part_c["uniform, per tensor"][0] <= 15 and part_c["k-means"][0] <= 16
+    assert part_c["k-means"][1] < part_c["uniform, per tensor"][1]
+    assert part_c["uniform, per channel"][1] < part_c["uniform, per tensor"][1]
+
+    for name, ptq, _, qat, _ in result["part_d"]:
+        assert qat > ptq, name
+    ptq2, qat2 = next((ptq, qat) for name, ptq, _, qat, _ in result["part_d"]
+                      if name.startswith("2-bit"))
+    assert qat2 > ptq2 + 0.1  # fake-quantized fine-tuning recovers what 2-bit PTQ lost
+
+    part_e = {(name, bits): (before, tuned) for name, bits, before, tuned in result["part_e"]}
+    assert part_e["k-means", 2][0] > part_e["power of two", 2][0]
+    assert part_e["k-means", 2][1] > part_e["k-means", 2][0]
+    assert part_e["ternary (TWN)", 2][1] > part_e["ternary (TWN)", 2][0]
+
+    sizes = {name: (size, ratio) for name, size, ratio, _ in result["part_f"]}
+    assert sizes["fp32"][0] == 61706 * 4
+    assert sizes["int8 per channel (PTQ)"][1] <= 0.26
+    assert sizes["4-bit weights and activations (PTQ)"][1] < 0.14
+    assert sizes["k-means 4-bit weights (fine-tuned)"][1] < 0.14
+    assert sizes["float16 weights"][1] == pytest.approx(0.5)
+    latency = result["latency"]
+    assert latency["identical"] and latency["ratios"]["minigrad"] > 0
+    assert_pngs(result["plots"])
+
+
+def test_lesson_09_distillation_tables_temperatures_and_the_missing_class(tmp_path, capsys):
+    result = run_quick("09_distillation.py", tmp_path, capsys,
+                       ["T=20", "loss terms", "predicted 3s"])
+    size, teacher = result["test_size"], result["teacher_errors"]
+    rows = {name: (params, *errors) for name, params, *errors in result["part_a"]}
+    assert rows["teacher CNN (dropout, jitter)"][0] == 220874
+    assert rows["800-800 alone"][0] == rows["800-800 distilled (T=20)"][0] == 1276810
+    assert rows["30 alone"][0] == rows["30 distilled (T=4)"][0] == 23860
+    assert teacher < 0.85 * min(result["errors"]["800-800", "alone"])  # worth copying
+    assert np.isfinite(result["gap_closed"])
+    for kind, points in result["temperature"].items():
+        assert [T for T, _ in points] == [1, 2, 4, 8, 20], kind
+        assert all(errors < 0.2 * size for _, errors in points), kind  # all of them learned
+
+    logged = {(kind, method): terms for kind, method, _, terms in result["part_c"]}
+    assert len(logged) == 9
+    assert logged["800-800", "KD + hint (FitNets)"].startswith("kd_ce")
+    assert "hint" in logged["800-800", "KD + hint (FitNets)"]
+    assert "similarity" in logged["800-800", "KD + similarity-preserving"]
+    assert "attention" in logged["LeNet-5", "KD + attention transfer"]
+    assert "logit_mse" in logged["800-800", "logit MSE (Ba & Caruana)"]
+    for _, _, errors, _ in result["part_c"]:
+        assert errors < 0.2 * size
+
+    removed = result["class_removed"]
+    (_, _, errors, on_threes, says_three), (_, shift, fixed_errors, fixed_on_threes, _), _ = \
+        removed["rows"]
+    # Never shown a 3, the student says "3" too rarely (106 times for 202 3s in the quick
+    # run), and misses many of them...
+    assert says_three < 0.6 * removed["threes"] and on_threes > 0.4 * removed["threes"]
+    # ...until its bias is raised (then 62 misses: the quick run's teacher is weak).
+    assert shift > 0 and fixed_on_threes < 0.7 * on_threes and fixed_errors < errors
+    assert_pngs(result["plots"])
+
+
+def test_lesson_11_deep_compression_counts_every_byte_and_reloads_exactly(tmp_path, capsys):
+    result = run_quick("11_deep_compression.py", tmp_path, capsys, ["x smaller"], "--no-progress")
+    rows = {name.split(",")[0].split(":")[0]: row for name, *row in result["rows"]}
+    dense, pruned = rows["dense"], rows["pruned 92% + fine-tuned"]
+    shared = next(row for name, row in rows.items() if name.startswith("+ k-means"))
+    reloaded = rows["+ Huffman"]
+    # errors, nonzeros, bytes, x smaller, ms batch 1, ms batch 256
+    assert dense[1] == 61470 and dense[2] == 61706 * 4
+    assert pruned[1] == pytest.approx(0.08 * 61470, abs=2)
+    assert dense[0] < 0.1 * result["test_size"]  # 3 epochs on 3,000 images: >= 90%
+    assert pruned[0] <= dense[0] + 0.02 * result["test_size"]
+    # The reloaded file: the shared model's weights exactly, so the same errors.
+    assert reloaded[0] == shared[0] and reloaded[1] == shared[1]
+    assert reloaded[2] == os.path.getsize(result["files"]["compressed"])
+    assert reloaded[2] < shared[2] < pruned[2] < dense[2]
+    assert reloaded[3] > 20
+    parts = result["compressed"].nbytes()
+    assert sum(parts.values()) == reloaded[2]
+    assert parts["plain tensors"] == 4 * (6 + 16 + 120 + 84 + 10)
+    for label, points in result["sweep"].items():
+        sizes = [size for size, _, _ in points]
+        assert sizes == sorted(sizes), label  # more bits, more bytes
+    assert_pngs([result["files"]["tradeoff"]])
