@@ -19,7 +19,7 @@ included), the loader's shuffling state, minigrad's random generator and the His
 """
 
 import itertools
-import os
+import sys
 import time
 
 import numpy as np
@@ -252,9 +252,18 @@ def _model_device(model):
 
 
 def _progress_disabled(progress):
-    """tqdm's ``disable``: True when asked or under CI; None lets tqdm hide the bar when
-    the output is not a terminal (a log file)."""
-    return True if not progress or os.environ.get("CI") else None
+    """tqdm's ``disable``: True when asked; None lets tqdm hide the bar when its stream
+    (stderr) is not a terminal, where a bar redrawn in place would be a heap of lines."""
+    return True if not progress else None
+
+
+def _epoch_line(record, epochs, desc):
+    """One plain line for an epoch's record: what ``fit`` prints instead of a bar when stdout is
+    not a terminal (a log file, CI), e.g. ``pruning: epoch 2/8: train_loss 0.1034, ...``."""
+    values = ", ".join(f"{key} {value:.4f}" for key, value in record.items()
+                       if key not in ("epoch", "seconds"))
+    prefix = f"{desc}: " if desc else ""
+    return f"{prefix}epoch {record['epoch']}/{epochs}: {values}, {record['seconds']:.1f} s"
 
 
 def _epoch_metrics(prefix, outputs, targets, metrics):
@@ -306,7 +315,8 @@ def _step_per_epoch(scheduler, record):
 
 
 def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, scheduler=None,
-        scheduler_interval="epoch", metrics=None, callbacks=(), progress=True, resume=None):
+        scheduler_interval="epoch", metrics=None, callbacks=(), progress=True, resume=None,
+        desc=None):
     """Train ``model`` for ``epochs`` epochs and return the History.
 
     ``metrics``: {name: fn(outputs, targets)} on whole-epoch arrays (default: accuracy).
@@ -315,6 +325,10 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
     is stepped per epoch with the value it watches: ``val_loss`` when there is a
     ``val_loader``, else ``train_loss``. ``resume``: a checkpoint path written by the
     ``Checkpoint`` callback; training continues from the epoch after it.
+
+    ``progress``: on a terminal, a tqdm bar per epoch, labelled ``desc`` (the stage's name)
+    and left on screen when the epoch ends; when stdout is not a terminal (a log file, CI),
+    one plain line per epoch instead (``_epoch_line``). ``progress=False`` shows neither.
     """
     _check_scheduler_interval(scheduler, scheduler_interval)
     metrics = {"accuracy": accuracy} if metrics is None else metrics
@@ -323,6 +337,11 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
     if resume is not None:
         _restore(state, resume)
     device = _model_device(model)
+    show = progress and state.is_main
+    label = f"{desc}: " if desc else ""
+    # Off a terminal, one line per epoch, unless a PrintEpochs table already prints one.
+    log_lines = show and not sys.stdout.isatty() and not any(
+        isinstance(callback, PrintEpochs) for callback in callbacks)
     for callback in callbacks:
         callback.on_train_begin(state)
     while state.epoch < epochs and not state.stop:
@@ -330,8 +349,8 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
         for callback in callbacks:
             callback.on_epoch_begin(state)
         start, losses, sizes, outputs, targets = time.perf_counter(), [], [], [], []
-        bar = tqdm(train_loader, desc=f"epoch {state.epoch + 1}/{epochs}", leave=False,
-                   disable=_progress_disabled(progress and state.is_main))
+        bar = tqdm(train_loader, desc=f"{label}epoch {state.epoch + 1}/{epochs}",
+                   disable=_progress_disabled(show))
         for x, y in bar:
             state.inputs, state.targets = x.to(device), y.to(device)
             state.outputs = model(state.inputs)
@@ -368,6 +387,8 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
         record["seconds"] = time.perf_counter() - start
         history.epochs.append(record)
         state.epoch += 1
+        if log_lines:
+            print(_epoch_line(record, epochs, desc), flush=True)
         for callback in callbacks:
             callback.on_epoch_end(state)
     for callback in callbacks:
