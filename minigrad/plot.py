@@ -28,6 +28,7 @@ import matplotlib
 matplotlib.use("Agg")  # write PNG files, never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from minigrad.tensor import Tensor  # noqa: E402
 
@@ -92,8 +93,10 @@ def plot_history(histories, metrics=("loss", "accuracy"), path=None, title=None)
                               marker="." if len(epochs) < 30 else None,
                               label=split if label is None else f"{label} ({split})")
         axis.set(title=metric, xlabel="epoch", ylabel=metric)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
         axis.grid(alpha=0.3)
-        axis.legend()
+    # One legend, beside the last panel, where it cannot cover a curve.
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
     if title is not None:
         figure.suptitle(title)
     figure.tight_layout()
@@ -130,17 +133,17 @@ def plot_steps(histories, path=None, title=None, with_lr=False, smooth=1):
 def plot_lr_curves(curves, path=None, title=None, columns=4):
     """One small panel per schedule: {name: learning rates at steps 0, 1, ...}."""
     rows = -(-len(curves) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.3 * rows),
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.5 * rows),
                                 squeeze=False, sharex=True)
     for index, (axis, (name, lrs)) in enumerate(zip(axes.flat, curves.items())):
         axis.plot(np.arange(len(lrs)), lrs, color=f"C{index % 10}", linewidth=1.3)
         axis.set_title(name, fontsize=9)
         axis.set_ylim(bottom=0)
         axis.grid(alpha=0.3)
+        axis.tick_params(labelbottom=True)  # sharex would label only the bottom row
+        axis.set_xlabel("step", fontsize=8)
     for axis in axes.flat[len(curves):]:
         axis.set_visible(False)
-    for axis in axes[-1]:
-        axis.set_xlabel("step")
     if title is not None:
         figure.suptitle(title)
     figure.tight_layout()
@@ -169,6 +172,7 @@ def plot_trials(histories, metric="val_accuracy", best=None, path=None, title=No
         plt.close(figure)
         raise ValueError(f"plot_trials: no run has a finite {metric!r} to plot")
     axis.set(xlabel="epoch", ylabel=metric, title=title or f"{metric} of each trial")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.grid(alpha=0.3)
     if any(line.get_label() and not line.get_label().startswith("_") for line in axis.lines):
         axis.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
@@ -206,7 +210,7 @@ def plot_confusion_matrix(matrix, class_names=None, path=None, normalize=False):
     figure.colorbar(image, ax=axis)
     axis.set(xticks=range(num_classes), yticks=range(num_classes), xlabel="predicted",
              ylabel="true", title="confusion matrix" + (" (row-normalized)" if normalize else ""))
-    axis.set_xticklabels(class_names, rotation=45, ha="right")
+    axis.set_xticklabels(class_names, rotation=90 if max(map(len, class_names)) > 3 else 0)
     axis.set_yticklabels(class_names)
     if num_classes <= MAX_CLASSES_WITH_CELL_TEXT:
         integers = np.issubdtype(values.dtype, np.integer)
@@ -273,18 +277,28 @@ def plot_histograms(arrays, path=None, xlabel="value", title=None, bins=120, log
 
 
 def plot_tradeoff(curves, xlabel, ylabel, path=None, title=None, percent_x=False,
-                  log_x=False):
+                  log_x=False, xticks=None):
     """Trade-off curves, {label: [(x, y), ...]}, one line with markers each: accuracy against
-    sparsity, against bits, against model size, against temperature... ``percent_x`` labels
-    x as percentages; ``log_x`` uses a logarithmic x axis."""
+    sparsity, against bits, against model size, against temperature... A point given as
+    (x, y, name) has its name written beside it (a stage, a bit width). ``percent_x`` labels
+    x as percentages; ``log_x`` uses a logarithmic x axis; ``xticks``: the x values to label
+    (say the temperatures tried), written as plain numbers even on a log axis."""
     figure, axis = plt.subplots(figsize=(7, 4.5))
+    scale = 100 if percent_x else 1
     for index, (label, points) in enumerate(curves.items()):
-        x, y = zip(*points)
-        axis.plot(np.asarray(x) * (100 if percent_x else 1), y, marker="o", markersize=4,
-                  color=f"C{index % 10}", label=label)
+        x, y = np.asarray([p[0] for p in points]) * scale, [p[1] for p in points]
+        color = f"C{index % 10}"
+        axis.plot(x, y, marker="o", markersize=4, color=color, label=label)
+        for (px, py), point in zip(zip(x, y), points):
+            if len(point) > 2:
+                axis.annotate(str(point[2]), (px, py), textcoords="offset points",
+                              xytext=(4, 4), fontsize=7, color=color)
     axis.set(xlabel=xlabel + (" (%)" if percent_x else ""), ylabel=ylabel, title=title)
     if log_x:
         axis.set_xscale("log")
+    if xticks is not None:
+        axis.set_xticks([t * scale for t in xticks], [f"{t:g}" for t in xticks])
+        axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
