@@ -56,14 +56,13 @@ Measured on this 2-core machine (latencies are noisy: other jobs shared it):
   10 s.
 """
 
-import argparse
 import copy
 import math
 import os
 import time
 
 import minigrad as mg
-from minigrad import compress, distill, nn, prune, quant
+from minigrad import cli, compress, distill, nn, prune, quant
 from minigrad.data import DataLoader
 from minigrad.data.mnist import normalized_mnist
 from minigrad.models import LeNet5
@@ -77,6 +76,7 @@ from minigrad.train import evaluate, fit
 DENSE_LR, PRUNE_LR, CENTROID_LR, BIAS_LR = 0.05, 0.02, 0.1, 0.005
 SWEEP_BITS = (2, 3, 4, 5, 6, 8)
 BATCH_SIZE = 64
+STAGES = ("dense", "pruning", "k-means")  # the three trained stages, in order
 
 
 def weights(model):
@@ -98,7 +98,7 @@ class Setup:
         self.sparsity, self.distill = args.sparsity, args.distill
         self.conv_bits, self.fc_bits = args.conv_bits, args.fc_bits
         self.sweep_bits = (2, 4, 8) if args.quick else SWEEP_BITS
-        self.progress, self.out = not args.no_progress, args.out
+        self.progress, self.out, self.seed = not args.no_progress, args.out, args.seed
 
     def errors(self, model):
         """Test errors, counted as Han et al. and Hinton et al. report them."""
@@ -108,26 +108,28 @@ class Setup:
         return self.conv_bits if isinstance(module, nn.Conv2d) else self.fc_bits
 
 
-def train(model, setup, epochs, optimizer, seed, loss_fn=F.cross_entropy, callbacks=()):
+def train(model, setup, stage, epochs, optimizer, loss_fn=F.cross_entropy, callbacks=()):
     """``epochs`` of ``optimizer`` with a cosine learning rate stepped per batch. Each stage
-    shuffles with a ``seed`` of its own, so its batches are the same whether the stages
-    before it ran or were loaded."""
-    loader = DataLoader(setup.train_set, batch_size=BATCH_SIZE, shuffle=True, seed=seed)
+    shuffles with a seed of its own (``STAGES``' position plus --seed), so its batches are the
+    same whether the stages before it ran or were loaded."""
+    loader = DataLoader(setup.train_set, batch_size=BATCH_SIZE, shuffle=True,
+                        seed=setup.seed + STAGES.index(stage))
     scheduler = lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(loader))
     fit(model, loader, optimizer, loss_fn, epochs, scheduler=scheduler,
-        scheduler_interval="step", callbacks=callbacks, progress=setup.progress)
+        scheduler_interval="step", callbacks=callbacks, progress=setup.progress, desc=stage)
 
 
 def dense_stage(setup, load_path):
     """LeNet-5 trained from scratch (saved to dense.npz), or loaded from ``load_path``."""
-    mg.manual_seed(0)
+    mg.manual_seed(setup.seed)
     model = LeNet5()
     if load_path:
         model.load_state_dict(mg.load(load_path))
         print(f"dense LeNet-5 loaded from {load_path}")
         return model
+    cli.stage("dense", "LeNet-5 trained from scratch", len(setup.train_set), setup.dense_epochs)
     optimizer = SGD(model.parameters(), lr=DENSE_LR, momentum=0.9, weight_decay=1e-4)
-    train(model, setup, setup.dense_epochs, optimizer, seed=0)
+    train(model, setup, "dense", setup.dense_epochs, optimizer)
     mg.save(model.state_dict(), os.path.join(setup.out, "dense.npz"))
     return model
 
@@ -145,8 +147,11 @@ def prune_stage(dense, setup):
         trained, loss_fn = distiller, distiller.loss_fn
     else:
         trained, loss_fn = model, F.cross_entropy
+    cli.stage("pruning", f"{setup.sparsity:.0%} of the weights removed gradually while "
+              f"fine-tuning{', distilled from the dense model' if setup.distill else ''}",
+              len(setup.train_set), setup.prune_epochs)
     optimizer = SGD(trained.parameters(), lr=PRUNE_LR, momentum=0.9, weight_decay=1e-4)
-    train(trained, setup, setup.prune_epochs, optimizer, seed=1, loss_fn=loss_fn,
+    train(trained, setup, "pruning", setup.prune_epochs, optimizer, loss_fn=loss_fn,
           callbacks=[pruning])
     for module, name in weights(model):
         prune.remove(module, name)
@@ -164,10 +169,13 @@ def share_weights(pruned, setup, bits=None):
 
 def kmeans_stage(pruned, setup):
     """Weight sharing, then the centroids (and biases) fine-tuned for an epoch."""
+    cli.stage("k-means", f"the surviving weights share {2 ** setup.conv_bits} values per conv "
+              f"layer, {2 ** setup.fc_bits} per Linear layer; centroids fine-tuned",
+              len(setup.train_set), setup.centroid_epochs)
     model = share_weights(pruned, setup)
     optimizer = SGD(quant.centroid_param_groups(model, CENTROID_LR), lr=BIAS_LR,
                     momentum=0.9)
-    train(model, setup, setup.centroid_epochs, optimizer, seed=2)
+    train(model, setup, "k-means", setup.centroid_epochs, optimizer)
     return model
 
 
@@ -252,9 +260,8 @@ def sweep(pruned, dense, setup):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", default=None,
-                        help="folder with the four MNIST IDX files (default: bundled subset)")
+    parser = cli.lesson_parser(__doc__, "11_deep_compression",
+                               quick="3,000 images, 3 dense and 2 pruning epochs")
     parser.add_argument("--epochs", type=int, default=None,
                         help="dense training epochs (default: 10 with --data-dir, else 8)")
     parser.add_argument("--prune-epochs", type=int, default=None,
@@ -269,11 +276,7 @@ def main(argv=None):
                         help="distill the pruned fine-tuning from the dense model")
     parser.add_argument("--load", default=None,
                         help="a dense LeNet-5 state dict (dense.npz of an earlier run)")
-    parser.add_argument("--quick", action="store_true", help="3,000 images, few epochs")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--out", default=os.path.join("runs", "11_deep_compression"))
-    args = parser.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
+    args = cli.parse_args(parser, argv)
     start = time.perf_counter()
     setup = Setup(args)
 
@@ -281,11 +284,14 @@ def main(argv=None):
     pruned = prune_stage(dense, setup)
     shared = kmeans_stage(pruned, setup)
     files = {"compressed": os.path.join(args.out, "lenet5.mgdc")}
+    cli.stage("storage", f"relative indices and Huffman codes written to {files['compressed']},"
+              " read back into a fresh LeNet-5")
     compressed = compress.save_compressed(shared, files["compressed"])
     reloaded = LeNet5()
     reloaded.load_state_dict(compress.load_compressed(files["compressed"]).state_dict())
 
-    print(f"\nDeep Compression of LeNet-5 ({len(setup.train_set):,} training images; "
+    cli.stage("results", "each stage evaluated on the test images and timed")
+    print(f"Deep Compression of LeNet-5 ({len(setup.train_set):,} training images; "
           f"{setup.dense_epochs} dense epochs, {setup.prune_epochs} pruning epochs"
           f"{' distilled from the dense model' if setup.distill else ''}, "
           f"{setup.centroid_epochs} centroid epoch); errors of {len(setup.test.dataset):,}")
@@ -293,15 +299,19 @@ def main(argv=None):
     print(f"\nWhere the {os.path.getsize(files['compressed']):,} bytes of "
           f"{files['compressed']} go")
     layers = layer_table(compressed, pruned)
-    print("\nTest accuracy / bytes with k-means at b bits in every layer, no fine-tuning")
+    cli.stage("sweep", f"k-means at {', '.join(map(str, setup.sweep_bits))} bits in every "
+              "layer of the pruned and the dense model, no fine-tuning")
+    print("Test accuracy / bytes with k-means at b bits in every layer, no fine-tuning")
     curves = sweep(pruned, dense, setup)
 
     size = len(setup.test.dataset)
-    stages = [(row[3], 1 - row[1] / size) for row in rows[:4]]
+    stage_names = ("dense", "pruned", "k-means", "Huffman")
+    stages = [(row[3], 1 - row[1] / size, name) for row, name in zip(rows, stage_names)]
     files["tradeoff"] = os.path.join(args.out, "tradeoff.png")
     plot_tradeoff(
         {"Deep Compression stages": stages,
-         **{label: [(b, a) for b, a, _ in points] for label, points in curves.items()}},
+         **{label: [(b, a, f"{bits} b") for b, a, bits in points]
+            for label, points in curves.items()}},
         "bytes", "test accuracy", path=files["tradeoff"], log_x=True,
         title="LeNet-5: test accuracy against stored bytes")
     print(f"\nsaved {files['tradeoff']} and {files['compressed']} "

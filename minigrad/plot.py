@@ -289,10 +289,13 @@ def plot_tradeoff(curves, xlabel, ylabel, path=None, title=None, percent_x=False
         x, y = np.asarray([p[0] for p in points]) * scale, [p[1] for p in points]
         color = f"C{index % 10}"
         axis.plot(x, y, marker="o", markersize=4, color=color, label=label)
-        for (px, py), point in zip(zip(x, y), points):
-            if len(point) > 2:
+        for position, (px, py, point) in enumerate(zip(x, y, points)):
+            if len(point) > 2:  # names alternate above and below, so neighbours do not collide
+                above = (index + position) % 2 == 0
                 axis.annotate(str(point[2]), (px, py), textcoords="offset points",
-                              xytext=(4, 4), fontsize=7, color=color)
+                              xytext=(4, 5 if above else -11), fontsize=7, color=color,
+                              bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none",
+                                    "alpha": 0.8})
     axis.set(xlabel=xlabel + (" (%)" if percent_x else ""), ylabel=ylabel, title=title)
     if log_x:
         axis.set_xscale("log")
