@@ -1,11 +1,19 @@
 """Lesson 12 — kernels and hardware: the same math at different speeds, and why.
 
-Run:   python lessons/12_kernels_and_hardware.py [--quick] [--out runs/12_kernels_and_hardware]
+Run:   .venv/bin/python lessons/12_kernels_and_hardware.py [--quick] [--seed N] [--out DIR]
+       (``--help`` lists the flags every lesson takes; ``--quick``: batch-16 convolutions,
+       smaller matmuls and arrays, fewer repeats; files go to runs/12_kernels_and_hardware/)
 
 Everything runs on one core: this file sets OPENBLAS_NUM_THREADS=1 before NumPy loads (unless
 it is set already), so BLAS runs serially like the Numba kernels and the roofline is one
-core's. ``OPENBLAS_NUM_THREADS=2 python lessons/12_...`` shows two cores, and what happens to
-BLAS's threads when another program holds one of them (below).
+core's. ``OPENBLAS_NUM_THREADS=2 .venv/bin/python lessons/12_...`` shows two cores, and what
+happens to BLAS's threads when another program holds one of them (below).
+
+Timings are only worth comparing on a quiet machine, so the lesson first measures how busy
+this one is: the load average (processes running or waiting for a core over the last minute)
+against the cores, and the share of a core a single-threaded loop gets in 0.2 s (CPU time /
+wall time: 100% when no other program took turns on its core). It prints whether the machine
+is busy before timing anything, and its conclusions at the end say how far to trust them.
 
 A. One convolution through each kernel set: the NumPy reference (``backend/numpy_ref.py``), the
    Numba kernels (``backend/numba_cpu.py``, the CPU default) and, when CuPy finds a GPU, the
@@ -34,7 +42,8 @@ A. One convolution through each kernel set: the NumPy reference (``backend/numpy
    32 output channels on, it hands a convolution to the reference's GEMM, since a threaded BLAS
    wins there; the row "numba, own loops" lifts that switch for the wide conv.
 
-B. Where a LeNet-5 training step (batch 64, SGD with momentum) spends its time:
+B. Where a LeNet-5 training step (64 MNIST images from ``--data-dir`` or the bundled subset,
+   SGD with momentum) spends its time:
    ``minigrad.profiler.profile`` times every op's forward and backward. One step, after warm-up
    steps (so Numba's compilation and first allocations are not measured), the fastest of
    several profiled one by one (the one other programs disturbed least); with the Numba
@@ -52,15 +61,19 @@ C. A roofline (Williams, Waterman & Patterson 2009): the fastest this machine co
    once, 4 bytes per float32 value (an n x n matmul: 3 n^2 * 4 bytes, so I = n / 6; a
    convolution: x, W and out forward; dL/dout, x and W in, dL/dx and dL/dW out backward; ReLU,
    add, sum: 1 FLOP per 8, 12, 4 bytes). The caches and the destination's read before a write
-   are not counted, which is why add beats copy in GB/s. Left of the ridge a kernel is bound by
-   memory, right of it by arithmetic; a point far under its roof is bound by neither: by the
-   kernel. GPU kernels have roofs of their own and are not plotted.
+   are not counted, so copy and add can differ by tens of percent in GB/s (which one wins
+   depends on the machine: a large copy may stream past the caches and skip the destination's
+   read, an add cannot). Left of the ridge a kernel is bound by memory, right of it by
+   arithmetic; a point far under its roof is bound by neither: by the kernel. GPU kernels have
+   roofs of their own and are not plotted.
 
-What to look at: table A and ``conv_kernels.png`` (Numba against the reference, pass by pass),
-the breakdown (im2col's copy costs about as much as the GEMM), the profile (convolutions
-dominate a step; the reference's pooling takes a quarter of it), and ``roofline.png``:
+What to look at: the first line (is the machine quiet?), table A and ``conv_kernels.png``
+(Numba against the reference, pass by pass), the breakdown (im2col's copy costs about as much
+as the GEMM), the profile (convolutions dominate a step; the reference's pooling takes a
+quarter of it), and ``roofline.png``:
 matmuls just under the compute roof, NumPy's add on the memory roof, LeNet's convolutions at
-10-60 FLOP/byte, where only arithmetic should bound them, at 10-40% of the roof.
+10-60 FLOP/byte, where only arithmetic should bound them, at 10-40% of the roof. The
+conclusions at the end put those ratios in one place, hedged when the machine was busy.
 
 Measured (default run, 15 s; ``--quick`` 5 s) on a 2-core AMD EPYC shared with other programs
 (load average about 3), so expect other figures by tens of percent on another run:
@@ -92,7 +105,6 @@ import sys
 if "numpy" not in sys.modules:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
@@ -105,7 +117,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import minigrad as mg  # noqa: E402
-from minigrad import backend  # noqa: E402
+from minigrad import backend, cli  # noqa: E402
 from minigrad.backend import numba_cpu, numpy_ref  # noqa: E402
 from minigrad.data.mnist import normalized_mnist  # noqa: E402
 from minigrad.models import LeNet5  # noqa: E402
@@ -124,8 +136,56 @@ NUMPY_OUT = "NumPy, into an allocated array"
 # fastest is shown), matmul sizes and STREAM array length (float32 values) of part C.
 DEFAULT = {"batch": 64, "repeats_a": 31, "tries_b": 30, "repeats_c": 21,
            "matmul_sizes": (128, 256, 512, 1024, 2048), "stream_values": 2**24}
-QUICK = {"batch": 16, "repeats_a": 3, "tries_b": 3, "repeats_c": 3,
+QUICK = {"batch": 16, "repeats_a": 11, "tries_b": 5, "repeats_c": 3,
          "matmul_sizes": (128, 256, 512, 1024), "stream_values": 2**23}
+# A single-threaded loop that gets less of a core than this shared it with other programs.
+FULL_CORE = 0.9
+
+
+# ----------------------------------------------------------------------------- the machine
+@dataclass(frozen=True)
+class MachineLoad:
+    """How busy the machine is: the 1-minute load average (processes running or waiting for a
+    core), its cores, and the share of a core a single-threaded loop got (CPU seconds per wall
+    second: 1.0 when no other program took turns on its core)."""
+    load: float
+    cores: int
+    core_share: float
+
+    def busy(self, threads, own_load=0.0):
+        """Whether timings taken now are noisy: the loop lost part of its core, or other
+        programs (the load less ``own_load``, this lesson's own share of it) want more than
+        the ``cores - threads`` cores the lesson leaves them, by over half a core."""
+        other_load = self.load - own_load
+        return self.core_share < FULL_CORE or other_load > self.cores - threads + 0.5
+
+    def describe(self):
+        return (f"load {self.load:.1f} on {self.cores} cores, a single-threaded loop got "
+                f"{self.core_share:.0%} of a core")
+
+
+def measure_machine(seconds=0.2):
+    """The load average now, and the CPU time / wall time of a pure-Python loop of ``seconds``:
+    when other programs take turns on its core, the loop's wall time runs on without it."""
+    wall_start, cpu_start = time.perf_counter(), time.process_time()
+    while time.perf_counter() - wall_start < seconds:
+        pass
+    share = (time.process_time() - cpu_start) / (time.perf_counter() - wall_start)
+    return MachineLoad(os.getloadavg()[0], os.cpu_count(), share)
+
+
+def report_machine(threads):
+    """Measure the machine before anything is timed and say whether its timings can be
+    trusted."""
+    cli.stage("the machine", "is it quiet enough to time kernels? (its load average and a "
+                             "0.2 s single-threaded loop)")
+    machine = measure_machine()
+    if machine.busy(threads):
+        print(f"the machine is busy ({machine.describe()}): timings below are noisy; rerun on "
+              "an idle machine before comparing kernels")
+    else:
+        print(f"the machine is quiet ({machine.describe()}): timings below should be fair")
+    return machine
 
 
 # ----------------------------------------------------------------------------- A
@@ -261,7 +321,7 @@ def reference_breakdown(conv, batch, repeats, rng):
             conv.flops(batch, "forward") / gemm / 1e9, 1e3 * forward)
 
 
-def plot_conv_kernels(rows, path):
+def plot_conv_kernels(rows, batch, path):
     """Table A as grouped bars: GFLOP/s per (conv, pass), one bar per kernel set."""
     groups = list(dict.fromkeys((conv, direction) for conv, direction, *_ in rows))
     names = list(dict.fromkeys(name for _, _, name, *_ in rows))
@@ -275,29 +335,31 @@ def plot_conv_kernels(rows, path):
     axis.set_xticks(range(len(groups)), [f"{conv}\n{direction}" for conv, direction in groups],
                     fontsize=8)
     axis.set_ylabel("GFLOP/s")
-    axis.set_title("The same convolutions through each kernel set")
-    axis.legend()
+    axis.set_title(f"The same convolutions through each kernel set (batch {batch}; higher is "
+                   "faster)")
+    axis.legend(loc="upper left", bbox_to_anchor=(1, 1))  # beside the bars, never over one
     axis.grid(axis="y", alpha=0.3)
     figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)
     return path
 
 
-def part_a(batch, repeats, out):
+def part_a(batch, repeats, seed, out):
     """Tables A (every conv, pass and kernel set) and the reference's breakdown; the bar plot."""
-    rng = np.random.default_rng(0)
+    cli.stage("part A", f"{len(CONVS)} convolutions, forward and backward, through every "
+                        f"kernel set (batch {batch} of random images, median of {repeats})")
+    rng = np.random.default_rng(seed)
     sets = kernel_sets()
     rows = [row for conv in CONVS for row in conv_rows(conv, sets, batch, repeats, rng)]
     breakdown = [reference_breakdown(conv, batch, repeats, rng) for conv in CONVS]
-    print(f"\nA. The same convolution through every kernel set (batch {batch}, float32, median "
-          f"of {repeats}; FLOPs: forward 2*N*Cout*Hout*Wout*Cin*K*K, backward twice that)")
+    print("float32; FLOPs: forward 2*N*Cout*Hout*Wout*Cin*K*K, backward twice that")
     print(format_table(["conv", "pass", "kernels", "ms", "GFLOP/s", "max abs diff",
                         "relative diff"], rows, [None, None, None, ".2f", ".1f", ".1e", ".1e"]))
     print("\nThe reference's forward pass, step by step: im2col copies, then one GEMM")
     print(format_table(["conv", "input MB", "im2col MB", "im2col ms", "GEMM ms", "GEMM GFLOP/s",
                         "forward ms"], breakdown,
                        [None, ".2f", ".2f", ".2f", ".2f", ".1f", ".2f"]))
-    return rows, breakdown, plot_conv_kernels(rows, os.path.join(out, "conv_kernels.png"))
+    return rows, breakdown, plot_conv_kernels(rows, batch, os.path.join(out, "conv_kernels.png"))
 
 
 # ----------------------------------------------------------------------------- B
@@ -313,12 +375,12 @@ def cpu_kernels(name):
                                      if module == previous))
 
 
-def lenet_step(batch):
+def lenet_step(batch, data_dir, seed):
     """One training step of LeNet-5 on a fixed MNIST batch: forward, backward, SGD update."""
-    mg.manual_seed(0)
+    mg.manual_seed(seed)
     model = LeNet5()
     optimizer = SGD(model.parameters(), lr=0.01, momentum=0.9)
-    images, labels = normalized_mnist(limit=batch).arrays
+    images, labels = normalized_mnist(data_dir, limit=batch).arrays
     x, y = mg.tensor(images), mg.tensor(labels)
 
     def step():
@@ -337,10 +399,13 @@ def profiled_step(step):
         return prof, time.perf_counter() - start
 
 
-def part_b(batch, warmup, tries):
+def part_b(batch, warmup, tries, data_dir, seed):
     """The profile of one step with each CPU kernel set: of ``tries`` steps profiled one by
     one after ``warmup`` steps, the fastest (the one other work on the machine disturbed least)."""
-    step, summary, profiles = lenet_step(batch), [], {}
+    cli.stage("part B", f"where a LeNet-5 training step spends its time, with the Numba "
+                        f"kernels, then the reference, the fastest of {tries} steps each",
+              images=batch)
+    step, summary, profiles = lenet_step(batch, data_dir, seed), [], {}
     for name in ("numba", "numpy"):
         with cpu_kernels(name):
             for _ in range(warmup):
@@ -348,13 +413,13 @@ def part_b(batch, warmup, tries):
             prof, wall = min((profiled_step(step) for _ in range(tries)), key=lambda run: run[1])
         stats = prof.stats
         ops_s = sum(s.total_s for s in stats)
-        print(f"\nB. Profile of one LeNet-5 training step, batch {batch}, {name} kernels "
+        print(f"\nProfile of one LeNet-5 training step, batch {batch}, {name} kernels "
               f"(the fastest of {tries})")
         print(prof.table())
         summary.append((name, 1e3 * wall, 1e3 * ops_s,
                         ", ".join(f"{s.op} {s.total_s / ops_s:.0%}" for s in stats[:3])))
         profiles[name] = stats
-    print("\nB. Summary: the step's wall time, the time inside ops (the rest is the engine's "
+    print("\nSummary: the step's wall time, the time inside ops (the rest is the engine's "
           "bookkeeping, the SGD update and the profiler's own), and the ops that dominate")
     print(format_table(["kernels", "step ms", "in ops ms", "dominant ops (share of op time)"],
                        summary, [None, ".2f", ".2f", None]))
@@ -415,13 +480,17 @@ def plot_roofline(points, peak, bandwidth, path):
     axis.axvline(peak / bandwidth, color="gray", ls=":",
                  label=f"ridge I* = {peak / bandwidth:.1f} FLOP/byte")
     families = list(dict.fromkeys(family for family, *_ in points))
-    for index, (family, marker) in enumerate(zip(families, "osD^vPX*")):
-        group = [(label, i, rate) for f, label, i, rate in points if f == family]
-        axis.scatter([i for _, i, _ in group], [rate for _, _, rate in group], marker=marker,
-                     s=40, label=family, zorder=3)
-        for label, i, rate in group:  # labels above and below in turn, to overlap less
-            axis.annotate(label, (i, rate), textcoords="offset points", fontsize=7,
-                          xytext=(5, -10 if index % 2 == 0 else 4))
+    for family, marker in zip(families, "osD^vPX*"):
+        group = [(i, rate) for f, _, i, rate in points if f == family]
+        axis.scatter(*zip(*group), marker=marker, s=40, label=family, zorder=3)
+    # Each kernel named once, beside its fastest point: the kernel sets of one conv share its
+    # intensity, so their points stand in one column, told apart by marker.
+    fastest = {}
+    for _, label, i, rate in points:
+        if rate > fastest.get(label, (0, 0))[1]:
+            fastest[label] = (i, rate)
+    for label, point in fastest.items():
+        axis.annotate(label, point, textcoords="offset points", xytext=(4, 3), fontsize=7)
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_xlabel("arithmetic intensity I (FLOPs per byte of compulsory traffic)")
@@ -434,16 +503,20 @@ def plot_roofline(points, peak, bandwidth, path):
     return path
 
 
-def part_c(config, conv_table, batch, out):
+def part_c(config, conv_table, batch, seed, out):
     """The machine's roofs, every kernel's point under them (part A's convs on the CPU among
     them), the table and the plot."""
-    rng = np.random.default_rng(1)
+    values = config["stream_values"]
+    cli.stage("part C", f"a roofline: the fastest BLAS matmul (n up to "
+                        f"{config['matmul_sizes'][-1]}), memory bandwidth on "
+                        f"{values * FLOAT32_BYTES / 2**20:.0f} MB arrays, and every kernel "
+                        f"under them (best and median of {config['repeats_c']})")
+    rng = np.random.default_rng(seed)
     matmuls = measure_matmuls(config["matmul_sizes"], config["repeats_c"], rng)
     peak = max(flops / best for _, flops, _, _, best in matmuls) / 1e9
-    values = config["stream_values"]
     copy, add, add_seconds = measure_bandwidth(values, config["repeats_c"])
     bandwidth = max(copy, add)
-    print(f"\nC. This machine: peak {peak:.1f} GFLOP/s (fastest float32 BLAS matmul), memory "
+    print(f"This machine: peak {peak:.1f} GFLOP/s (fastest float32 BLAS matmul), memory "
           f"bandwidth {bandwidth:.1f} GB/s (copy {copy:.1f}, add {add:.1f} GB/s on arrays of "
           f"{values * FLOAT32_BYTES / 2**20:.0f} MB), ridge point {peak / bandwidth:.1f} "
           "FLOP/byte")
@@ -472,23 +545,92 @@ def part_c(config, conv_table, batch, out):
             "points": rows}, path
 
 
+# ----------------------------------------------------------------------------- conclusions
+def speedups(rows_a):
+    """{(conv's short name, pass, kernel set): the reference's ms / that set's ms}, table A."""
+    short = {conv.name: conv.short for conv in CONVS}
+    ms = {(conv, direction, kernels): t for conv, direction, kernels, t, *_ in rows_a}
+    return {(short[conv], direction, kernels): ms[conv, direction, REFERENCE] / t
+            for (conv, direction, kernels), t in ms.items() if kernels != REFERENCE}
+
+
+def figure_lines(rows_a, part_b, roofline):
+    """The lesson's three points, each in one line with this run's figures."""
+    ratio = speedups(rows_a)
+
+    def passes(conv, kernels):
+        return (f"{ratio[conv, 'forward', kernels]:.1f}x forward, "
+                f"{ratio[conv, 'backward', kernels]:.1f}x backward")
+    lines = [f"A. Numba's speedup over the reference: conv1 {passes('conv1', 'numba')}; conv2 "
+             f"{passes('conv2', 'numba')}; the wide conv, handed to the same BLAS GEMM, "
+             f"{passes('wide', 'numba')}, and {passes('wide', 'numba, own loops')} with "
+             "Numba's own loops."]
+    slower = [f"{conv} {direction}" for (conv, direction, kernels), r in ratio.items()
+              if kernels == "numba" and conv != "wide" and r < 1]
+    if slower:
+        lines.append(f"   Numba was slower than the reference on {', '.join(slower)} in this "
+                     "run, against the rest of the table: time it again before believing it.")
+    (_, numba_ms, *_), (_, reference_ms, *_) = part_b["summary"]
+    share = {name: {s.op: s.total_s / sum(t.total_s for t in stats) for s in stats}
+             for name, stats in part_b["profiles"].items()}
+    lines.append(f"B. A LeNet-5 step takes {numba_ms:.1f} ms with Numba, {reference_ms:.1f} ms "
+                 f"with the reference; convolutions take {share['numba']['Conv2d']:.0%} of "
+                 f"Numba's op time, pooling {share['numpy']['MaxPool2d']:.0%} of the "
+                 "reference's.")
+    points = roofline["points"]  # (family, kernel, FLOP/byte, GFLOP/s, roof, share of roof)
+    matmuls = [point[-1] for point in points if point[0].startswith("BLAS")]
+    lenet = [point[-1] for point in points
+             if point[0].startswith("conv") and point[1].startswith(("conv1", "conv2"))]
+    add = next(point[-1] for point in points
+               if point[0] == f"elementwise, {NUMPY_OUT}" and point[1] == "add")
+    lines.append(f"C. Matmuls reach {min(matmuls):.0%}-{max(matmuls):.0%} of the compute roof, "
+                 f"NumPy's add {add:.0%} of the memory roof, LeNet's convolutions "
+                 f"{min(lenet):.0%}-{max(lenet):.0%} of theirs: bound by the kernels, not the "
+                 "machine.")
+    return lines
+
+
+def trust_line(before, after, threads, quick):
+    """How far to trust the figures: the machine before the run, and after it (when the load
+    average also counts this lesson's own ``threads``)."""
+    states = f"{before.describe()} at the start; {after.describe()} at the end"
+    if before.busy(threads) or after.busy(threads, own_load=threads):
+        line = (f"The machine was busy ({states}): every figure above is noisy, ratios "
+                "included; rerun on an idle machine before drawing conclusions about kernels.")
+    else:
+        line = (f"The machine stayed quiet ({states}): ratios within this run are fair; "
+                "absolute figures differ by tens of percent between runs and machines.")
+    if quick:
+        line += ("\n--quick times batch-16 convolutions a few times each: shorter and less "
+                 "precise than the default run's batch 64, LeNet-5's training batch.")
+    return line
+
+
 # -----------------------------------------------------------------------------
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="batch 16 convs, smaller matmuls and arrays, fewer repeats")
-    parser.add_argument("--out", default=os.path.join("runs", "12_kernels_and_hardware"))
-    args = parser.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
+    parser = cli.lesson_parser(__doc__, "12_kernels_and_hardware",
+                               quick="batch-16 convolutions, smaller matmuls and arrays, fewer "
+                                     "repeats")
+    args = cli.parse_args(parser, argv)
     config = QUICK if args.quick else DEFAULT
+    threads = int(os.environ.get("OPENBLAS_NUM_THREADS", "1"))
     start = time.perf_counter()
 
-    rows_a, breakdown, conv_png = part_a(config["batch"], config["repeats_a"], args.out)
-    profiles = part_b(batch=64, warmup=3, tries=config["tries_b"])
-    roofline, roofline_png = part_c(config, rows_a, config["batch"], args.out)
+    before = report_machine(threads)
+    rows_a, breakdown, conv_png = part_a(config["batch"], config["repeats_a"], args.seed,
+                                         args.out)
+    profiles = part_b(batch=64, warmup=3, tries=config["tries_b"], data_dir=args.data_dir,
+                      seed=args.seed)
+    roofline, roofline_png = part_c(config, rows_a, config["batch"], args.seed + 1, args.out)
 
+    cli.stage("conclusions", "what this run's figures say, and how far to trust them")
+    after = measure_machine()
+    conclusions = figure_lines(rows_a, profiles, roofline)
+    conclusions.append(trust_line(before, after, threads, args.quick))
+    print("\n".join(conclusions))
     print(f"\n{time.perf_counter() - start:.0f} s in all; plots in {args.out}")
-    return {"part_a": rows_a, "breakdown": breakdown, "part_b": profiles, "part_c": roofline,
+    return {"machine": (before, after), "part_a": rows_a, "breakdown": breakdown,
+            "part_b": profiles, "part_c": roofline, "conclusions": conclusions,
             "plots": (conv_png, roofline_png)}
 
 
