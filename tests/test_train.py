@@ -1,15 +1,19 @@
-"""fit/evaluate: learning on a small problem, History, callbacks (early stopping, checkpoints)
-and a resumed run that ends bit-identical to an uninterrupted one."""
+"""fit/evaluate: learning on a small problem, History, callbacks (early stopping, checkpoints),
+a resumed run that ends bit-identical to an uninterrupted one, and fit's progress output (a
+bar labelled ``desc`` on a terminal, one plain line per epoch elsewhere)."""
+
+import sys
 
 import numpy as np
 import pytest
 
 import minigrad as mg
 from minigrad import nn
+from minigrad import train as train_module
 from minigrad.data import DataLoader, TensorDataset
 from minigrad.nn import functional as F
 from minigrad.optim import SGD, lr_scheduler
-from minigrad.train import Callback, Checkpoint, EarlyStopping, evaluate, fit
+from minigrad.train import Callback, Checkpoint, EarlyStopping, PrintEpochs, evaluate, fit
 
 
 def blobs(n=240, seed=0):
@@ -95,7 +99,8 @@ def test_early_stopping_stops_and_restores_the_best_weights():
     losses = history.series("val_loss")
     best_epoch = int(np.argmin(losses))
     assert len(losses) == best_epoch + 1 + 2 < 30  # two epochs without improvement, then stop
-    assert evaluate(model, val, F.cross_entropy)["loss"] == pytest.approx(min(losses), rel=1e-6)
+    # The restored weights through the same evaluate over the same batches: bit-exact.
+    assert evaluate(model, val, F.cross_entropy)["loss"] == min(losses)
 
 
 def run(epochs, checkpoint=None, resume=None, seed=0):
@@ -229,3 +234,62 @@ def test_a_resumed_run_continues_the_schedule(tmp_path):
     for (name, value), other in zip(model.state_dict().items(),
                                     resumed_model.state_dict().values()):
         np.testing.assert_array_equal(other, value, err_msg=name)
+
+
+# ----------------------------------------------------------------------------- progress output
+def progress_run(epochs=3, **kwargs):
+    mg.manual_seed(0)
+    model = small_model()
+    return fit(model, DataLoader(blobs(96), batch_size=32, shuffle=True),
+               SGD(model.parameters(), lr=0.1), F.cross_entropy, epochs,
+               val_loader=DataLoader(blobs(48, seed=1), 48), **kwargs)
+
+
+def epoch_line(record, epochs, prefix):
+    return (f"{prefix}epoch {record['epoch']}/{epochs}: train_loss {record['train_loss']:.4f}, "
+            f"train_accuracy {record['train_accuracy']:.4f}, val_loss {record['val_loss']:.4f}, "
+            f"val_accuracy {record['val_accuracy']:.4f}, {record['seconds']:.1f} s")
+
+
+@pytest.mark.parametrize("desc, prefix", [("blobs", "blobs: "), (None, "")])
+def test_off_a_terminal_fit_prints_one_plain_line_per_epoch(capsys, desc, prefix):
+    history = progress_run(desc=desc)  # under capsys stdout and stderr are not terminals
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [epoch_line(r, 3, prefix) for r in history.epochs]
+    assert err == ""  # and no bar: tqdm hides it off a terminal
+
+
+def test_progress_false_prints_nothing(capsys):
+    progress_run(progress=False, desc="blobs")
+    assert capsys.readouterr() == ("", "")
+
+
+def test_with_print_epochs_the_plain_lines_are_not_printed_twice(capsys):
+    history = progress_run(desc="blobs", callbacks=[PrintEpochs(columns=("train_loss",))])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"{'epoch':>5} {'train_loss':>14}"] + [
+        f"{r['epoch']:5d} {r['train_loss']:14.4f}" for r in history.epochs]
+
+
+def test_on_a_terminal_the_bar_is_labelled_with_desc_and_no_lines_are_printed(capsys,
+                                                                              monkeypatch):
+    bars = []
+
+    class Bar:  # records how fit makes its bars
+        def __init__(self, iterable, **kwargs):
+            self.iterable, self.kwargs = iterable, kwargs
+            bars.append(self)
+
+        def __iter__(self):
+            return iter(self.iterable)
+
+        def set_postfix(self, **kwargs):
+            self.postfix = kwargs
+
+    monkeypatch.setattr(train_module, "tqdm", Bar)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    history = progress_run(epochs=2, desc="pruning")
+    assert [bar.kwargs["desc"] for bar in bars] == ["pruning: epoch 1/2", "pruning: epoch 2/2"]
+    assert all(bar.kwargs["disable"] is None for bar in bars)  # tqdm decides by its stream
+    assert bars[-1].postfix == {"loss": f"{history.steps[-1]['loss']:.4f}"}
+    assert capsys.readouterr().out == ""
