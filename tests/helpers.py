@@ -52,6 +52,8 @@ class OpCase:
     ``draw(data)`` returns ``(shapes, kwargs)``; ``fn(*tensors, **kwargs)`` is the minigrad call
     and ``torch_fn(*tensors, **kwargs)`` the PyTorch call; ``domain(i, array)`` adjusts the
     values of input i. ``no_grad_inputs`` lists inputs that are not differentiable (masks).
+    ``gradcheck_marks``: pytest marks for this case's gradcheck only (``pytest.mark.slow`` for
+    one that takes seconds; give it a smaller-shape twin so the fast subset still checks it).
     """
 
     name: str
@@ -61,6 +63,7 @@ class OpCase:
     domain: Callable = staticmethod(lambda i, x: x)
     no_grad_inputs: tuple = ()
     dtypes: dict = field(default_factory=dict)  # input index -> dtype other than float
+    gradcheck_marks: tuple = ()
 
     def arrays(self, data, dtype):
         drawn_shapes, kwargs = self.draw(data)
@@ -80,8 +83,10 @@ class OpCase:
 def op_tests(cases):
     """The two parametrized tests for a module's list of ``OpCase``s."""
     ids = [case.name for case in cases]
+    gradcheck_cases = [pytest.param(case, marks=case.gradcheck_marks, id=case.name)
+                       for case in cases]
 
-    @pytest.mark.parametrize("case", cases, ids=ids)
+    @pytest.mark.parametrize("case", gradcheck_cases)
     @EXAMPLES
     @given(data=st.data())
     def test_gradcheck(case, data):
@@ -103,8 +108,12 @@ def op_tests(cases):
 
 
 def import_torch():
-    return pytest.importorskip("torch", reason="PyTorch is the test oracle: "
-                                               "pip install torch==2.13.0")
+    torch = pytest.importorskip("torch", reason="PyTorch is the test oracle: "
+                                                ".venv/bin/pip install torch==2.13.0")
+    # One thread: the oracle's tensors are tiny, and on a busy machine torch's spinning
+    # worker threads made these tests several times slower.
+    torch.set_num_threads(1)
+    return torch
 
 
 def tolerances(dtype):

@@ -18,15 +18,18 @@ def torch_F():
 
 
 @st.composite
-def conv_geometry(draw):
-    """Input, weight (and bias) shapes with stride, padding and dilation that fit together."""
-    n, c, o = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+def conv_geometry(draw, n=2, channels=3, side=7):
+    """Input, weight (and bias) shapes with stride, padding and dilation that fit together:
+    up to ``n`` samples, ``channels`` in and out channels, inputs up to ``side`` (at least 5,
+    the widest dilated kernel) high and wide."""
+    n, c, o = (draw(st.integers(1, n)), draw(st.integers(1, channels)),
+               draw(st.integers(1, channels)))
     kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
     dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    h = draw(st.integers(max(1, dilation[0] * (kh - 1) + 1 - 2 * padding[0]), 7))
-    w = draw(st.integers(max(1, dilation[1] * (kw - 1) + 1 - 2 * padding[1]), 7))
+    h = draw(st.integers(max(1, dilation[0] * (kh - 1) + 1 - 2 * padding[0]), side))
+    w = draw(st.integers(max(1, dilation[1] * (kw - 1) + 1 - 2 * padding[1]), side))
     return [(n, c, h, w), (o, c, kh, kw), (o,)], {"stride": stride, "padding": padding,
                                                    "dilation": dilation}
 
@@ -78,10 +81,17 @@ def ours_batch_norm(x, weight, bias):
                         mg.ones(x.shape[1], dtype=x.dtype), weight, bias, training=True)
 
 
+def conv2d_case(name, geometry, **options):
+    return OpCase(name, lambda data: data.draw(geometry),
+                  lambda x, w, b, **kw: F.conv2d(x, w, b, **kw),
+                  lambda x, w, b, **kw: torch_F().conv2d(x, w, b, **kw), **options)
+
+
 CASES = [
-    OpCase("conv2d", lambda data: data.draw(conv_geometry()),
-           lambda x, w, b, **kw: F.conv2d(x, w, b, **kw),
-           lambda x, w, b, **kw: torch_F().conv2d(x, w, b, **kw)),
+    # conv2d's gradcheck perturbs every input and weight entry: seconds at the full geometry
+    # (slow), so the fast subset checks the same geometry options on one small sample.
+    conv2d_case("conv2d", conv_geometry(), gradcheck_marks=(pytest.mark.slow,)),
+    conv2d_case("conv2d_small", conv_geometry(n=1, channels=2, side=5)),
     # Max pooling has a kink wherever two window entries tie; normal draws never tie.
     OpCase("max_pool2d", lambda data: data.draw(pool_geometry()),
            lambda x, **kw: F.max_pool2d(x, **kw), lambda x, **kw: torch_F().max_pool2d(x, **kw)),

@@ -135,6 +135,7 @@ def test_gemm_blocked_refuses_what_it_does_not_do():
 
 def test_matmul_keeps_numpy_semantics():
     a, b = random((2, 1, 3, 4), np.float32, 0), random((5, 4, 2), np.float32, 1)
+    # numba_cpu.matmul is np.matmul underneath (BLAS): the same call, so bit-exact.
     np.testing.assert_array_equal(numba_cpu.matmul(a, b), np.matmul(a, b))
     np.testing.assert_array_equal(numba_cpu.matmul(a[0, 0, 0], b[0]), np.matmul(a[0, 0, 0], b[0]))
 

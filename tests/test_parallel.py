@@ -190,7 +190,7 @@ def test_without_mpi_under_a_launcher_init_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "mpi4py", None)
     monkeypatch.setenv("PMI_SIZE", "2")
     monkeypatch.setattr(comm, "_world", None)
-    with pytest.raises(ImportError, match=r"started 2 processes.*pip install 'minigrad\[mpi\]'"):
+    with pytest.raises(ImportError, match=r'started 2 processes.*pip install -e "\.\[mpi\]"'):
         parallel.init()
     with pytest.raises(ImportError, match="pip install"):
         comm.mpi()
@@ -309,7 +309,7 @@ def test_fit_with_the_distributed_callback_on_one_rank_trains_exactly_like_plain
     for p, q in zip(model.parameters(), ddp.module.parameters()):
         np.testing.assert_array_equal(p.numpy(), q.numpy())
     for mine, theirs in zip(history.epochs, ddp_history.epochs):
-        assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-12)
+        assert mine["train_loss"] == theirs["train_loss"]  # the same computation: bit-exact
         assert mine["train_accuracy"] == theirs["train_accuracy"]
 
 
@@ -342,7 +342,8 @@ def test_sync_batchnorm_on_one_rank_is_batchnorm_and_conversion_keeps_order_and_
     assert [type(m).__name__ for m in model] == ["Linear", "SyncBatchNorm", "ReLU", "Linear"]
     assert model[1].weight is weight and model[1].running_mean is bn.running_mean
     x = mg.randn(6, 3)
-    np.testing.assert_allclose(model[1](x).numpy(), reference(x).numpy(), rtol=1e-6)
+    # One rank: SyncBatchNorm runs BatchNorm's own forward on the same values, so bit-exact.
+    np.testing.assert_array_equal(model[1](x).numpy(), reference(x).numpy())
     single = parallel.convert_sync_batchnorm(nn.BatchNorm2d(2).eval())
     assert isinstance(single, parallel.SyncBatchNorm) and not single.training
 
@@ -396,7 +397,39 @@ def test_lesson_10_runs_as_one_process_without_mpiexec(tmp_path, monkeypatch, ca
     assert [row["ranks"] for row in result["scaling"]] == [1]
     assert result["ring"]["max_difference"] == 0
     assert result["pipeline"]["max_loss_difference"] < 1e-4
-    assert result["test_accuracy"] > 0.8
+    # 2 epochs on 3,000 images: 79-89% across BLAS kernel families (SkylakeX, Haswell,
+    # Prescott) and seeds, a model that learned nothing 10%.
+    assert result["test_accuracy"] > 0.7
     with open(result["plot"], "rb") as png:
         assert png.read(8) == b"\x89PNG\r\n\x1a\n"
-    assert "1 rank(s)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "1 rank(s)" in printed
+    for part in "ABCD":
+        assert f"== part {part}:" in printed, part
+    assert "(3,000 images, 2 epochs)" in printed  # part C's header
+    assert result["verdict"].startswith("One rank only") and result["verdict"] in printed
+    assert result["pipeline"]["verdict"].startswith("One stage only")
+
+
+def test_lesson_10_reads_its_scaling_and_pipeline_tables_in_plain_words():
+    lesson = runpy.run_path(os.path.join(os.path.dirname(__file__), os.pardir, "lessons",
+                                         "10_parallel_training.py"), run_name="lesson")
+    verdict = lesson["scaling_verdict"]
+    assert verdict(1.81, 1.96, 2, 0.2, 2, quick=False).startswith("DDP reaches 1.81x of the "
+                                                                   "ideal 2x, the machine "
+                                                                   "itself 1.96x")
+    too_fast = verdict(2.17, 2.38, 2, 5.8, 2, quick=True)  # a baseline slowed by other work
+    assert too_fast.startswith("Above the ideal 2x") and "load 5.8 on 2 cores" in too_fast
+    assert "--quick times one short round" in too_fast
+    shared = verdict(1.36, 1.58, 2, 8.3, 2, quick=False)  # the ranks shared their cores
+    assert shared.startswith("Even without any all-reduce 2 ranks reach only 1.58x")
+
+    pipeline = lesson["pipeline_verdict"]
+    rows = [(1, 0.5, 2400.0), (2, 1 / 3, 2700.0), (4, 0.2, 2300.0)]
+    assert pipeline(rows, 3000.0, 2).startswith("At its best (M = 2) the pipeline trains "
+                                                "0.90x the images/s of one rank")
+    assert "more than 2 micro-batch(es) did not help" in pipeline(rows, 3000.0, 2)
+    assert "No real gain over one process" in pipeline(rows, 3000.0, 2)
+    growing = [(1, 0.5, 2000.0), (2, 1 / 3, 2500.0), (4, 0.2, 2900.0)]
+    assert "more micro-batches helped" in pipeline(growing, 2000.0, 2)
+    assert "No real gain" not in pipeline(growing, 2000.0, 2)  # 2900 images/s against 2000

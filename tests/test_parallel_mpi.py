@@ -29,13 +29,14 @@ from minigrad.optim import SGD
 from minigrad.parallel import comm
 from minigrad.train import Checkpoint, PrintEpochs, fit
 
-LAUNCH = "OPENBLAS_NUM_THREADS=1 mpiexec -n 2 python -m pytest tests/test_parallel_mpi.py -m mpi"
+LAUNCH = ("OPENBLAS_NUM_THREADS=1 .venv/bin/mpiexec -n 2 .venv/bin/python -m pytest "
+          "tests/test_parallel_mpi.py -m mpi")
 
 
 def why_skip():
     """None when running as one of exactly 2 MPI ranks with MPI loadable, else the reason."""
     if comm.launched_size() != 2:
-        return f"needs exactly 2 MPI ranks: run `{LAUNCH}`"
+        return f"needs exactly 2 MPI ranks: run `bash .ci/mpi-tests` or `{LAUNCH}`"
     try:
         comm.mpi()
     except ImportError as error:
@@ -362,8 +363,9 @@ def test_a_stuck_rank_makes_the_others_abort_at_the_collective_timeout():
 
 
 # ----------------------------------------------------------------------------- lesson
+@pytest.mark.slow  # two ranks time LeNet-5 steps and train it for 2 epochs
 @on_all_ranks
-def test_lesson_10_quick_run_reports_scaling_and_trains(shared_tmp):
+def test_lesson_10_quick_run_reports_scaling_and_trains(shared_tmp, capsys):
     lesson = runpy.run_path(os.path.join(os.path.dirname(__file__), os.pardir, "lessons",
                                          "10_parallel_training.py"), run_name="lesson")
     result = lesson["main"](["--quick", "--out", shared_tmp])
@@ -372,7 +374,15 @@ def test_lesson_10_quick_run_reports_scaling_and_trains(shared_tmp):
     assert all(row["images_per_second"] > 0 for row in scaling)
     assert result["ring"]["max_difference"] == 0
     assert result["pipeline"]["max_loss_difference"] < 1e-4
-    assert result["test_accuracy"] > 0.8
+    # 2 epochs on 3,000 images: 79-89% across BLAS kernel families (SkylakeX, Haswell,
+    # Prescott) and seeds, a model that learned nothing 10%.
+    assert result["test_accuracy"] > 0.7
+    # Which sentence depends on how busy the machine was (the figures are rank 0's on all).
+    assert result["verdict"].startswith(("DDP reaches", "Above the ideal", "Even without"))
+    assert result["pipeline"]["verdict"].startswith("At its best (M = ")
+    printed = capsys.readouterr().out
+    assert ("== part A:" in printed and "== part D:" in printed) == parallel.is_main()
     if parallel.is_main():
+        assert "(3,000 images, 2 epochs)" in printed and result["verdict"] in printed
         with open(result["plot"], "rb") as png:
             assert png.read(8) == b"\x89PNG\r\n\x1a\n"
