@@ -13,7 +13,8 @@ from minigrad import backend
 try:
     cupy = backend.cupy_module()
 except RuntimeError as error:
-    pytest.skip(f"GPU tests need a CUDA GPU and CuPy: {error}", allow_module_level=True)
+    pytest.skip(f"GPU tests need a CUDA GPU and CuPy (.venv/bin/pip install -e \".[cuda]\"): "
+                f"{error}", allow_module_level=True)
 
 from helpers import tolerances  # noqa: E402 (after the skip)
 from minigrad.backend import cupy_gpu, numpy_ref  # noqa: E402

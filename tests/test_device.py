@@ -13,7 +13,8 @@ from minigrad import backend
 try:
     backend.cupy_module()
 except RuntimeError as error:
-    pytest.skip(f"GPU tests need a CUDA GPU and CuPy: {error}", allow_module_level=True)
+    pytest.skip(f"GPU tests need a CUDA GPU and CuPy (.venv/bin/pip install -e \".[cuda]\"): "
+                f"{error}", allow_module_level=True)
 
 import test_ops_activation  # noqa: E402 (after the skip: the op cases, reused)
 import test_ops_elementwise  # noqa: E402

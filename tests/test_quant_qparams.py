@@ -285,7 +285,7 @@ def test_quantize_dequantize_on_cupy_equal_numpy():
     try:
         cupy = backend.cupy_module()
     except RuntimeError as error:
-        pytest.skip(f"needs a CUDA GPU and CuPy: {error}")
+        pytest.skip(f"needs a CUDA GPU and CuPy (.venv/bin/pip install -e \".[cuda]\"): {error}")
     x = channel_data(5)
     for axis in (None, 0):
         qp = qparams_for(x, 8, False, True, False, axis)

@@ -69,7 +69,9 @@ def test_draw_graph_writes_a_png_with_matplotlib(tmp_path):
     assert path.read_bytes()[:8] == PNG_MAGIC
 
 
-@pytest.mark.skipif(not graphviz_available(), reason="needs the graphviz package and dot")
+@pytest.mark.skipif(not graphviz_available(),
+                    reason="needs the graphviz package (.venv/bin/pip install graphviz) and its "
+                           "dot program (the system's graphviz, e.g. apt-get install graphviz)")
 def test_draw_graph_writes_a_png_with_graphviz(tmp_path):
     loss, params = expression()
     path = tmp_path / "graph.png"

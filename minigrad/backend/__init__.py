@@ -38,7 +38,7 @@ def cupy_module():
             import cupy
         except ImportError as error:
             raise RuntimeError(
-                "device 'cuda' needs CuPy: pip install 'minigrad[cuda]' (cupy-cuda12x)"
+                "device 'cuda' needs CuPy (cupy-cuda12x): .venv/bin/pip install -e '.[cuda]'"
             ) from error
         try:
             cupy.cuda.runtime.getDeviceCount()

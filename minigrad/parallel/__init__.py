@@ -5,7 +5,7 @@ One script runs as N processes ("ranks"), on one machine or on many::
     OPENBLAS_NUM_THREADS=1 mpiexec -n 2 python train.py
     OPENBLAS_NUM_THREADS=1 mpiexec -f hosts -n 8 python train.py     # MPICH, a hostfile
 
-``pip install 'minigrad[mpi]'`` installs mpi4py and MPICH. Without them every function below
+``.venv/bin/pip install -e ".[mpi]"`` installs mpi4py and MPICH. Without them every function below
 runs as a single process (rank 0 of 1), so the same script also runs with plain ``python``.
 
 Processes and collectives (``comm``):

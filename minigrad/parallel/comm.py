@@ -7,9 +7,10 @@ MPI runs the same script as N processes ("ranks" 0..N-1), started by a launcher:
     mpiexec -f hosts -n 8 python train.py        # 8 processes on the machines listed in hosts
 
 They share nothing; they cooperate only by sending arrays to each other through MPI, here
-through mpi4py (``pip install 'minigrad[mpi]'`` installs mpi4py and MPICH). A *collective*
-is a call every rank of a communicator makes, in the same order: ``all_reduce`` (every rank
-gets the sum of everyone's arrays), ``broadcast`` (everyone gets rank 0's array), ``barrier``.
+through mpi4py (``.venv/bin/pip install -e ".[mpi]"`` installs mpi4py and MPICH). A
+*collective* is a call every rank of a communicator makes, in the same order: ``all_reduce``
+(every rank gets the sum of everyone's arrays), ``broadcast`` (everyone gets rank 0's
+array), ``barrier``.
 
 Without MPI. mpi4py is imported only when ``init()`` runs (``rank()`` and friends call it), so
 ``import minigrad`` never needs MPI. When mpi4py or the MPI library cannot be loaded and no MPI
@@ -48,7 +49,7 @@ DEFAULT_TIMEOUT = float(os.environ.get("MINIGRAD_MPI_TIMEOUT", 300))
 SPIN_SECONDS = 0.02  # poll without pausing this long: most collectives finish within it
 POLL_PAUSE = 2e-4  # then sleep this long between polls
 ABORT_GRACE_SECONDS = 0.5  # for the message to reach the launcher before MPI_Abort
-INSTALL_HINT = "pip install 'minigrad[mpi]' (mpi4py and MPICH)"
+INSTALL_HINT = '.venv/bin/pip install -e ".[mpi]" (mpi4py and MPICH)'
 # Environment variables by which launchers tell a process how many were started.
 LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")  # MPICH/Intel/Slurm, Open MPI
 
