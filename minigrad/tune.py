@@ -60,6 +60,7 @@ being high): report the final model on a test set that the search never saw.
 import inspect
 import itertools
 import math
+import sys
 import time
 
 import numpy as np
@@ -291,13 +292,19 @@ class TrialRunner:
         self.metrics, self.callbacks = metrics, callbacks
 
     def run(self, configs, progress=True):
-        """Run one trial per config, with an outer progress bar; returns a TuneResult."""
+        """Run one trial per config, with an outer progress bar on a terminal, and one line per
+        trial when stdout is not one (a log file, CI); returns a TuneResult."""
+        configs = list(configs)
         result = TuneResult([], self.metric, self.mode)
         bar = tqdm(configs, desc="trials", disable=_progress_disabled(progress))
         for config in bar:
-            result.trials.append({"trial": len(result.trials) + 1, **self.run_trial(config)})
+            trial = {"trial": len(result.trials) + 1, **self.run_trial(config)}
+            result.trials.append(trial)
             if result.best_trial is not None:
                 bar.set_postfix({f"best {self.metric}": f"{result.best_score:.4g}"})
+            if progress and not sys.stdout.isatty():
+                print(f"trial {trial['trial']}/{len(configs)} {trial['config']}: {self.metric} "
+                      f"{trial['score']:.4f}, {trial['seconds']:.1f} s", flush=True)
         return result
 
     def run_trial(self, config):

@@ -135,6 +135,15 @@ def test_best_config_is_the_best_recorded_score_and_a_useless_lr_loses(moons):
     assert by_loss.trials[0]["score"] == min(by_loss.trials[0]["history"].series("val_loss"))
 
 
+def test_off_a_terminal_each_trial_prints_one_line_with_its_score(moons, capsys):
+    result = search({"optimizer": "SGD", "lr": [0.0, 0.5]}, moons, progress=True)
+    lines = capsys.readouterr().out.splitlines()  # under capsys stdout is not a terminal
+    assert lines == [f"trial {t['trial']}/2 {t['config']}: val_accuracy {t['score']:.4f}, "
+                     f"{t['seconds']:.1f} s" for t in result.trials]
+    search({"optimizer": "SGD", "lr": [0.0]}, moons, progress=False)
+    assert capsys.readouterr().out == ""
+
+
 def test_a_diverging_trial_is_recorded_not_raised():
     x, y, _, _ = make_linear_regression(n=120, n_features=3, noise=0.1, seed=0)
     train, val = random_split(TensorDataset(x.numpy(), y.numpy()), [100, 20], seed=0)
