@@ -1,6 +1,6 @@
 """Lesson 01 — autograd and gradient descent: fitting a line.
 
-Run:   python lessons/01_autograd_and_gradient_descent.py [--quick] [--out runs/01]
+Run:   .venv/bin/python lessons/01_autograd_and_gradient_descent.py [--quick]
 
 The model is a line  y_hat = w x + b,  and the loss is the mean squared error over n points
 
@@ -24,7 +24,6 @@ Things that go wrong in textbook versions of this code, done right here:
 * gradients are reset before every backward, because backward *accumulates* into .grad.
 """
 
-import argparse
 import os
 import time
 
@@ -33,9 +32,9 @@ import matplotlib
 matplotlib.use("Agg")  # write PNG files, never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 import minigrad as mg  # noqa: E402
+from minigrad import cli  # noqa: E402
 from minigrad.viz import draw_graph  # noqa: E402
 
 
@@ -61,7 +60,7 @@ def gradient_descent(x, y, lr, steps):
     w = mg.zeros((), requires_grad=True)
     b = mg.zeros((), requires_grad=True)
     losses = []
-    for _ in tqdm(range(steps), desc=f"lr={lr:g}", disable=None, leave=False):
+    for _ in range(steps):
         loss = mse(w * x + b, y)
         w.grad = b.grad = None  # backward adds to .grad, so clear it first
         loss.backward()
@@ -103,13 +102,16 @@ def check_autograd_against_formula(x, y, graph_path):
 
 
 def plot_losses(runs, best_loss, path):
+    # A float32 loss is only known to about eps * loss: smaller gaps are rounding noise.
+    floor = np.finfo(np.float32).eps * best_loss
     fig, ax = plt.subplots(figsize=(6, 4))
     for lr, losses in runs.items():
-        ax.semilogy(np.maximum(np.array(losses) - best_loss, 1e-12), label=f"lr = {lr:.4f}")
+        ax.semilogy(np.maximum(np.array(losses) - best_loss, floor), label=f"lr = {lr:.4f}")
+    ax.axhline(floor, color="0.5", linestyle=":", linewidth=1, label="float32 rounding")
     ax.set_xlabel("step")
     ax.set_ylabel("loss - least-squares loss")
     ax.set_title("Gradient descent on the MSE of a line")
-    ax.set_ylim(1e-9, None)  # float32 rounding keeps the gap from going much below 1e-8
+    ax.set_ylim(floor / 3, None)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -131,27 +133,29 @@ def plot_fit(x, y, fitted, exact, path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer points and steps")
-    parser.add_argument("--out", default=os.path.join("runs", "01_gradient_descent"))
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    parser = cli.lesson_parser(__doc__, "01_autograd_and_gradient_descent",
+                               quick="100 points, 600 steps per learning rate", data=False)
+    args = cli.parse_args(parser, argv)
     n, steps = (100, 600) if args.quick else (500, 2000)
     start = time.perf_counter()
 
     x, y = make_data(n, args.seed)
+    cli.stage("autograd", f"backward() against the formula for dL/dw and dL/db, {n} points")
     graph_png = os.path.join(args.out, "graph.png")
     ours, by_hand = check_autograd_against_formula(x, y, graph_png)
     print(f"dL/dw, dL/db at (0.5, -1): backward {ours[0]:.6f} {ours[1]:.6f}  "
           f"formula {by_hand[0]:.6f} {by_hand[1]:.6f}")
 
+    cli.stage("least squares", "the exact line, and the largest stable learning rate")
     exact = closed_form(x, y)
     best_loss = mse(exact[0] * x + exact[1], y).item()
     lr_limit = largest_stable_lr(x)
     print(f"least squares: w = {exact[0]:.4f}, b = {exact[1]:.4f}, loss = {best_loss:.6f}")
-    print(f"stable learning rates: lr < 2 / lambda_max(H) = {lr_limit:.4f}\n")
+    print(f"stable learning rates: lr < 2 / lambda_max(H) = {lr_limit:.4f}")
 
     learning_rates = [0.01, 0.5 * lr_limit, 0.95 * lr_limit, 1.05 * lr_limit]
+    cli.stage("gradient descent", f"{len(learning_rates)} learning rates, each from w = b = 0 "
+                                  f"for up to {steps:,} steps on the {n} points")
     runs, rows = {}, []
     for lr in learning_rates:
         w, b, losses = gradient_descent(x, y, lr, steps)
@@ -166,7 +170,6 @@ def main(argv=None):
     print(f"\ngradient descent (lr {best[0]:.4f}) vs least squares: |dw| = "
           f"{abs(best[3] - exact[0]):.2e}, |db| = {abs(best[4] - exact[1]):.2e}")
 
-    os.makedirs(args.out, exist_ok=True)
     loss_png, fit_png = os.path.join(args.out, "loss.png"), os.path.join(args.out, "fit.png")
     plt.close(plot_losses(runs, best_loss, loss_png))
     plt.close(plot_fit(x, y, best[3:], exact, fit_png))

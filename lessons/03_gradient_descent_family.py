@@ -1,6 +1,7 @@
 """Lesson 03 — the gradient descent family: GD, SGD, momentum, Nesterov, AdaGrad, RMSprop, Adam.
 
-Run:   python lessons/03_gradient_descent_family.py [--quick] [--data-dir ../shared/data/mnist]
+Run:   .venv/bin/python lessons/03_gradient_descent_family.py [--quick]
+       [--data-dir ../shared/data/mnist]
 
 Part A puts each update rule on a 2-D problem, where every step can be drawn:
 
@@ -18,37 +19,50 @@ weights and on the same batches; "GD" takes one step per epoch over the whole tr
 
 What to look at: ``trajectories.png`` (GD zig-zags across the quadratic's narrow direction;
 momentum overshoots and comes back; AdaGrad, RMSprop and Adam scale each coordinate by its own
-gradient history, so they head for the minimum along both axes at once), the table (steps to
-reach the minimum), and ``mnist_loss.png`` (per step: the adaptive methods and momentum fall
-fastest; full-batch GD, with the same number of epochs, has taken only a handful of steps).
+gradient history, so they head for the minimum along both axes at once; a dot marks where each
+path ends), the table (steps to reach the minimum: on the quadratic Nesterov takes 26, GD 67,
+and mini-batch SGD gets there but keeps bouncing, 0.13 away after 150 steps; on Rosenbrock
+only momentum, Nesterov and Adam arrive, GD at its stability limit stops 0.45 short after
+3,000 steps), and ``mnist_loss.png`` (the loss per step, averaged: momentum and Nesterov fall
+lowest, the adaptive methods close behind, plain SGD stays highest; full-batch GD, with the
+same 3 epochs, has taken 3 steps, the dots at the top left, and is still at 31% test
+accuracy where the others reach 93-96%).
+
+``--quick`` keeps the quadratic, stops Rosenbrock after 1,000 steps (momentum, Nesterov and
+Adam still arrive) and trains 1 epoch on 3,000 images: every other rule ends with a lower
+training loss than plain SGD (0.69-0.91 against 1.16) and 86-88% test accuracy against 83%.
 """
 
-import argparse
 import os
 import time
 
-import numpy as np
+import matplotlib
 
-import minigrad as mg
-from minigrad import nn, optim
-from minigrad.data import DataLoader
-from minigrad.data.mnist import normalized_mnist
-from minigrad.models import MLP
-from minigrad.nn import functional as F
-from minigrad.plot import plot_steps, plot_trajectories
-from minigrad.report import format_table
-from minigrad.train import fit
+matplotlib.use("Agg")  # write PNG files, never open a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+import minigrad as mg  # noqa: E402
+from minigrad import cli, nn, optim  # noqa: E402
+from minigrad.data import DataLoader  # noqa: E402
+from minigrad.data.mnist import normalized_mnist  # noqa: E402
+from minigrad.models import MLP  # noqa: E402
+from minigrad.nn import functional as F  # noqa: E402
+from minigrad.plot import plot_steps, plot_trajectories  # noqa: E402
+from minigrad.report import format_table  # noqa: E402
+from minigrad.train import fit  # noqa: E402
 
 # name -> (optimizer class, its options). Each learning rate is the best of 3-4 tried per
-# problem (fewest steps to the minimum); on MNIST the usual values for each method.
+# problem (fewest steps to the minimum); on MNIST the usual values for each method. The
+# quadratic's mini-batch SGD comes last, so each rule has the same color in both panels.
 QUADRATIC = {
     "GD": (optim.SGD, dict(lr=0.075)),
-    "SGD (batch 8)": (optim.SGD, dict(lr=0.075)),
     "momentum": (optim.SGD, dict(lr=0.02, momentum=0.8)),
     "Nesterov": (optim.SGD, dict(lr=0.02, momentum=0.8, nesterov=True)),
     "AdaGrad": (optim.Adagrad, dict(lr=2.0)),
     "RMSprop": (optim.RMSprop, dict(lr=0.1)),
     "Adam": (optim.Adam, dict(lr=0.3)),
+    "SGD (batch 8)": (optim.SGD, dict(lr=0.075)),
 }
 ROSENBROCK = {
     "GD": (optim.SGD, dict(lr=1e-3)),  # the stability limit at the start: 2 / 1900
@@ -72,7 +86,7 @@ CURVATURE = np.array([1.0, 25.0])
 START = {"quadratic": np.array([-9.0, 3.0]), "rosenbrock": np.array([-1.5, 2.0])}
 
 
-def quadratic_problem(seed=0, n=64):
+def quadratic_problem(seed, n=64):
     """The centers' mean (the minimum) and f(w, batch) = mean over the batch of
     1/2 (w - c_i)^T A (w - c_i). Like ``rosenbrock``, f takes a point w of shape (2,) or many
     points (..., 1, 2) at once (for the contour lines)."""
@@ -91,9 +105,10 @@ def rosenbrock(w, batch=None):
     return (1 - x) ** 2 + 100 * (y - x ** 2) ** 2
 
 
-def descend(f, start, optimizer_class, options, steps, batch=None, seed=0):
+def descend(f, start, optimizer_class, options, steps, seed, batch=None):
     """Run ``steps`` optimizer steps on f from ``start``; returns the path, shape (steps+1, 2).
-    ``batch``: draw that many of the quadratic's points per step (SGD), else use all."""
+    ``batch``: draw that many of the quadratic's points per step (SGD, the draws seeded by
+    ``seed``), else use all."""
     rng = np.random.default_rng(seed)
     w = nn.Parameter(start.copy())
     optimizer = optimizer_class([w], **options)
@@ -114,8 +129,10 @@ def steps_to_reach(path, target, tolerance):
     return int(close[0]) if len(close) else None
 
 
-def part_a(steps, out):
-    f_quadratic, quadratic_min = quadratic_problem()
+def part_a(steps, seed, out):
+    cli.stage("part A", f"{len(QUADRATIC)} update rules on the quadratic ({steps['quadratic']} "
+                        f"steps), {len(ROSENBROCK)} on Rosenbrock ({steps['rosenbrock']:,} steps)")
+    f_quadratic, quadratic_min = quadratic_problem(seed)
     problems = [("quadratic", f_quadratic, QUADRATIC, quadratic_min, steps["quadratic"]),
                 ("rosenbrock", rosenbrock, ROSENBROCK, np.ones(2), steps["rosenbrock"])]
     rows, panels = [], []
@@ -123,20 +140,35 @@ def part_a(steps, out):
         paths = {}
         for name, (optimizer_class, options) in runs.items():
             batch = 8 if name.startswith("SGD") else None
-            paths[name] = descend(f, START[problem], optimizer_class, options, n_steps, batch)
+            paths[name] = descend(f, START[problem], optimizer_class, options, n_steps, seed,
+                                  batch)
             final = paths[name][-1]
             rows.append((problem, name, options["lr"], steps_to_reach(paths[name], minimum, 0.05),
                          float(np.linalg.norm(final - minimum)),
                          f(mg.tensor(final)).item() - f(mg.tensor(minimum)).item()))
         panels.append((problem, f, paths, minimum))
-    print(f"\nPart A: steps until within 0.05 of the minimum "
+    print(f"Part A: steps until within 0.05 of the minimum "
           f"(quadratic: {steps['quadratic']} steps, Rosenbrock: {steps['rosenbrock']})")
     print(format_table(["problem", "optimizer", "lr", "steps to 0.05", "final distance",
                         "f - f*"], rows, formats=[None, None, ".4g", "d", ".2e", ".2e"]))
-    path = os.path.join(out, "trajectories.png")
-    plot_trajectories([(problem.capitalize(), _contour_values(f), paths, minimum)
-                       for problem, f, paths, minimum in panels], path=path)
-    return rows, path
+    return rows, plot_paths(panels, os.path.join(out, "trajectories.png"))
+
+
+def plot_paths(panels, path):
+    """Every rule's path over the contour lines of its problem, with a dot where it stopped
+    (on Rosenbrock's valley floor the paths lie on top of each other)."""
+    figure = plot_trajectories([(problem.capitalize(), _contour_values(f), paths, minimum)
+                                for problem, f, paths, minimum in panels])
+    for axis, (_, _, paths, _) in zip(figure.axes, panels):
+        for index, trail in enumerate(paths.values()):
+            axis.plot(*trail[-1], marker="o", color=f"C{index}", markeredgecolor="black")
+    return save_png(figure, path)
+
+
+def save_png(figure, path):
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return path
 
 
 def _contour_values(f):
@@ -147,47 +179,59 @@ def _contour_values(f):
     return values
 
 
-def part_b(data_dir, epochs, limit, progress, out):
+def part_b(data_dir, epochs, limit, seed, progress, out):
     train = normalized_mnist(data_dir, train=True, limit=limit)
     test = DataLoader(normalized_mnist(data_dir, train=False), batch_size=1000)
+    cli.stage("part B", f"MLP 784-128-10 with each of {len(MNIST_RUNS)} optimizers, from the "
+                        f"same initial weights", images=len(train), epochs=epochs)
     histories, rows = {}, []
     for name, (optimizer_class, options, batch_size) in MNIST_RUNS.items():
-        mg.manual_seed(0)  # the same initial weights and the same batches for every optimizer
+        mg.manual_seed(seed)  # the same initial weights and the same batches for every optimizer
         model = MLP([784, 128, 10])
         loader = DataLoader(train, batch_size=len(train) if batch_size == "full" else batch_size,
                             shuffle=True)
         start = time.perf_counter()
         histories[name] = fit(model, loader, optimizer_class(model.parameters(), **options),
-                              F.cross_entropy, epochs, val_loader=test, progress=progress)
+                              F.cross_entropy, epochs, val_loader=test, progress=progress,
+                              desc=name)
         last = histories[name].epochs[-1]
         rows.append((name, options["lr"], len(histories[name].steps), last["train_loss"],
                      last["val_accuracy"], time.perf_counter() - start))
-    print(f"\nPart B: MLP 784-128-10 on {len(train):,} MNIST images, {epochs} epochs each")
+    print(f"\nPart B: MLP 784-128-10 on {len(train):,} MNIST images, "
+          f"{epochs} epoch{'s' if epochs != 1 else ''} each")
     print(format_table(["optimizer", "lr", "steps", "train loss", "test acc", "seconds"], rows,
                        formats=[None, ".3g", "d", ".4f", ".4f", ".1f"]))
-    path = os.path.join(out, "mnist_loss.png")
-    plot_steps(histories, path=path, title="MLP on MNIST: training loss per step")
-    return rows, histories, path
+    return rows, histories, plot_losses(histories, os.path.join(out, "mnist_loss.png"))
+
+
+def plot_losses(histories, path):
+    """The training loss per step of every run. One mini-batch's loss is noisy, so each line
+    is the mean over a 30th of the run; full-batch GD takes one step per epoch, too few for a
+    visible line, so its steps are dots."""
+    smooth = max(1, max(len(history.steps) for history in histories.values()) // 30)
+    averaged = f" (mean of {smooth} steps)" if smooth > 1 else ""
+    figure = plot_steps(histories, smooth=smooth,
+                        title=f"MLP on MNIST: training loss per step{averaged}")
+    for index, history in enumerate(histories.values()):
+        if len(history.steps) < 10:
+            figure.axes[0].plot([s["step"] for s in history.steps],
+                                [s["loss"] for s in history.steps], "o", color=f"C{index}")
+    return save_png(figure, path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", default=None,
-                        help="folder with the four MNIST IDX files (default: bundled subset)")
+    parser = cli.lesson_parser(__doc__, "03_gradient_descent_family",
+                               quick="1,000 Rosenbrock steps in part A, 1 epoch on 3,000 images "
+                                     "in part B")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer steps in part A, 1 epoch on 3,000 images in part B")
-    parser.add_argument("--out", default=os.path.join("runs", "03_gradient_descent_family"))
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
+    args = cli.parse_args(parser, argv)
     steps = {"quadratic": 150, "rosenbrock": 1000 if args.quick else 3000}
     epochs, limit = (1, 3000) if args.quick else (args.epochs, None)
-    os.makedirs(args.out, exist_ok=True)
 
     start = time.perf_counter()
-    rows_a, trajectories = part_a(steps, args.out)
-    rows_b, histories, curves = part_b(args.data_dir, epochs, limit, not args.no_progress,
-                                       args.out)
+    rows_a, trajectories = part_a(steps, args.seed, args.out)
+    rows_b, histories, curves = part_b(args.data_dir, epochs, limit, args.seed,
+                                       not args.no_progress, args.out)
     print(f"\n{time.perf_counter() - start:.0f} s in all; saved {trajectories} and {curves}")
     return {"part_a": rows_a, "part_b": rows_b, "histories": histories,
             "plots": (trajectories, curves)}

@@ -1,6 +1,7 @@
 """Lesson 04 — learning-rate schedules: every scheduler's curve, and what decay does to training.
 
-Run:   python lessons/04_learning_rate_schedules.py [--quick] [--data-dir ../shared/data/mnist]
+Run:   .venv/bin/python lessons/04_learning_rate_schedules.py [--quick]
+       [--data-dir ../shared/data/mnist]
 
 A constant learning rate is a compromise: large enough to cross the loss landscape quickly,
 it is too large to settle into a minimum, where the noise of mini-batch gradients keeps the
@@ -26,15 +27,21 @@ eta_0 = 0.1, and prints the lr at a few points. The formulas (t = steps taken):
                           down to min_lr (here a made-up loss, flat from step 30 on)
 
 Part B trains the same MLP (784-128-10, SGD with momentum 0.9) on MNIST with a constant lr and
-with five schedules, all stepped after every batch except ReduceLROnPlateau (once per epoch,
-on the validation loss). Same initial weights, same batches.
+with six schedules: five stepped after every batch, and ReduceLROnPlateau, stepped once per
+epoch on the validation loss, which divides the lr by 5 after any epoch that does not improve
+on the best (patience 0). Same initial weights, same batches.
 
 What to look at: ``schedules.png``; the table of part B and ``training.png``: the constant-lr
-run's loss stays noisy to the end; the decaying schedules reach a lower training loss and
-usually a slightly better test accuracy in the same number of steps.
+run's loss stays noisy to the end (0.238 over the last half epoch, 93.05% test accuracy); the
+schedules reach a training loss 3-12x lower (0.020-0.073) and 95.3-96.8% in the same 1,215
+steps, OneCycleLR lowest and best. ReduceLROnPlateau cuts the rate once, to 0.02, when the
+validation loss rises after epoch 3.
+
+``--quick`` trains 4 epochs on 3,000 images (188 steps), enough epochs for that plateau to
+come (after epoch 3 again) and for the last epoch to train at the lower rate: constant 0.284
+and 88.95%, the schedules 0.040-0.109 and 92.2-93.4%.
 """
 
-import argparse
 import math
 import os
 import time
@@ -42,7 +49,7 @@ import time
 import numpy as np
 
 import minigrad as mg
-from minigrad import nn
+from minigrad import cli, nn
 from minigrad.data import DataLoader
 from minigrad.data.mnist import normalized_mnist
 from minigrad.models import MLP
@@ -107,7 +114,10 @@ def lr_curve(make_scheduler, steps=T):
 
 
 def part_a(out):
-    curves = {name: lr_curve(make) for name, make in every_scheduler().items()}
+    schedulers = every_scheduler()
+    cli.stage("part A", f"the learning rate of {len(schedulers)} schedulers over {T} steps, "
+                        "no training")
+    curves = {name: lr_curve(make) for name, make in schedulers.items()}
     points = (0, 10, 25, 50, 75, 99)
     print(f"Part A: lr at step t (eta_0 = {ETA_0}, T = {T})")
     print(format_table(["scheduler"] + [f"t={t}" for t in points],
@@ -132,20 +142,23 @@ def training_schedules(total, steps_per_epoch):
     }
 
 
-def part_b(data_dir, epochs, limit, progress, out):
+def part_b(data_dir, epochs, limit, seed, progress, out):
     train = normalized_mnist(data_dir, train=True, limit=limit)
     test = DataLoader(normalized_mnist(data_dir, train=False), batch_size=1000)
     steps_per_epoch = math.ceil(len(train) / 64)
     total = epochs * steps_per_epoch
+    schedules = training_schedules(total, steps_per_epoch)
+    cli.stage("part B", f"MLP 784-128-10, SGD lr {ETA_0} momentum 0.9, with each of "
+                        f"{len(schedules)} schedules", images=len(train), epochs=epochs)
     histories, rows = {}, []
-    for name, (make, interval) in training_schedules(total, steps_per_epoch).items():
-        mg.manual_seed(0)  # the same initial weights and batches for every schedule
+    for name, (make, interval) in schedules.items():
+        mg.manual_seed(seed)  # the same initial weights and batches for every schedule
         model = MLP([784, 128, 10])
         optimizer = SGD(model.parameters(), lr=ETA_0, momentum=0.9)
         start = time.perf_counter()
         histories[name] = fit(model, DataLoader(train, batch_size=64, shuffle=True), optimizer,
                               F.cross_entropy, epochs, val_loader=test, scheduler=make(optimizer),
-                              scheduler_interval=interval, progress=progress)
+                              scheduler_interval=interval, progress=progress, desc=name)
         steps, last = histories[name].steps, histories[name].epochs[-1]
         rows.append((name, steps[-1]["lr"],
                      float(np.mean([s["loss"] for s in steps[-steps_per_epoch // 2:]])),
@@ -157,26 +170,25 @@ def part_b(data_dir, epochs, limit, progress, out):
     path = os.path.join(out, "training.png")
     plot_steps(histories, path=path, with_lr=True, smooth=25,
                title="Training loss (mean of 25 steps) and learning rate per step")
-    return rows, path
+    return rows, histories, path
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", default=None,
-                        help="folder with the four MNIST IDX files (default: bundled subset)")
+    parser = cli.lesson_parser(__doc__, "04_learning_rate_schedules",
+                               quick="4 epochs on 3,000 images in part B")
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="2 epochs on 3,000 images")
-    parser.add_argument("--out", default=os.path.join("runs", "04_learning_rate_schedules"))
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    epochs, limit = (2, 3000) if args.quick else (args.epochs, None)
-    os.makedirs(args.out, exist_ok=True)
+    args = cli.parse_args(parser, argv)
+    # ReduceLROnPlateau looks once per epoch, and a cut after the last epoch changes nothing:
+    # the quick run has 4 epochs, so the plateau it meets after the third has an effect.
+    epochs, limit = (4, 3000) if args.quick else (args.epochs, None)
 
     start = time.perf_counter()
     curves, schedules_png = part_a(args.out)
-    rows, training_png = part_b(args.data_dir, epochs, limit, not args.no_progress, args.out)
+    rows, histories, training_png = part_b(args.data_dir, epochs, limit, args.seed,
+                                           not args.no_progress, args.out)
     print(f"\n{time.perf_counter() - start:.0f} s in all; saved {schedules_png} and {training_png}")
-    return {"curves": curves, "part_b": rows, "plots": (schedules_png, training_png)}
+    return {"curves": curves, "part_b": rows, "histories": histories,
+            "plots": (schedules_png, training_png)}
 
 
 if __name__ == "__main__":
