@@ -1,10 +1,13 @@
 """Lesson 12 (kernels and hardware) runs end to end and reaches the numbers it teaches."""
 
+import pytest
+
 from lesson_runs import assert_pngs, load_lesson, run_quick
 
 STAGES = ["== the machine:", "== part A:", "== part B:", "== part C:", "== conclusions:"]
 
 
+@pytest.mark.slow
 def test_lesson_12_kernels_match_the_reference_the_profile_and_the_roofline(tmp_path, capsys):
     result = run_quick("12_kernels_and_hardware.py", tmp_path, capsys, STAGES + [
         "max abs diff", "im2col ms", "% of total", "dominant ops", "roof GFLOP/s"],

@@ -388,6 +388,7 @@ def test_pipeline_refuses_what_it_cannot_split():
 
 
 # ----------------------------------------------------------------------------- lesson
+@pytest.mark.slow
 def test_lesson_10_runs_as_one_process_without_mpiexec(tmp_path, monkeypatch, capsys):
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(name, "1")  # what the lesson sets; restored after the test
