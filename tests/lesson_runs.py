@@ -3,6 +3,8 @@
 import os
 import runpy
 
+import numpy as np
+
 LESSONS = os.path.join(os.path.dirname(__file__), os.pardir, "lessons")
 
 
@@ -11,14 +13,28 @@ def load_lesson(filename):
     return runpy.run_path(os.path.join(LESSONS, filename), run_name="lesson")
 
 
+def run_quick_printed(filename, tmp_path, capsys, *options):
+    """A lesson's ``main(["--quick", *options])``: what it returned and what it printed."""
+    result = load_lesson(filename)["main"](["--quick", *options, "--out", str(tmp_path)])
+    return result, capsys.readouterr().out
+
+
 def run_quick(filename, tmp_path, capsys, headers, *options):
     """A lesson's ``main(["--quick", *options])``, after checking that its printed output
     holds each of ``headers`` (its tables' column names); returns what main returned."""
-    result = load_lesson(filename)["main"](["--quick", *options, "--out", str(tmp_path)])
-    printed = capsys.readouterr().out
+    result, printed = run_quick_printed(filename, tmp_path, capsys, *options)
     for header in headers:
         assert header in printed, header
     return result
+
+
+def assert_in_order(printed, texts):
+    """Each of ``texts`` is printed, each after the one before it: a stage's header before
+    its epochs and its table, and that table before the next stage's header."""
+    missing = [text for text in texts if text not in printed]
+    assert not missing, missing
+    positions = [printed.index(text) for text in texts]
+    assert positions == sorted(positions), [texts[i] for i in np.argsort(positions)]
 
 
 def assert_pngs(paths):
