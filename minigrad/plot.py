@@ -300,7 +300,7 @@ def plot_tradeoff(curves, xlabel, ylabel, path=None, title=None, percent_x=False
     if log_x:
         axis.set_xscale("log")
     if xticks is not None:
-        axis.set_xticks([t * scale for t in xticks], [f"{t:g}" for t in xticks])
+        axis.set_xticks([t * scale for t in xticks], [f"{t * scale:g}" for t in xticks])
         axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)

@@ -164,3 +164,15 @@ def test_plot_tradeoff_draws_one_line_per_method_on_a_linear_or_log_x_axis():
     assert axis.get_xscale() == "linear" and line_labels(axis) == ["a", "b"]
     (axis,) = plot_tradeoff(curves, "T", "accuracy", log_x=True).axes
     assert axis.get_xscale() == "log"
+
+
+def test_plot_tradeoff_names_the_points_given_a_name_and_labels_the_chosen_ticks():
+    curves = {"stages": [(246824, 0.98, "dense"), (6307, 0.97, "Huffman")],
+              "sweep": [(0.5, 0.9), (0.9, 0.8)]}
+    (axis,) = plot_tradeoff({"stages": curves["stages"]}, "bytes", "accuracy", log_x=True).axes
+    assert [(text.get_text(), text.xy) for text in axis.texts] == [
+        ("dense", (246824, 0.98)), ("Huffman", (6307, 0.97))]
+    (axis,) = plot_tradeoff({"sweep": curves["sweep"]}, "kept", "accuracy", percent_x=True,
+                            xticks=(0.5, 0.9)).axes
+    assert len(axis.texts) == 0 and list(axis.get_xticks()) == [50, 90]
+    assert [tick.get_text() for tick in axis.get_xticklabels()] == ["50", "90"]
