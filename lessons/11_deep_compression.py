@@ -1,7 +1,7 @@
 """Lesson 11 — Deep Compression: prune, share weights, entropy-code; LeNet-5 many times smaller.
 
-Run:   python lessons/11_deep_compression.py [--quick] [--data-dir ../shared/data/mnist]
-                                             [--distill] [--load runs/11_deep_compression/dense.npz]
+Run:   .venv/bin/python lessons/11_deep_compression.py [--quick] [--data-dir ../shared/data/mnist]
+           [--distill] [--load runs/11_deep_compression/dense.npz] [--seed N] [--no-progress]
 
 Han, Mao & Dally (2016) shrank networks 35-49x without losing accuracy by chaining three
 ideas, each of which you met on its own in lessons 07 and 08:
@@ -51,9 +51,15 @@ Measured on this 2-core machine (latencies are noisy: other jobs shared it):
   (no gain: these layers fit in the caches). ``--conv-bits 8 --fc-bits 5`` (Han et al.'s
   widths): 106 errors, 9,232 bytes (26.7x); ``--conv-bits 4 --fc-bits 5``: 107, 6,829 (36.1x);
   ``--distill``: pruned 95, final 105, 6,322 bytes (39.0x).
-- Bundled subset (the default: 44 s on two quiet cores, 90 s beside other jobs): dense 28
-  errors of 2,000, pruned 29, shared and Huffman-coded 32, 6,333 bytes (39.0x). ``--quick``:
-  10 s.
+- Bundled subset (the default: 42 s on two idle cores, 2-8x longer beside other jobs): dense
+  25 errors of 2,000, pruned 33, shared and Huffman-coded 34, 6,307 bytes (39.1x), on an
+  Intel Xeon whose OpenBLAS runs its AVX-512 (SkylakeX) kernels. Another CPU sums float32
+  products in another order, so a few errors move: with OpenBLAS's AVX2 kernels
+  (``OPENBLAS_CORETYPE=Haswell``, what AMD EPYC machines run) 27 / 30 / 30 and 6,311 bytes;
+  on an AMD EPYC 27 / 32 / 31 and 6,363 bytes. ``--quick`` (6 s): 102 / 99 / 104 errors,
+  6,272 bytes (39.4x); its bytes tell the default run's story, but its models are
+  under-trained (3,000 images, 3 epochs), so the few errors between its stages are noise, not
+  what a stage costs.
 """
 
 import copy
