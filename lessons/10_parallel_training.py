@@ -351,8 +351,8 @@ def main(argv=None):
     parser = cli.lesson_parser(__doc__, "10_parallel_training",
                                quick="one round of 40 timed steps in part B, 3,000 training "
                                      "images in part C, 1-4 micro-batches in part D")
-    args = cli.parse_args(parser, argv)
     parallel.init()
+    args = cli.parse_args(parser, argv, create=parallel.is_main())  # rank 0 writes the files
     start = time.perf_counter()
     say(f"{parallel.world_size()} rank(s), {os.environ.get('OPENBLAS_NUM_THREADS')} BLAS "
         f"thread(s) each, {os.cpu_count()} cores on this machine")

@@ -49,13 +49,15 @@ def lesson_parser(docstring, name, quick, data=True):
     return parser
 
 
-def parse_args(parser, argv=None):
+def parse_args(parser, argv=None, create=True):
     """Parse ``argv``; fill in the default --out (its own folder for --quick), create it, and
-    seed minigrad's generator with --seed."""
+    seed minigrad's generator with --seed. ``create=False`` leaves the folder alone: the ranks
+    of a multi-process run other than the one that writes pass it."""
     args = parser.parse_args(argv)
     if args.out is None:
         args.out = os.path.join("runs", args.lesson, *(["quick"] if args.quick else []))
-    os.makedirs(args.out, exist_ok=True)
+    if create:
+        os.makedirs(args.out, exist_ok=True)
     manual_seed(args.seed)
     return args
 

@@ -40,6 +40,12 @@ def test_a_quick_run_writes_to_its_own_folder(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "99_test" / "quick").is_dir()
 
 
+def test_a_rank_that_does_not_write_leaves_the_folder_uncreated(tmp_path):
+    out = tmp_path / "out"
+    assert cli.parse_args(parser(), ["--out", str(out)], create=False).out == str(out)
+    assert not out.exists()
+
+
 def test_an_existing_out_folder_is_kept(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
