@@ -81,8 +81,7 @@ def main(argv=None):
 
     curves, confusion = os.path.join(args.out, "curves.png"), os.path.join(args.out,
                                                                          "confusion.png")
-    plot_history(history, path=curves, title="LeNet-5 on MNIST: train (solid), test (dashed, "
-                                             "'val')")
+    plot_history(history, path=curves, title="LeNet-5 on MNIST", val_label="test")
     plot_confusion_matrix(matrix, class_names=[str(d) for d in range(10)], path=confusion)
     print(f"saved {curves} and {confusion}")
     return {"history": history, "test_accuracy": accuracy, "confusion": matrix,

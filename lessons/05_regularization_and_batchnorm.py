@@ -126,7 +126,8 @@ def part_a(train, test, epochs, seed, progress, out):
     # L2 and weight decay train the same weights, so only L2 is drawn.
     plot_history({k: v for k, v in histories.items() if k != "weight decay"},
                  metrics=("accuracy",), path=curves,
-                 title="Overfitting 1,000 images: train (solid) vs test (dashed, 'val')")
+                 title="Overfitting 1,000 images: train (solid) vs test (dashed)",
+                 val_label="test")
     histogram = os.path.join(out, "weights.png")
     plot_histograms({k: weights[k] for k in ("none", "L2", "L1")}, path=histogram,
                     xlabel="weight value", title="Weights after training: L1 piles them up at 0")

@@ -70,8 +70,11 @@ def _save(figure, path):
     return figure
 
 
-def plot_history(histories, metrics=("loss", "accuracy"), path=None, title=None):
+def plot_history(histories, metrics=("loss", "accuracy"), path=None, title=None,
+                 val_label="val"):
     """One panel per metric (x = epoch): train solid, validation dashed, one color per run.
+    ``val_label`` names the dashed curves in the legend ("test" when the validation loader
+    held the test set).
 
     Metrics that no run recorded are skipped; ValueError if none is left.
     """
@@ -86,12 +89,12 @@ def plot_history(histories, metrics=("loss", "accuracy"), path=None, title=None)
     figure, axes = plt.subplots(1, len(present), figsize=(5 * len(present), 4), squeeze=False)
     for axis, metric in zip(axes[0], present):
         for index, (label, run) in enumerate(runs):
-            for split, linestyle in (("train", "-"), ("val", "--")):
+            for split, name, linestyle in (("train", "train", "-"), ("val", val_label, "--")):
                 epochs, values = _series(run.epochs, "epoch", f"{split}_{metric}")
                 if epochs:
                     axis.plot(epochs, values, linestyle=linestyle, color=f"C{index}",
                               marker="." if len(epochs) < 30 else None,
-                              label=split if label is None else f"{label} ({split})")
+                              label=name if label is None else f"{label} ({name})")
         axis.set(title=metric, xlabel="epoch", ylabel=metric)
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
         axis.grid(alpha=0.3)

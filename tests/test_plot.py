@@ -59,6 +59,14 @@ def test_labelled_runs_get_one_color_each():
     assert [text.get_text() for text in axis.get_legend().get_texts()] == line_labels(axis)
 
 
+def test_the_dashed_curves_can_be_named_test_and_epoch_ticks_are_whole():
+    runs = {"sgd": StandInHistory(num_epochs=7)}
+    (axis,) = plot_history(runs, metrics=("loss",), val_label="test").axes
+    assert line_labels(axis) == ["sgd (train)", "sgd (test)"]
+    ticks = [t for t in axis.get_xticks() if 1 <= t <= 7]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+
+
 def test_metrics_no_run_recorded_are_skipped():
     runs = {"a": StandInHistory(metric="accuracy"), "b": StandInHistory(metric="f1")}
     figure = plot_history(runs, metrics=("loss", "top5", "f1"))
