@@ -36,21 +36,17 @@ training loss than plain SGD (0.69-0.91 against 1.16) and 86-88% test accuracy a
 import os
 import time
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # write PNG files, never open a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-import minigrad as mg  # noqa: E402
-from minigrad import cli, nn, optim  # noqa: E402
-from minigrad.data import DataLoader  # noqa: E402
-from minigrad.data.mnist import normalized_mnist  # noqa: E402
-from minigrad.models import MLP  # noqa: E402
-from minigrad.nn import functional as F  # noqa: E402
-from minigrad.plot import plot_steps, plot_trajectories  # noqa: E402
-from minigrad.report import format_table  # noqa: E402
-from minigrad.train import fit  # noqa: E402
+import minigrad as mg
+from minigrad import cli, nn, optim
+from minigrad.data import DataLoader
+from minigrad.data.mnist import normalized_mnist
+from minigrad.models import MLP
+from minigrad.nn import functional as F
+from minigrad.plot import plot_steps, plot_trajectories, save_png
+from minigrad.report import format_table
+from minigrad.train import fit
 
 # name -> (optimizer class, its options). Each learning rate is the best of 3-4 tried per
 # problem (fewest steps to the minimum); on MNIST the usual values for each method. The
@@ -162,12 +158,7 @@ def plot_paths(panels, path):
     for axis, (_, _, paths, _) in zip(figure.axes, panels):
         for index, trail in enumerate(paths.values()):
             axis.plot(*trail[-1], marker="o", color=f"C{index}", markeredgecolor="black")
-    return save_png(figure, path)
-
-
-def save_png(figure, path):
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
+    save_png(figure, path)
     return path
 
 
@@ -216,7 +207,8 @@ def plot_losses(histories, path):
         if len(history.steps) < 10:
             figure.axes[0].plot([s["step"] for s in history.steps],
                                 [s["loss"] for s in history.steps], "o", color=f"C{index}")
-    return save_png(figure, path)
+    save_png(figure, path)
+    return path
 
 
 def main(argv=None):

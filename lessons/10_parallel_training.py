@@ -41,7 +41,6 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import time  # noqa: E402
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import minigrad as mg  # noqa: E402
@@ -51,7 +50,7 @@ from minigrad.data.mnist import normalized_mnist  # noqa: E402
 from minigrad.models import LeNet5  # noqa: E402
 from minigrad.nn import functional as F  # noqa: E402
 from minigrad.optim import SGD  # noqa: E402
-from minigrad.plot import plot_tradeoff  # noqa: E402
+from minigrad.plot import plot_tradeoff, save_png  # noqa: E402
 from minigrad.report import format_table  # noqa: E402
 from minigrad.train import Checkpoint, PrintEpochs, fit  # noqa: E402
 
@@ -239,9 +238,7 @@ def plot_scaling(scaling, strong, path):
     axis.set_xticks(ranks)
     axis.set_ylim(bottom=0)  # from zero, so a line's height reads as its speedup
     axis.legend(fontsize=8, loc="lower right")  # under the lines, which start at 1 rank's rate
-    figure.savefig(path, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    return figure
+    return save_png(figure, path)
 
 
 # ----------------------------------------------------------------------------- C

@@ -123,6 +123,7 @@ from minigrad.data.mnist import normalized_mnist  # noqa: E402
 from minigrad.models import LeNet5  # noqa: E402
 from minigrad.nn import functional as F  # noqa: E402
 from minigrad.optim import SGD  # noqa: E402
+from minigrad.plot import save_png  # noqa: E402
 from minigrad.profiler import profile  # noqa: E402
 from minigrad.report import format_table  # noqa: E402
 from minigrad.timing import median_seconds, times_in_turns  # noqa: E402
@@ -339,8 +340,7 @@ def plot_conv_kernels(rows, batch, path):
                    "faster)")
     axis.legend(loc="upper left", bbox_to_anchor=(1, 1))  # beside the bars, never over one
     axis.grid(axis="y", alpha=0.3)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
+    save_png(figure, path)
     return path
 
 
@@ -498,8 +498,7 @@ def plot_roofline(points, peak, bandwidth, path):
     axis.set_title("Roofline of this machine (float32)")
     axis.legend(fontsize=8, loc="lower right")
     axis.grid(which="both", alpha=0.2)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
+    save_png(figure, path)
     return path
 
 

@@ -18,7 +18,7 @@ for each metric m; and ``steps``, a list of dicts with "step", "loss" and "lr". 
 one run, or a dict {label: run} to compare several.
 
 Every function returns the Figure (a notebook shows it); with ``path`` it also writes a PNG
-there, creating the folder.
+there, creating the folder (``save_png``, which a figure drawn by hand can use too).
 """
 
 import os
@@ -28,7 +28,7 @@ import matplotlib
 matplotlib.use("Agg")  # write PNG files, never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullLocator  # noqa: E402
 
 from minigrad.tensor import Tensor  # noqa: E402
 
@@ -57,8 +57,9 @@ def _series(records, x_key, y_key):
     return [x for x, _ in points], [y for _, y in points]
 
 
-def _save(figure, path):
-    """Write ``figure`` as a PNG at ``path`` (if given), creating the folder."""
+def save_png(figure, path):
+    """Write ``figure`` as a PNG at ``path`` (if given), creating the folder, and close it;
+    returns the Figure. The plots below end with it, and so can a lesson's own figure."""
     if path is None:
         return figure
     folder = os.path.dirname(os.path.abspath(path))
@@ -103,7 +104,7 @@ def plot_history(histories, metrics=("loss", "accuracy"), path=None, title=None,
     if title is not None:
         figure.suptitle(title)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_steps(histories, path=None, title=None, with_lr=False, smooth=1):
@@ -130,7 +131,7 @@ def plot_steps(histories, path=None, title=None, with_lr=False, smooth=1):
         axis.legend(fontsize=8)
     axes[0][0].set_title(title or "loss per step")
     figure.tight_layout()
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_lr_curves(curves, path=None, title=None, columns=4):
@@ -150,7 +151,7 @@ def plot_lr_curves(curves, path=None, title=None, columns=4):
     if title is not None:
         figure.suptitle(title)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_trials(histories, metric="val_accuracy", best=None, path=None, title=None):
@@ -180,7 +181,7 @@ def plot_trials(histories, metric="val_accuracy", best=None, path=None, title=No
     if any(line.get_label() and not line.get_label().startswith("_") for line in axis.lines):
         axis.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def _row_normalized(matrix):
@@ -219,7 +220,7 @@ def plot_confusion_matrix(matrix, class_names=None, path=None, normalize=False):
         integers = np.issubdtype(values.dtype, np.integer)
         _write_cell_values(axis, values, "{:d}" if integers else "{:.2f}")
     figure.tight_layout()
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def _write_cell_values(axis, values, template):
@@ -259,7 +260,7 @@ def plot_trajectories(panels, path=None):
                  ylim=(y.min(), y.max()))
         axis.legend(fontsize=8, framealpha=0.8)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_histograms(arrays, path=None, xlabel="value", title=None, bins=120, log=True):
@@ -276,7 +277,7 @@ def plot_histograms(arrays, path=None, xlabel="value", title=None, bins=120, log
     axis.set(yscale="log" if log else "linear", xlabel=xlabel, ylabel="count", title=title)
     axis.legend()
     figure.tight_layout()
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_tradeoff(curves, xlabel, ylabel, path=None, title=None, percent_x=False,
@@ -304,11 +305,11 @@ def plot_tradeoff(curves, xlabel, ylabel, path=None, title=None, percent_x=False
         axis.set_xscale("log")
     if xticks is not None:
         axis.set_xticks([t * scale for t in xticks], [f"{t * scale:g}" for t in xticks])
-        axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        axis.xaxis.set_minor_locator(NullLocator())
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_quantization_levels(values, levels, path=None, title=None, bins=200, log=True):
@@ -329,4 +330,4 @@ def plot_quantization_levels(values, levels, path=None, title=None, bins=200, lo
     if title is not None:
         figure.suptitle(title)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_png(figure, path)
