@@ -257,13 +257,20 @@ def _progress_disabled(progress):
     return True if not progress else None
 
 
-def _epoch_line(record, epochs, desc):
+def _prints_lines(progress):
+    """Whether a loop asked to show ``progress`` prints one plain line per step of its outer
+    loop (an epoch, a trial): when stdout is not a terminal (a log file, CI), where no bar
+    shows."""
+    return bool(progress) and not sys.stdout.isatty()
+
+
+def _epoch_line(record, epochs, label):
     """One plain line for an epoch's record: what ``fit`` prints instead of a bar when stdout is
-    not a terminal (a log file, CI), e.g. ``pruning: epoch 2/8: train_loss 0.1034, ...``."""
+    not a terminal, e.g. ``pruning: epoch 2/8: train_loss 0.1034, ...`` (``label``: the
+    stage's ``"pruning: "``, or empty)."""
     values = ", ".join(f"{key} {value:.4f}" for key, value in record.items()
                        if key not in ("epoch", "seconds"))
-    prefix = f"{desc}: " if desc else ""
-    return f"{prefix}epoch {record['epoch']}/{epochs}: {values}, {record['seconds']:.1f} s"
+    return f"{label}epoch {record['epoch']}/{epochs}: {values}, {record['seconds']:.1f} s"
 
 
 def _epoch_metrics(prefix, outputs, targets, metrics):
@@ -340,7 +347,7 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
     show = progress and state.is_main
     label = f"{desc}: " if desc else ""
     # Off a terminal, one line per epoch, unless a PrintEpochs table already prints one.
-    log_lines = show and not sys.stdout.isatty() and not any(
+    log_lines = _prints_lines(show) and not any(
         isinstance(callback, PrintEpochs) for callback in callbacks)
     for callback in callbacks:
         callback.on_train_begin(state)
@@ -388,7 +395,7 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
         history.epochs.append(record)
         state.epoch += 1
         if log_lines:
-            print(_epoch_line(record, epochs, desc), flush=True)
+            print(_epoch_line(record, epochs, label), flush=True)
         for callback in callbacks:
             callback.on_epoch_end(state)
     for callback in callbacks:

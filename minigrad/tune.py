@@ -60,7 +60,6 @@ being high): report the final model on a test set that the search never saw.
 import inspect
 import itertools
 import math
-import sys
 import time
 
 import numpy as np
@@ -72,7 +71,7 @@ from minigrad.data.loader import DataLoader
 from minigrad.nn.module import Module
 from minigrad.plot import plot_trials
 from minigrad.report import format_table
-from minigrad.train import Callback, _progress_disabled, fit
+from minigrad.train import Callback, _prints_lines, _progress_disabled, fit
 
 
 # ----------------------------------------------------------------------------- distributions
@@ -302,7 +301,7 @@ class TrialRunner:
             result.trials.append(trial)
             if result.best_trial is not None:
                 bar.set_postfix({f"best {self.metric}": f"{result.best_score:.4g}"})
-            if progress and not sys.stdout.isatty():
+            if _prints_lines(progress):
                 print(f"trial {trial['trial']}/{len(configs)} {trial['config']}: {self.metric} "
                       f"{trial['score']:.4f}, {trial['seconds']:.1f} s", flush=True)
         return result
