@@ -2,9 +2,7 @@
 (N ranks simulated by threads), buckets, the world-size-1 behaviour of every function, the
 fallback without MPI and its errors. What needs real ranks is in test_parallel_mpi.py."""
 
-import os
 import queue
-import runpy
 import sys
 import threading
 
@@ -21,6 +19,8 @@ from minigrad.parallel import comm
 from minigrad.parallel.ddp import GradientBucket, make_buckets
 from minigrad.parallel.pipeline import even_balance
 from minigrad.train import Callback, Checkpoint, PrintEpochs, fit
+
+from lesson_runs import load_lesson
 
 
 def numbered(n):
@@ -392,8 +392,7 @@ def test_pipeline_refuses_what_it_cannot_split():
 def test_lesson_10_runs_as_one_process_without_mpiexec(tmp_path, monkeypatch, capsys):
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(name, "1")  # what the lesson sets; restored after the test
-    lesson = runpy.run_path(os.path.join(os.path.dirname(__file__), os.pardir, "lessons",
-                                         "10_parallel_training.py"), run_name="lesson")
+    lesson = load_lesson("10_parallel_training.py")
     result = lesson["main"](["--quick", "--no-progress", "--out", str(tmp_path)])
     assert [row["ranks"] for row in result["scaling"]] == [1]
     assert result["ring"]["max_difference"] == 0
@@ -413,8 +412,7 @@ def test_lesson_10_runs_as_one_process_without_mpiexec(tmp_path, monkeypatch, ca
 
 
 def test_lesson_10_reads_its_scaling_and_pipeline_tables_in_plain_words():
-    lesson = runpy.run_path(os.path.join(os.path.dirname(__file__), os.pardir, "lessons",
-                                         "10_parallel_training.py"), run_name="lesson")
+    lesson = load_lesson("10_parallel_training.py")
     verdict = lesson["scaling_verdict"]
     assert verdict(1.81, 1.96, 2, 0.2, 2, quick=False).startswith("DDP reaches 1.81x of the "
                                                                    "ideal 2x, the machine "

@@ -9,7 +9,6 @@ failure on one rank fail the test on the other too, so the two pytest processes 
 
 import functools
 import os
-import runpy
 import subprocess
 import sys
 import textwrap
@@ -28,6 +27,8 @@ from minigrad.nn import functional as F
 from minigrad.optim import SGD
 from minigrad.parallel import comm
 from minigrad.train import Checkpoint, PrintEpochs, fit
+
+from lesson_runs import load_lesson
 
 LAUNCH = ("OPENBLAS_NUM_THREADS=1 .venv/bin/mpiexec -n 2 .venv/bin/python -m pytest "
           "tests/test_parallel_mpi.py -m mpi")
@@ -366,8 +367,7 @@ def test_a_stuck_rank_makes_the_others_abort_at_the_collective_timeout():
 @pytest.mark.slow  # two ranks time LeNet-5 steps and train it for 2 epochs
 @on_all_ranks
 def test_lesson_10_quick_run_reports_scaling_and_trains(shared_tmp, capsys):
-    lesson = runpy.run_path(os.path.join(os.path.dirname(__file__), os.pardir, "lessons",
-                                         "10_parallel_training.py"), run_name="lesson")
+    lesson = load_lesson("10_parallel_training.py")
     result = lesson["main"](["--quick", "--out", shared_tmp])
     scaling = result["scaling"]
     assert [row["ranks"] for row in scaling] == [1, 2]
