@@ -37,7 +37,7 @@ import minigrad as mg
 from minigrad import backend
 from minigrad.backend import numba_cpu, numpy_ref
 from minigrad.models import LeNet5
-from minigrad.quant.fixed_point import quantize_multiplier
+from minigrad.backend.fixed_point import quantize_multiplier
 from minigrad.report import format_table
 from sparse import median_us
 

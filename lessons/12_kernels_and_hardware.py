@@ -16,7 +16,7 @@ wall time: 100% when no other program took turns on its core). It prints whether
 is busy before timing anything, and its conclusions at the end say how far to trust them.
 
 A. One convolution through each kernel set: the NumPy reference (``backend/numpy_ref.py``), the
-   Numba kernels (``backend/numba_cpu.py``, the CPU default) and, when CuPy finds a GPU, the
+   Numba kernels (``backend/numba_cpu/``, the CPU default) and, when CuPy finds a GPU, the
    CUDA kernels (``backend/cupy_gpu.py``; skipped, with the reason, otherwise). Three shapes,
    batch 64: LeNet-5's conv1 (1->6, 5x5, padding 2, 28x28) and conv2 (6->16, 5x5, 14x14), and
    a wider 3x3 conv (32->64, padding 1, 16x16). Every result is compared with the reference's
@@ -38,7 +38,7 @@ A. One convolution through each kernel set: the NumPy reference (``backend/numpy
    that col2im adds back with K*K strided adds. The loop runs only K*K = 25 times; the time
    goes to the copies and the skinny GEMMs (the breakdown table times im2col and the GEMM
    apart). Numba reads the same terms in place, as contiguous runs of each flattened image, in
-   2x4 register blocks (``numba_cpu``'s docstring). From ``numba_cpu.BLAS_FROM_OUT_CHANNELS`` =
+   2x4 register blocks (``numba_cpu/blocks.py``). From ``numba_cpu.conv.BLAS_FROM_OUT_CHANNELS`` =
    32 output channels on, it hands a convolution to the reference's GEMM, since a threaded BLAS
    wins there; the row "numba, own loops" lifts that switch for the wide conv.
 
@@ -232,13 +232,13 @@ CONVS = (ConvShape("LeNet conv1", "conv1", 1, 6, 28, 5, 2),
 @contextlib.contextmanager
 def numba_own_loops(enabled):
     """Numba's loops at every width: lift its switch to BLAS at BLAS_FROM_OUT_CHANNELS."""
-    saved = numba_cpu.BLAS_FROM_OUT_CHANNELS
+    saved = numba_cpu.conv.BLAS_FROM_OUT_CHANNELS
     if enabled:
-        numba_cpu.BLAS_FROM_OUT_CHANNELS = sys.maxsize
+        numba_cpu.conv.BLAS_FROM_OUT_CHANNELS = sys.maxsize
     try:
         yield
     finally:
-        numba_cpu.BLAS_FROM_OUT_CHANNELS = saved
+        numba_cpu.conv.BLAS_FROM_OUT_CHANNELS = saved
 
 
 @dataclass(frozen=True)
@@ -288,7 +288,7 @@ def conv_rows(conv, sets, batch, repeats, rng):
     """Rows (conv, pass, kernels, ms, GFLOP/s, max abs diff, diff / max |reference|)."""
     x, weight, grad = (rng.standard_normal(shape, dtype=np.float32)
                        for shape in conv.shapes(batch))
-    if conv.c_out >= numba_cpu.BLAS_FROM_OUT_CHANNELS:
+    if conv.c_out >= numba_cpu.conv.BLAS_FROM_OUT_CHANNELS:
         sets = sets + [KernelSet("numba, own loops", numba_cpu, own_loops=True)]
     calls = [(kernels, direction, call) for kernels in sets
              for direction, call in kernels.conv_calls(conv, x, weight, grad).items()]

@@ -5,7 +5,7 @@ Skipped (with the reason) without CuPy or a CUDA GPU."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from minigrad import backend
@@ -17,27 +17,10 @@ except RuntimeError as error:
                 f"{error}", allow_module_level=True)
 
 from helpers import tolerances  # noqa: E402 (after the skip)
+from kernel_cases import DTYPES, EXAMPLES, windows  # noqa: E402
 from minigrad.backend import cupy_gpu, numpy_ref  # noqa: E402
 
 pytestmark = pytest.mark.gpu
-
-EXAMPLES = settings(max_examples=20, deadline=None, derandomize=True)
-DTYPES = st.sampled_from([np.float32, np.float64])
-
-
-@st.composite
-def windows(draw, dilation=True):
-    """A window op's geometry and an input shape it fits:
-    ((N, C, H, W), (KH, KW), stride, padding, dilation)."""
-    kernel_hw = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
-    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
-    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) if dilation else (1, 1)
-    # smallest input that still gives one output: d(K - 1) + 1 - 2p
-    smallest = [max(1, d * (k - 1) + 1 - 2 * p) for k, p, d in zip(kernel_hw, padding, dilation)]
-    height, width = (draw(st.integers(size, size + 6)) for size in smallest)
-    x_shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3)), height, width)
-    return x_shape, kernel_hw, stride, padding, dilation
 
 
 def random_arrays(seed, dtype, *shapes):
@@ -55,7 +38,6 @@ def assert_same(gpu_result, cpu_result):
 
 def test_cuda_device_gets_the_cupy_kernels():
     assert backend.kernels("cuda") is cupy_gpu
-    assert cupy_gpu.output_size is numpy_ref.output_size
 
 
 @EXAMPLES

@@ -1,4 +1,4 @@
-"""The Numba kernel set (``backend/numba_cpu.py``) against the NumPy reference: every kernel on
+"""The Numba kernel set (``backend/numba_cpu/``) against the NumPy reference: every kernel on
 geometry drawn by Hypothesis, the blocked GEMM against ``np.matmul``, a whole LeNet-5 training
 step under both kernel sets, and a kernel run as plain Python with ``NUMBA_DISABLE_JIT=1``."""
 
@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import minigrad as mg
@@ -18,35 +18,7 @@ from minigrad.backend import numba_cpu, numpy_ref
 from minigrad.models import LeNet5
 from minigrad.nn import functional as F
 
-EXAMPLES = settings(max_examples=20, deadline=None, derandomize=True)
-DTYPES = st.sampled_from([np.float32, np.float64])
-
-
-def pairs(low, high):
-    return st.tuples(st.integers(low, high), st.integers(low, high))
-
-
-@st.composite
-def windows(draw, dilation=True):
-    """An (N, C, H, W) shape and a window (kernel, stride, padding, dilation) that fits it."""
-    kernel, stride, padding = draw(pairs(1, 4)), draw(pairs(1, 3)), draw(pairs(0, 2))
-    dilation = draw(pairs(1, 2)) if dilation else (1, 1)
-    h, w = (draw(st.integers(max(1, d * (k - 1) + 1 - 2 * p), 11))
-            for k, p, d in zip(kernel, padding, dilation))
-    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 4)), h, w)
-    return shape, kernel, stride, padding, dilation
-
-
-def random(shape, dtype, seed):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
-
-def assert_same(ours, reference):
-    """Same shape and dtype, values equal to 1e-5 of the reference's scale (sums can cancel)."""
-    assert ours.shape == reference.shape and ours.dtype == reference.dtype
-    finite = reference[np.isfinite(reference)]
-    scale = np.abs(finite).max(initial=1.0)
-    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5 * scale)
+from kernel_cases import DTYPES, EXAMPLES, assert_same, random, windows
 
 
 @EXAMPLES
@@ -65,8 +37,8 @@ def test_conv2d_kernels_equal_the_reference(window, out_channels, dtype, seed):
                 numpy_ref.conv2d_backward_weight(grad, x, weight.shape, *geometry))
 
 
-@pytest.mark.parametrize("out_channels", [numba_cpu.BLAS_FROM_OUT_CHANNELS - 1,
-                                          numba_cpu.BLAS_FROM_OUT_CHANNELS])
+@pytest.mark.parametrize("out_channels", [numba_cpu.conv.BLAS_FROM_OUT_CHANNELS - 1,
+                                          numba_cpu.conv.BLAS_FROM_OUT_CHANNELS])
 def test_narrow_convolutions_run_the_loops_wide_ones_the_reference(out_channels):
     x, weight = random((2, 3, 9, 8), np.float32, 0), random((out_channels, 3, 3, 2), np.float32, 1)
     geometry = ((2, 1), (1, 1), (1, 2))
@@ -114,23 +86,6 @@ def test_windows_that_do_not_fit_raise_the_reference_error():
         numba_cpu.conv2d_forward(x, weight, (1, 1), (0, 0), (1, 1))
     with pytest.raises(ValueError, match="window of size 4 .* does not fit"):
         numba_cpu.max_pool2d_forward(x, (4, 4), (1, 1), (0, 0), (1, 1))
-    assert numba_cpu.output_size is numpy_ref.output_size
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (7, 13, 5), (33, 65, 129), (2, 3, 1030),
-                                     (64, 64, 64)])
-def test_gemm_blocked_equals_matmul(m, k, n, dtype):
-    a, b = random((m, k), dtype, 0), random((k, n), dtype, 1)
-    assert_same(numba_cpu.gemm_blocked(a, b), np.matmul(a, b))
-    assert_same(numba_cpu.gemm_blocked(b.T, a.T), np.matmul(b.T, a.T))  # non-contiguous inputs
-
-
-def test_gemm_blocked_refuses_what_it_does_not_do():
-    with pytest.raises(ValueError, match=r"gemm_blocked: need matrices \(M, K\) @ \(K, N\)"):
-        numba_cpu.gemm_blocked(np.zeros((2, 3)), np.zeros((2, 3)))
-    with pytest.raises(TypeError, match="float32 or float64 only"):
-        numba_cpu.gemm_blocked(np.ones((2, 2), np.int64), np.ones((2, 2), np.int64))
 
 
 def test_matmul_keeps_numpy_semantics():
@@ -176,7 +131,7 @@ PLAIN_PYTHON_CONV = """
 import inspect, sys
 import numpy as np
 from minigrad.backend import numba_cpu
-assert inspect.isfunction(numba_cpu._conv2d_forward)  # a Python function, not a Numba dispatcher
+assert inspect.isfunction(numba_cpu.conv._conv2d_forward)  # a Python function, not a Numba dispatcher
 x, weight = (np.random.default_rng(seed).standard_normal(shape)
              for seed, shape in [(0, (2, 3, 7, 6)), (1, (4, 3, 3, 2))])
 np.save(sys.argv[1], numba_cpu.conv2d_forward(x, weight, (2, 1), (1, 2), (1, 2)))
@@ -189,7 +144,7 @@ def test_a_kernel_runs_as_plain_python_with_the_jit_disabled(tmp_path):
                    env=dict(os.environ, NUMBA_DISABLE_JIT="1"))
     x, weight = (np.random.default_rng(seed).standard_normal(shape)
                  for seed, shape in [(0, (2, 3, 7, 6)), (1, (4, 3, 3, 2))])
-    assert not inspect.isfunction(numba_cpu._conv2d_forward)
+    assert not inspect.isfunction(numba_cpu.conv._conv2d_forward)
     np.testing.assert_allclose(np.load(path),
                                numba_cpu.conv2d_forward(x, weight, (2, 1), (1, 2), (1, 2)),
                                rtol=1e-12, atol=1e-12)

@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 
 from minigrad import backend
 from minigrad.backend import numba_cpu, numpy_ref
-from minigrad.quant import fixed_point
-from minigrad.quant.fixed_point import (fixed_point_value, is_power_of_two, power_of_two_shift,
+from minigrad.backend import fixed_point
+from minigrad.backend.fixed_point import (fixed_point_value, is_power_of_two, power_of_two_shift,
                                         quantize_multiplier, requantize, requantize_by_shift,
                                         requantize_reference, rounding_right_shift)
-from test_numba_kernels import windows
+from kernel_cases import windows
 
 EXAMPLES = settings(max_examples=30, deadline=None, derandomize=True)
 KERNEL_SETS = [numpy_ref, numba_cpu]
@@ -72,7 +72,7 @@ def test_int8_gemm_kernels_equal_the_exact_product(m, k, n, a_dtype, b_dtype, wi
 def test_int8_gemm_is_exact_at_the_largest_k_and_the_extreme_codes(a_dtype, b_dtype):
     """K = 33,025 terms of 255 * 255 (or 255 * -255): the sums reach 2^31 - 2^15 and the
     zero-point corrections overflow int32 on the way (the wrapped sum is still exact)."""
-    k = numpy_ref.INT8_MAX_TERMS
+    k = fixed_point.INT8_MAX_TERMS
     a_info, b_info = np.iinfo(a_dtype), np.iinfo(b_dtype)
     a = np.full((3, k), a_info.max, a_dtype)
     a[1] = a_info.min
@@ -165,7 +165,7 @@ PLAIN_PYTHON_INT8 = """
 import inspect, sys
 import numpy as np
 from minigrad.backend import numba_cpu
-assert inspect.isfunction(numba_cpu._int8_gemm)  # a Python function, not a Numba dispatcher
+assert inspect.isfunction(numba_cpu.integer._int8_gemm)  # a Python function, not a Numba dispatcher
 rng = np.random.default_rng(0)
 a, b = rng.integers(0, 256, (3, 21)).astype(np.uint8), rng.integers(-128, 128, (21, 6)).astype(np.int8)
 x, w = rng.integers(0, 256, (1, 3, 6, 5)).astype(np.uint8), rng.integers(-128, 128, (2, 3, 3, 3)).astype(np.int8)

@@ -8,13 +8,19 @@ same ``forward``/``backward`` code runs on both devices.
 CuPy is imported lazily, the first time a GPU array or device is asked for, so minigrad works
 (and its tests run) on machines without CuPy or without a GPU.
 
-Heavy kernels (matmul, convolution, pooling) sit behind a second seam: ``kernels(device)``
-returns a module with the same functions for every backend. ``numpy_ref`` is the readable
-reference and the test oracle (it also runs on CuPy arrays). ``cupy_gpu`` holds the same
-kernels in CUDA for CuPy arrays (imported only once a GPU is used). Faster CPU kernel sets
-register in ``CPU_KERNEL_SETS`` and are chosen with ``set_cpu_kernels(name)`` or the environment
-variable ``MINIGRAD_CPU_KERNELS``. Without either, the CPU uses ``"numba"`` (``numba_cpu``, the
-reference's functions compiled with Numba) when Numba imports, else ``"numpy"``.
+Heavy kernels (matmul, convolution, pooling, sparse and integer products) sit behind a second
+seam: ``kernels(device)`` returns a kernel set, a module defining every function of the contract
+in ``contract.py`` (``KernelSet``: names, parameters and shapes). ``numpy_ref`` is the readable
+reference and the test oracle (it also runs on CuPy arrays). ``cupy_gpu`` holds the same kernels
+in CUDA for CuPy arrays (imported only once a GPU is used). Faster CPU kernel sets register in
+``CPU_KERNEL_SETS`` and are chosen with ``set_cpu_kernels(name)`` or the environment variable
+``MINIGRAD_CPU_KERNELS``. Without either, the CPU uses ``"numba"`` (the ``numba_cpu`` package,
+the reference's functions compiled with Numba) when Numba imports, else ``"numpy"``.
+
+The package is the lowest floor of minigrad and imports nothing above it. Inside it:
+this module (devices and dispatch), then ``geometry`` (the window index math every set
+shares) and ``fixed_point`` (integer arithmetic: 8-bit operands, int32 accumulators,
+requantization), then ``numpy_ref``, then the sets built on it, ``numba_cpu`` and ``cupy_gpu``.
 """
 
 import importlib
@@ -92,13 +98,19 @@ CPU_KERNEL_SETS = {"numpy": "minigrad.backend.numpy_ref", "numba": "minigrad.bac
 _cpu_kernels = None
 
 
-def set_cpu_kernels(name):
-    """Choose the CPU kernel set by name (see ``CPU_KERNEL_SETS``); returns the module."""
-    global _cpu_kernels
+def kernel_set(name):
+    """The CPU kernel set called ``name`` (see ``CPU_KERNEL_SETS``), without choosing it: to
+    compare sets, or to run the reference where exactness matters."""
     if name not in CPU_KERNEL_SETS:
         raise ValueError(f"unknown CPU kernel set {name!r}: expected one of "
                          f"{sorted(CPU_KERNEL_SETS)}")
-    _cpu_kernels = importlib.import_module(CPU_KERNEL_SETS[name])
+    return importlib.import_module(CPU_KERNEL_SETS[name])
+
+
+def set_cpu_kernels(name):
+    """Choose the CPU kernel set by name (see ``CPU_KERNEL_SETS``); returns the module."""
+    global _cpu_kernels
+    _cpu_kernels = kernel_set(name)
     return _cpu_kernels
 
 
@@ -112,7 +124,8 @@ def default_cpu_kernels():
 
 
 def kernels(device="cpu"):
-    """The kernel module for ``device``: the chosen CPU set, or the CUDA kernels on a GPU."""
+    """The kernel set for ``device`` (a module implementing ``contract.KernelSet``): the chosen
+    CPU set, or the CUDA kernels on a GPU."""
     if check_device(device) == "cuda":
         return importlib.import_module("minigrad.backend.cupy_gpu")
     if _cpu_kernels is None:

@@ -33,12 +33,10 @@ import functools
 import numpy as np
 
 from minigrad.backend import cupy_module, numpy_ref
+from minigrad.backend.geometry import output_hw
+from minigrad.backend.numpy_ref import grad_matrix
 
 cupy = cupy_module()
-
-# The geometry and the gradient layout are the reference's; only the loops move to the GPU.
-output_size = numpy_ref.output_size
-_geometry, _grad_matrix = numpy_ref._geometry, numpy_ref._grad_matrix
 
 CUDA_SOURCE = r"""
 // The geometry of one window op: input (N, C, H, W), kernel (KH, KW), output (H_out, W_out).
@@ -263,7 +261,7 @@ def im2col(x, kernel_hw, stride, padding, dilation):
     ``numpy_ref.im2col``."""
     x = cupy.ascontiguousarray(x)
     n, c = x.shape[:2]
-    out_hw = _geometry(x.shape, kernel_hw, stride, padding, dilation)
+    out_hw = output_hw(x.shape, kernel_hw, stride, padding, dilation)
     cols = cupy.empty((c * kernel_hw[0] * kernel_hw[1], n * out_hw[0] * out_hw[1]), x.dtype)
     window = _window(x.shape, kernel_hw, out_hw, stride, padding, dilation)
     return _launch("im2col", cols, x, cols, window), out_hw
@@ -272,7 +270,7 @@ def im2col(x, kernel_hw, stride, padding, dilation):
 def col2im(cols, x_shape, kernel_hw, stride, padding, dilation):
     """The adjoint of im2col: each input element gathers the entries of ``cols`` read from it."""
     cols = cupy.ascontiguousarray(cols)
-    out_hw = _geometry(x_shape, kernel_hw, stride, padding, dilation)
+    out_hw = output_hw(x_shape, kernel_hw, stride, padding, dilation)
     x = cupy.empty(x_shape, cols.dtype)
     window = _window(x_shape, kernel_hw, out_hw, stride, padding, dilation)
     return _launch("col2im", x, cols, x, window)
@@ -289,21 +287,21 @@ def conv2d_forward(x, weight, stride, padding, dilation):
 
 def conv2d_backward_input(grad_out, weight, x_shape, stride, padding, dilation):
     """dL/dx = col2im(W^T @ dL/dout): each output's gradient flows back to the inputs it read."""
-    cols_grad = matmul(weight.reshape(weight.shape[0], -1).T, _grad_matrix(grad_out))
+    cols_grad = matmul(weight.reshape(weight.shape[0], -1).T, grad_matrix(grad_out))
     return col2im(cols_grad, x_shape, weight.shape[2:], stride, padding, dilation)
 
 
 def conv2d_backward_weight(grad_out, x, weight_shape, stride, padding, dilation):
     """dL/dW = dL/dout @ cols^T: each weight met every input it multiplied."""
     cols, _ = im2col(x, weight_shape[2:], stride, padding, dilation)
-    return matmul(_grad_matrix(grad_out), cols.T).reshape(weight_shape)
+    return matmul(grad_matrix(grad_out), cols.T).reshape(weight_shape)
 
 
 def max_pool2d_forward(x, kernel_hw, stride, padding, dilation):
     """out[n, c, i, j] = max over the window, and ``winner`` = kh*KW + kw of the first maximum
     (padding never wins), for the backward pass."""
     x = cupy.ascontiguousarray(x)
-    out_hw = _geometry(x.shape, kernel_hw, stride, padding, dilation)
+    out_hw = output_hw(x.shape, kernel_hw, stride, padding, dilation)
     out = cupy.empty(x.shape[:2] + out_hw, x.dtype)
     winner = cupy.empty(out.shape, np.int64)
     window = _window(x.shape, kernel_hw, out_hw, stride, padding, dilation)
@@ -323,7 +321,7 @@ def avg_pool2d_forward(x, kernel_hw, stride, padding):
     """out = (1 / (KH*KW)) * sum over the window, zero padding included in the count
     (PyTorch's default count_include_pad=True)."""
     x = cupy.ascontiguousarray(x)
-    out_hw = _geometry(x.shape, kernel_hw, stride, padding, (1, 1))
+    out_hw = output_hw(x.shape, kernel_hw, stride, padding, (1, 1))
     out = cupy.empty(x.shape[:2] + out_hw, x.dtype)
     window = _window(x.shape, kernel_hw, out_hw, stride, padding, (1, 1))
     return _launch("avg_pool2d_forward", out, x, out, window)
@@ -335,3 +333,29 @@ def avg_pool2d_backward(grad_out, x_shape, kernel_hw, stride, padding):
     grad_x = cupy.empty(x_shape, grad_out.dtype)
     window = _window(x_shape, kernel_hw, grad_out.shape[-2:], stride, padding, (1, 1))
     return _launch("avg_pool2d_backward", grad_x, grad_out, grad_x, window)
+
+
+# ------------------------------------------------------------ CPU kernels, run on the host
+#
+# Sparse and integer inference run on the CPU (``prune.sparse``, ``quant.quantized``), so these
+# kernels have no CUDA version: the GPU set copies the operands to the host, runs the
+# reference there and copies the result back, which keeps one contract for every set.
+
+def _on_host(kernel):
+    """``kernel`` (a reference kernel) taking and returning CuPy arrays."""
+    def host(value):
+        return value.get() if isinstance(value, cupy.ndarray) else value
+
+    def run(*args, **kwargs):
+        kwargs = {name: host(value) for name, value in kwargs.items()}
+        return cupy.asarray(kernel(*map(host, args), **kwargs))
+
+    run.__name__, run.__doc__ = kernel.__name__, kernel.__doc__
+    run.__wrapped__ = kernel  # inspect.signature reads the reference's parameters
+    return run
+
+
+csr_matmul = _on_host(numpy_ref.csr_matmul)
+int8_gemm = _on_host(numpy_ref.int8_gemm)
+int8_conv2d = _on_host(numpy_ref.int8_conv2d)
+requantize = _on_host(numpy_ref.requantize)

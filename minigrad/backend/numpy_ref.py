@@ -22,16 +22,9 @@ The kernels loop over the KH*KW offsets and do whole-array work for each:
 
 import numpy as np
 
-from minigrad.backend import array_module
-
-
-def output_size(size, kernel, stride, padding, dilation):
-    """H_out = (H + 2p - d(K - 1) - 1) // s + 1; ValueError when the window does not fit."""
-    out = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-    if out < 1:
-        raise ValueError(f"window of size {kernel} (dilation {dilation}) does not fit an input "
-                         f"of size {size} with padding {padding}")
-    return out
+from minigrad.backend import array_module, fixed_point
+from minigrad.backend.fixed_point import check_int8_conv2d_operands, check_int8_gemm_operands
+from minigrad.backend.geometry import output_hw
 
 
 def _offsets(kernel_hw, out_hw, stride, dilation):
@@ -45,13 +38,7 @@ def _offsets(kernel_hw, out_hw, stride, dilation):
             yield kh, kw, (Ellipsis, rows, cols)
 
 
-def _geometry(x_shape, kernel_hw, stride, padding, dilation):
-    h, w = x_shape[-2:]
-    return (output_size(h, kernel_hw[0], stride[0], padding[0], dilation[0]),
-            output_size(w, kernel_hw[1], stride[1], padding[1], dilation[1]))
-
-
-def _pad(x, padding, value=0):
+def pad(x, padding, value=0):
     ph, pw = padding
     if ph == 0 and pw == 0:
         return x
@@ -78,8 +65,8 @@ def im2col(x, kernel_hw, stride, padding, dilation):
     """
     xp = array_module(x)
     n, c = x.shape[:2]
-    out_hw = _geometry(x.shape, kernel_hw, stride, padding, dilation)
-    x_pad = _pad(x, padding)
+    out_hw = output_hw(x.shape, kernel_hw, stride, padding, dilation)
+    x_pad = pad(x, padding)
     cols = xp.empty((c, kernel_hw[0], kernel_hw[1], n) + out_hw, dtype=x.dtype)
     for kh, kw, window in _offsets(kernel_hw, out_hw, stride, dilation):
         cols[:, kh, kw] = x_pad[window].transpose(1, 0, 2, 3)
@@ -90,7 +77,7 @@ def col2im(cols, x_shape, kernel_hw, stride, padding, dilation):
     """The adjoint of im2col: add every entry of ``cols`` back where im2col read it from."""
     xp = array_module(cols)
     n, c = x_shape[:2]
-    out_hw = _geometry(x_shape, kernel_hw, stride, padding, dilation)
+    out_hw = output_hw(x_shape, kernel_hw, stride, padding, dilation)
     cols = cols.reshape((c, kernel_hw[0], kernel_hw[1], n) + out_hw)
     x_pad = _padded_zeros(xp, x_shape, padding, cols.dtype)
     for kh, kw, window in _offsets(kernel_hw, out_hw, stride, dilation):
@@ -112,21 +99,21 @@ def conv2d_forward(x, weight, stride, padding, dilation):
     return out.reshape((o, n) + out_hw).transpose(1, 0, 2, 3)
 
 
-def _grad_matrix(grad_out):
+def grad_matrix(grad_out):
     """(N, O, H_out, W_out) -> (O, N*H_out*W_out), the layout of the forward product."""
     return grad_out.transpose(1, 0, 2, 3).reshape(grad_out.shape[1], -1)
 
 
 def conv2d_backward_input(grad_out, weight, x_shape, stride, padding, dilation):
     """dL/dx = col2im(W^T @ dL/dout): each output's gradient flows back to the inputs it read."""
-    cols_grad = weight.reshape(weight.shape[0], -1).T @ _grad_matrix(grad_out)
+    cols_grad = weight.reshape(weight.shape[0], -1).T @ grad_matrix(grad_out)
     return col2im(cols_grad, x_shape, weight.shape[2:], stride, padding, dilation)
 
 
 def conv2d_backward_weight(grad_out, x, weight_shape, stride, padding, dilation):
     """dL/dW = dL/dout @ cols^T: each weight met every input it multiplied."""
     cols, _ = im2col(x, weight_shape[2:], stride, padding, dilation)
-    return (_grad_matrix(grad_out) @ cols.T).reshape(weight_shape)
+    return (grad_matrix(grad_out) @ cols.T).reshape(weight_shape)
 
 
 def max_pool2d_forward(x, kernel_hw, stride, padding, dilation):
@@ -135,8 +122,8 @@ def max_pool2d_forward(x, kernel_hw, stride, padding, dilation):
     Padding counts as -inf, so it never wins. On ties the first offset in (kh, kw) order wins.
     """
     xp = array_module(x)
-    out_hw = _geometry(x.shape, kernel_hw, stride, padding, dilation)
-    x_pad = _pad(x, padding, value=-np.inf)
+    out_hw = output_hw(x.shape, kernel_hw, stride, padding, dilation)
+    x_pad = pad(x, padding, value=-np.inf)
     out = xp.full(x.shape[:2] + out_hw, -np.inf, dtype=x.dtype)
     winner = xp.zeros(out.shape, dtype=np.int64)
     for kh, kw, window in _offsets(kernel_hw, out_hw, stride, dilation):
@@ -160,8 +147,8 @@ def max_pool2d_backward(grad_out, winner, x_shape, kernel_hw, stride, padding, d
 def avg_pool2d_forward(x, kernel_hw, stride, padding):
     """out = (1 / (KH*KW)) * sum over the window; zero padding counts in the average
     (PyTorch's default count_include_pad=True)."""
-    out_hw = _geometry(x.shape, kernel_hw, stride, padding, (1, 1))
-    x_pad = _pad(x, padding)
+    out_hw = output_hw(x.shape, kernel_hw, stride, padding, (1, 1))
+    x_pad = pad(x, padding)
     out = array_module(x).zeros(x.shape[:2] + out_hw, dtype=x.dtype)
     for _, _, window in _offsets(kernel_hw, out_hw, stride, (1, 1)):
         out += x_pad[window]
@@ -216,58 +203,8 @@ def csr_matmul(data, indices, indptr, n_rows, x):
 
 # ------------------------------------------------------------------ integer (int8) kernels
 #
-# Quantized layers (``minigrad.quant``) multiply 8-bit codes and add the products in int32;
-# ``minigrad.quant.fixed_point`` turns the int32 accumulators back into 8-bit codes. Every
-# product of two 8-bit codes minus their zero points is at most 255 * 255 in size, so a sum of
-# K of them fits int32 while K * 255 * 255 < 2^31: K <= 33,025 terms (a Linear layer's
-# in_features, a convolution's C * KH * KW). NumPy's matmul on int8 arrays would compute in
-# int8 and wrap around, so the operands are cast to int32 before they are multiplied.
-
-INT8_MAX_TERMS = (2**31 - 1) // (255 * 255)
-CODE_RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
-
-
-def _check_int8(name, what, array, ndim, dtypes=("int8", "uint8")):
-    if array.dtype.name not in dtypes:
-        raise TypeError(f"{name}: {what} must be {' or '.join(dtypes)}, got {array.dtype} "
-                        f"(shape {array.shape})")
-    if array.ndim != ndim:
-        raise ValueError(f"{name}: {what} must be {ndim}-D, got shape {array.shape}")
-
-
-def _check_zero_point(name, what, zero_point, dtype):
-    low, high = CODE_RANGES[dtype.name]
-    if not (isinstance(zero_point, (int, np.integer)) and not isinstance(zero_point, bool)
-            and low <= zero_point <= high):
-        raise ValueError(f"{name}: the zero point of {what} must be an integer in "
-                         f"[{low}, {high}] ({dtype}), got {zero_point!r}")
-
-
-def _check_terms(name, terms):
-    if terms > INT8_MAX_TERMS:
-        raise ValueError(f"{name}: {terms} terms per sum could overflow the int32 accumulator "
-                         f"(at most {INT8_MAX_TERMS}: terms * 255 * 255 < 2^31)")
-
-
-def _check_bias(name, bias, size):
-    if bias is not None and (bias.dtype != np.int32 or bias.shape != (size,)):
-        raise ValueError(f"{name}: bias must be int32 of shape ({size},), got {bias.dtype} "
-                         f"{bias.shape}")
-
-
-def check_int8_gemm_operands(name, a, b, a_zero_point, b_zero_point, bias=None):
-    """TypeError/ValueError naming ``name`` and both shapes unless A (M, K) and B (K, N) are
-    int8/uint8 matrices that multiply, with zero points their dtypes can hold."""
-    _check_int8(name, "A", a, 2)
-    _check_int8(name, "B", b, 2)
-    if a.shape[1] != b.shape[0]:
-        raise ValueError(f"{name}: A {a.shape} and B {b.shape} do not multiply: need (M, K) "
-                         "and (K, N)")
-    _check_zero_point(name, "A", a_zero_point, a.dtype)
-    _check_zero_point(name, "B", b_zero_point, b.dtype)
-    _check_terms(name, a.shape[1])
-    _check_bias(name, bias, b.shape[1])
-
+# The operand checks and the int32 bound are in ``fixed_point``, with the requantization that
+# turns the int32 accumulators back into 8-bit codes.
 
 def int8_gemm(a, b, a_zero_point=0, b_zero_point=0, bias=None):
     """C = (A - z_a) @ (B - z_b) (+ bias, one int32 per column) as int32, exactly, for int8 or
@@ -290,21 +227,6 @@ def int8_gemm(a, b, a_zero_point=0, b_zero_point=0, bias=None):
     return c if bias is None else c + bias
 
 
-def check_int8_conv2d_operands(name, x, weight, x_zero_point, stride, padding, dilation,
-                               bias=None):
-    """Errors as ``check_int8_gemm_operands``'s for x (N, C, H, W) int8/uint8, weight
-    (O, C, KH, KW) int8; returns the output size (H_out, W_out)."""
-    _check_int8(name, "x", x, 4)
-    _check_int8(name, "weight", weight, 4, dtypes=("int8",))
-    if x.shape[1] != weight.shape[1]:
-        raise ValueError(f"{name}: x {x.shape} has {x.shape[1]} channels, weight "
-                         f"{weight.shape} expects {weight.shape[1]}")
-    _check_zero_point(name, "x", x_zero_point, x.dtype)
-    _check_terms(name, int(np.prod(weight.shape[1:])))
-    _check_bias(name, bias, weight.shape[0])
-    return _geometry(x.shape, weight.shape[2:], stride, padding, dilation)
-
-
 def int8_conv2d(x, weight, x_zero_point, stride, padding, dilation, bias=None):
     """acc[n, o, i, j] = sum_{c,kh,kw} w[o,c,kh,kw] (x_pad[n, c, i*s+kh*d, j*s+kw*d] - z_x)
     (+ bias[o]) as int32, for int8/uint8 codes x and symmetric int8 weights (zero point 0; their
@@ -317,7 +239,7 @@ def int8_conv2d(x, weight, x_zero_point, stride, padding, dilation, bias=None):
     check_int8_conv2d_operands("int8_conv2d", x, weight, x_zero_point, stride, padding,
                                dilation, bias)
     n, o = x.shape[0], weight.shape[0]
-    x_pad = _pad(x, padding, value=x_zero_point)
+    x_pad = pad(x, padding, value=x_zero_point)
     cols, out_hw = im2col(x_pad, weight.shape[2:], stride, (0, 0), dilation)
     acc = int8_gemm(weight.reshape(o, -1), cols, 0, x_zero_point)
     if bias is not None:
@@ -331,10 +253,8 @@ def _per_channel(value, ndim):
 
 
 def requantize(acc, m0, shift, zero_point, qmin, qmax):
-    """``minigrad.quant.fixed_point.requantize`` for int8_gemm / int8_conv2d results:
+    """``fixed_point.requantize`` for int8_gemm / int8_conv2d results:
     clamp(round(acc M0 2^-31 2^-n) + z, qmin, qmax), M0 and n scalars or one per output channel
     (axis 1 of acc: (N, C) or (N, C, H, W)). A ReLU that follows is free: qmin = z clamps it."""
-    # Imported here: minigrad.quant imports the layers, and they import this module.
-    from minigrad.quant import fixed_point
     return fixed_point.requantize(acc, _per_channel(m0, acc.ndim), _per_channel(shift, acc.ndim),
                                   zero_point, qmin, qmax)

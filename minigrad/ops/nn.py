@@ -12,7 +12,7 @@ other layers (batch norm, dropout, the other losses) are composites of ordinary 
 
 from minigrad.autograd import Function
 from minigrad.backend import array_module, device_of, kernels
-from minigrad.backend.numpy_ref import output_size
+from minigrad.backend.geometry import output_size
 from minigrad.ops.activation import log_softmax_array
 
 

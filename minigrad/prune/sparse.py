@@ -13,7 +13,7 @@ Row 0 holds data[0:1] = [5] in column 1; row 1 is data[1:1], empty; row 2 holds 
     Y[i, :] = sum over j in indptr[i] .. indptr[i+1]-1 of data[j] * X[indices[j], :]
 
 (``kernels("cpu").csr_matmul``; the reference is ``backend/numpy_ref.py``, the fast version
-``backend/numba_cpu.py``). In float32 with int32 indices a stored value costs 8 bytes instead
+``backend/numba_cpu/sparse.py``). In float32 with int32 indices a stored value costs 8 bytes instead
 of 4, so CSR is smaller than the dense matrix above 50% sparsity, and 5x smaller at 90%.
 Whether it is also faster depends on the sparsity and the batch: see "Sparse (CSR) matmul" in
 ``docs/performance.md`` and ``benchmarks/sparse.py``.
@@ -38,7 +38,6 @@ import numpy as np
 from minigrad import backend
 from minigrad.autograd import is_grad_enabled
 from minigrad.backend import kernels
-from minigrad.backend.numpy_ref import im2col
 from minigrad.nn.layers import Conv2d, Linear
 from minigrad.nn.module import Module
 from minigrad.ops.nn import check_window_fits
@@ -212,7 +211,7 @@ class SparseConv2d(_SparseLayer):
                              "(O, C, KH, KW) must agree on C")
         geometry = (self.stride, self.padding, self.dilation)
         check_window_fits("SparseConv2d", x.shape, self.kernel_size, *geometry)
-        cols, out_hw = im2col(x, self.kernel_size, *geometry)
+        cols, out_hw = kernels("cpu").im2col(x, self.kernel_size, *geometry)
         out = self._times_weight(cols).reshape((self.out_channels, len(x)) + out_hw)
         out = np.ascontiguousarray(out.transpose(1, 0, 2, 3))
         return Tensor(out if self.bias is None else out + self.bias.data.reshape(1, -1, 1, 1))

@@ -41,12 +41,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from minigrad.backend import array_module
+from minigrad.backend.fixed_point import storage_dtype
 from minigrad.tensor import Tensor
 
 EPS = float(np.finfo(np.float32).eps)
 MIN_BITS, MAX_BITS = 2, 16
-# Code storage types, smallest first: quantize returns the first that holds [qmin, qmax].
-STORAGE_DTYPES = (np.int8, np.uint8, np.int16, np.uint16, np.int32)
 
 
 def check_bits(bits):
@@ -77,12 +76,6 @@ def storage_bits(qmin, qmax):
     if qmin < 0:
         return max(qmax.bit_length(), (-qmin - 1).bit_length()) + 1
     return qmax.bit_length()
-
-
-def storage_dtype(qmin, qmax):
-    """The smallest NumPy integer dtype holding [qmin, qmax] (int8, uint8, int16, ...)."""
-    return next(np.dtype(d) for d in STORAGE_DTYPES
-                if np.iinfo(d).min <= qmin and qmax <= np.iinfo(d).max)
 
 
 @dataclass(frozen=True, eq=False)

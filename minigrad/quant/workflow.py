@@ -51,7 +51,7 @@ import numpy as np
 
 from minigrad import nn
 from minigrad.autograd import no_grad
-from minigrad.backend.numpy_ref import INT8_MAX_TERMS
+from minigrad.backend.fixed_point import INT8_MAX_TERMS
 from minigrad.nn import functional as F
 from minigrad.nn.layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten,
                                 Identity, Linear, MaxPool2d, ReLU)

@@ -1,8 +1,9 @@
-"""Fixed-point requantization: from int32 accumulators to 8-bit codes with integers only.
+"""Integer arithmetic for quantized kernels: 8-bit operands, int32 accumulators, and
+fixed-point requantization from int32 accumulators back to 8-bit codes, with integers only.
 
 A quantized layer multiplies integer codes, x = s_x (x_q - z_x), w = s_w w_q (weights
-symmetric), and adds them up in an int32 accumulator (``int8_gemm``, ``int8_conv2d`` in
-``minigrad.backend``). Since
+symmetric), and adds them up in an int32 accumulator (``int8_gemm``, ``int8_conv2d`` of
+every kernel set). Since
 
     y = sum w x = s_w s_x sum w_q (x_q - z_x) = s_w s_x acc,
 
@@ -51,7 +52,89 @@ from fractions import Fraction
 
 import numpy as np
 
-from minigrad.quant.qparams import storage_dtype
+from minigrad.backend.geometry import output_hw
+
+# The integer dtypes codes are stored in, smallest first.
+STORAGE_DTYPES = (np.int8, np.uint8, np.int16, np.uint16, np.int32)
+
+
+def storage_dtype(qmin, qmax):
+    """The smallest NumPy integer dtype holding [qmin, qmax] (int8, uint8, int16, ...)."""
+    return next(np.dtype(d) for d in STORAGE_DTYPES
+                if np.iinfo(d).min <= qmin and qmax <= np.iinfo(d).max)
+
+
+# ------------------------------------------------------------------ int8 operands
+#
+# Quantized layers (``minigrad.quant``) multiply 8-bit codes and add the products in int32;
+# ``requantize`` below turns the int32 accumulators back into 8-bit codes. Every
+# product of two 8-bit codes minus their zero points is at most 255 * 255 in size, so a sum of
+# K of them fits int32 while K * 255 * 255 < 2^31: K <= 33,025 terms (a Linear layer's
+# in_features, a convolution's C * KH * KW). NumPy's matmul on int8 arrays would compute in
+# int8 and wrap around, so the operands are cast to int32 before they are multiplied.
+
+INT8_MAX_TERMS = (2**31 - 1) // (255 * 255)
+CODE_RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
+
+
+def _check_int8(name, what, array, ndim, dtypes=("int8", "uint8")):
+    if array.dtype.name not in dtypes:
+        raise TypeError(f"{name}: {what} must be {' or '.join(dtypes)}, got {array.dtype} "
+                        f"(shape {array.shape})")
+    if array.ndim != ndim:
+        raise ValueError(f"{name}: {what} must be {ndim}-D, got shape {array.shape}")
+
+
+def _check_zero_point(name, what, zero_point, dtype):
+    low, high = CODE_RANGES[dtype.name]
+    if not (isinstance(zero_point, (int, np.integer)) and not isinstance(zero_point, bool)
+            and low <= zero_point <= high):
+        raise ValueError(f"{name}: the zero point of {what} must be an integer in "
+                         f"[{low}, {high}] ({dtype}), got {zero_point!r}")
+
+
+def _check_terms(name, terms):
+    if terms > INT8_MAX_TERMS:
+        raise ValueError(f"{name}: {terms} terms per sum could overflow the int32 accumulator "
+                         f"(at most {INT8_MAX_TERMS}: terms * 255 * 255 < 2^31)")
+
+
+def _check_bias(name, bias, size):
+    if bias is not None and (bias.dtype != np.int32 or bias.shape != (size,)):
+        raise ValueError(f"{name}: bias must be int32 of shape ({size},), got {bias.dtype} "
+                         f"{bias.shape}")
+
+
+def check_int8_gemm_operands(name, a, b, a_zero_point, b_zero_point, bias=None):
+    """TypeError/ValueError naming ``name`` and both shapes unless A (M, K) and B (K, N) are
+    int8/uint8 matrices that multiply, with zero points their dtypes can hold."""
+    _check_int8(name, "A", a, 2)
+    _check_int8(name, "B", b, 2)
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"{name}: A {a.shape} and B {b.shape} do not multiply: need (M, K) "
+                         "and (K, N)")
+    _check_zero_point(name, "A", a_zero_point, a.dtype)
+    _check_zero_point(name, "B", b_zero_point, b.dtype)
+    _check_terms(name, a.shape[1])
+    _check_bias(name, bias, b.shape[1])
+
+
+def check_int8_conv2d_operands(name, x, weight, x_zero_point, stride, padding, dilation,
+                               bias=None):
+    """Errors as ``check_int8_gemm_operands``'s for x (N, C, H, W) int8/uint8, weight
+    (O, C, KH, KW) int8; returns the output size (H_out, W_out)."""
+    _check_int8(name, "x", x, 4)
+    _check_int8(name, "weight", weight, 4, dtypes=("int8",))
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(f"{name}: x {x.shape} has {x.shape[1]} channels, weight "
+                         f"{weight.shape} expects {weight.shape[1]}")
+    _check_zero_point(name, "x", x_zero_point, x.dtype)
+    _check_terms(name, int(np.prod(weight.shape[1:])))
+    _check_bias(name, bias, weight.shape[0])
+    return output_hw(x.shape, weight.shape[2:], stride, padding, dilation)
+
+
+# ------------------------------------------------------------------ requantization
 
 FRACTION_BITS = 31  # M0 / 2^31 in [0.5, 1)
 MIN_SHIFT, MAX_SHIFT = -30, 31  # so the total shift 31 + n is in 1 .. 62 bits

@@ -1,0 +1,146 @@
+"""Numba pooling. Pooling: a window position (kh, kw) is a flat offset too, kh*d*Wp + kw*e in the padded image
+(padding -inf for max, 0 for average); one loop per output runs over its window's offsets.
+"""
+
+from functools import lru_cache
+
+import numpy as np
+from numba import njit, prange
+
+from minigrad.backend.geometry import output_hw
+from minigrad.backend.numba_cpu.blocks import PARALLEL, pairs
+
+
+def _padded_flat(x, padding, value):
+    """x with ``padding`` rows and columns of ``value`` around every image, each image
+    flattened: (N, C, Hp * Wp)."""
+    (n, c, h, w), (ph, pw) = x.shape, padding
+    if ph == pw == 0:
+        return np.ascontiguousarray(x).reshape(n, c, h * w)
+    x_pad = np.full((n, c, h + 2 * ph, w + 2 * pw), value, x.dtype)
+    x_pad[:, :, ph:ph + h, pw:pw + w] = x
+    return x_pad.reshape(n, c, -1)
+
+
+def _padded_zeros(x_shape, padding, dtype):
+    """Zeros shaped like ``_padded_flat``'s output, to add gradients into."""
+    (n, c, h, w), (ph, pw) = x_shape, padding
+    return np.zeros((n, c, (h + 2 * ph) * (w + 2 * pw)), dtype)
+
+
+def _unpadded(grad_flat, x_shape, padding):
+    """Back to (N, C, H, W), the padding dropped: gradients that landed on it belong to no input."""
+    (n, c, h, w), (ph, pw) = x_shape, padding
+    grad_pad = grad_flat.reshape(n, c, h + 2 * ph, w + 2 * pw)
+    return np.ascontiguousarray(grad_pad[:, :, ph:ph + h, pw:pw + w])
+
+
+@lru_cache(maxsize=256)
+def _pool_layout(x_shape, kernel_hw, stride, padding, dilation):
+    """Output size (checked as the reference checks it), padded row length Wp, and the flat
+    offset of each window position (kh, kw) in (kh, kw) order: kh*d*Wp + kw*e."""
+    out_hw = output_hw(x_shape, kernel_hw, stride, padding, dilation)
+    width = x_shape[3] + 2 * padding[1]
+    kh, kw = np.divmod(np.arange(kernel_hw[0] * kernel_hw[1]), kernel_hw[1])
+    offsets = kh * dilation[0] * width + kw * dilation[1]
+    offsets.flags.writeable = False  # shared by every call with these shapes
+    return out_hw, width, offsets
+
+
+@njit(inline="always")
+def _window_start(i, j, stride, width):
+    """Flat index in the padded image of output (i, j)'s window corner."""
+    return i * stride[0] * width + j * stride[1]
+
+
+@njit(parallel=PARALLEL, cache=True)
+def _max_pool2d_forward(x_flat, offsets, stride, width, out, winner):
+    n, c, out_h, out_w = out.shape
+    for b in prange(n):
+        for ch in range(c):
+            image = x_flat[b, ch]
+            for i in range(out_h):
+                for j in range(out_w):
+                    start, best, won = _window_start(i, j, stride, width), -np.inf, 0
+                    for k in range(offsets.shape[0]):
+                        if image[start + offsets[k]] > best:  # strictly: on ties the first wins
+                            best, won = image[start + offsets[k]], k
+                    out[b, ch, i, j], winner[b, ch, i, j] = best, won
+
+
+@njit(parallel=PARALLEL, cache=True)
+def _max_pool2d_backward(grad_out, winner, offsets, stride, width, grad_flat):
+    n, c, out_h, out_w = grad_out.shape
+    for b in prange(n):
+        for ch in range(c):
+            for i in range(out_h):
+                for j in range(out_w):
+                    start = _window_start(i, j, stride, width)
+                    grad_flat[b, ch, start + offsets[winner[b, ch, i, j]]] += grad_out[b, ch, i, j]
+
+
+@njit(parallel=PARALLEL, cache=True)
+def _avg_pool2d_forward(x_flat, offsets, stride, width, out):
+    n, c, out_h, out_w = out.shape
+    for b in prange(n):
+        for ch in range(c):
+            image = x_flat[b, ch]
+            for i in range(out_h):
+                for j in range(out_w):
+                    start, total = _window_start(i, j, stride, width), x_flat.dtype.type(0)
+                    for k in range(offsets.shape[0]):
+                        total += image[start + offsets[k]]
+                    out[b, ch, i, j] = total / offsets.shape[0]
+
+
+@njit(parallel=PARALLEL, cache=True)
+def _avg_pool2d_backward(grad_out, offsets, stride, width, grad_flat):
+    n, c, out_h, out_w = grad_out.shape
+    for b in prange(n):
+        for ch in range(c):
+            grad_image = grad_flat[b, ch]
+            for i in range(out_h):
+                for j in range(out_w):
+                    start = _window_start(i, j, stride, width)
+                    share = grad_out[b, ch, i, j] / offsets.shape[0]
+                    for k in range(offsets.shape[0]):
+                        grad_image[start + offsets[k]] += share
+
+
+def max_pool2d_forward(x, kernel_hw, stride, padding, dilation):
+    """out = max over each window, and the winning offset kh*KW + kw (first max wins; the
+    padding is -inf, so it never wins)."""
+    kernel_hw, stride, padding, dilation = pairs(kernel_hw, stride, padding, dilation)
+    out_hw, width, offsets = _pool_layout(x.shape, kernel_hw, stride, padding, dilation)
+    out = np.empty(x.shape[:2] + out_hw, x.dtype)
+    winner = np.empty(out.shape, np.int64)
+    _max_pool2d_forward(_padded_flat(x, padding, -np.inf), offsets, stride, width, out, winner)
+    return out, winner
+
+
+def max_pool2d_backward(grad_out, winner, x_shape, kernel_hw, stride, padding, dilation):
+    """The whole gradient of each output goes to the input that won its window."""
+    kernel_hw, stride, padding, dilation = pairs(kernel_hw, stride, padding, dilation)
+    _, width, offsets = _pool_layout(tuple(x_shape), kernel_hw, stride, padding, dilation)
+    grad_flat = _padded_zeros(x_shape, padding, grad_out.dtype)
+    _max_pool2d_backward(np.ascontiguousarray(grad_out), np.ascontiguousarray(winner), offsets,
+                         stride, width, grad_flat)
+    return _unpadded(grad_flat, x_shape, padding)
+
+
+def avg_pool2d_forward(x, kernel_hw, stride, padding):
+    """out = (1 / (KH*KW)) * sum over the window, zero padding included in the count."""
+    kernel_hw, stride, padding = pairs(kernel_hw, stride, padding)
+    out_hw, width, offsets = _pool_layout(x.shape, kernel_hw, stride, padding, (1, 1))
+    out = np.empty(x.shape[:2] + out_hw, x.dtype)
+    _avg_pool2d_forward(_padded_flat(x, padding, 0), offsets, stride, width, out)
+    return out
+
+
+def avg_pool2d_backward(grad_out, x_shape, kernel_hw, stride, padding):
+    """Each input in a window receives 1 / (KH*KW) of that window's gradient."""
+    kernel_hw, stride, padding = pairs(kernel_hw, stride, padding)
+    _, width, offsets = _pool_layout(tuple(x_shape), kernel_hw, stride, padding, (1, 1))
+    grad_flat = _padded_zeros(x_shape, padding, grad_out.dtype)
+    _avg_pool2d_backward(np.ascontiguousarray(grad_out), offsets, stride, width, grad_flat)
+    return _unpadded(grad_flat, x_shape, padding)
