@@ -12,7 +12,12 @@ as a function. Subpackages and modules, imported by name (``from minigrad import
 training ``nn``, ``optim``, ``data``, ``train``, ``tune``, ``metrics``, ``models``; making
 models smaller and faster ``prune``, ``quant``, ``distill``, ``compress``, ``parallel``;
 looking inside ``profiler``, ``viz``, ``timing``, ``plot``, ``report``, ``testing``.
+
+``MINIGRAD_PROFILE=1`` in the environment profiles the whole process (``minigrad.profiler``)
+and prints the table to stderr at exit.
 """
+
+import os
 
 from minigrad.autograd import Function, enable_grad, is_grad_enabled, no_grad
 from minigrad.ops import *  # noqa: F401,F403 (ops.__all__: the op functions are public API)
@@ -22,3 +27,9 @@ from minigrad.tensor import (Tensor, arange, as_tensor, full, full_like, ones, o
                              rand_like, randn, randn_like, tensor, zeros, zeros_like)
 
 __version__ = "0.1.0"
+
+# Checked here, at the top: the engine knows nothing of the profiler, which registers itself.
+if os.environ.get("MINIGRAD_PROFILE", "") not in ("", "0"):
+    from minigrad.profiler import profile_process
+
+    profile_process()

@@ -14,19 +14,27 @@ differentiated, then dL/dx = (dy/dx)^T dL/dy: each node turns the gradient of it
 gradients of its inputs (a vector-Jacobian product), and gradients arriving at one tensor along
 several paths are summed. Visiting the nodes in reverse topological order guarantees a node's
 output gradient is complete before the node is processed.
+
+The engine sits below the ops and below ``Tensor`` (it imports only ``minigrad.backend``): it
+knows a tensor as a ``TensorBase``, the part of a tensor it reads and writes (``data``,
+``grad``, ``requires_grad``, the node ``_ctx``), and ``backward``. ``minigrad.tensor.Tensor``
+adds the array API on top, its methods calling the ops.
+
+Two hook points let tools watch the engine without the engine knowing them:
+
+* op observers (``register_op_observer``) see every ``forward`` and ``backward`` call, and may
+  time it (``minigrad.profiler.profile`` registers one while it records);
+* gradient-ready hooks (``register_grad_ready_hook``) run once a leaf's gradient is complete
+  in a ``backward`` pass (data-parallel training can start averaging it then).
 """
 
 import contextlib
-import os
 
 import numpy as np
 
 from minigrad.backend import array_module, device_of
 
 _grad_enabled = True
-# The recording ``minigrad.profiler.profile``, or None: when profiling is off, checking this is
-# all it costs an op.
-active_profiler = None
 
 
 def is_grad_enabled():
@@ -68,6 +76,122 @@ class enable_grad(_GradMode):
     enabled = True
 
 
+class TensorBase:
+    """What the engine knows of a tensor: its array ``data``, its gradient ``grad`` (set by
+    ``backward``), ``requires_grad``, and ``_ctx``, the node that produced it (None for a leaf).
+    ``minigrad.tensor.Tensor`` is the one subclass; ``_wrap`` is how the engine makes new ones.
+    """
+
+    def __init__(self, data, requires_grad=False):
+        self.data = data
+        self.grad = None
+        self._ctx = None
+        self._requires_grad = False
+        self.requires_grad = requires_grad
+
+    def _wrap(self, data):
+        """A new tensor (of the plain tensor class, never a subclass such as Parameter) around
+        ``data``, an array or a Python value: the engine's outputs and gradients."""
+        raise NotImplementedError("a tensor class says how to wrap an array: define _wrap")
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        if flag and not np.issubdtype(self.data.dtype, np.floating):
+            raise TypeError(f"only floating-point tensors can require gradients, "
+                            f"got dtype {self.data.dtype}")
+        self._requires_grad = bool(flag)
+
+    def requires_grad_(self, flag=True):
+        """Set ``requires_grad`` in place and return self (PyTorch's spelling)."""
+        self.requires_grad = flag
+        return self
+
+    @property
+    def is_leaf(self):
+        """True for tensors made by the user rather than by an op that tracked gradients."""
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        """The graph node that produced this tensor (``None`` for a leaf)."""
+        return self._ctx
+
+    def backward(self, grad=None, retain_graph=False):
+        """Compute d(self)/d(leaf) for every leaf in the graph, accumulating into ``leaf.grad``.
+
+        ``grad`` (dL/d self) is needed unless self has one element. The graph is freed
+        afterwards unless ``retain_graph=True``.
+        """
+        backward(self, grad, retain_graph)
+
+    def retain_grad(self):
+        """Ask ``backward`` to store this intermediate tensor's gradient in ``.grad`` too."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: tensor does not require grad")
+        if self._ctx is not None:
+            self._ctx.output = self
+        return self
+
+
+# ------------------------------------------------------------------ hook points
+class RemovableHandle:
+    """Returned by the ``register_*`` functions; ``handle.remove()`` takes the hook out again."""
+
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+_op_observers = []
+_grad_ready_hooks = []
+
+
+def register_op_observer(observer):
+    """Call ``observer(op, phase, arrays, call)`` around every op call from now on.
+
+    ``op`` is the Function class, ``phase`` "forward" or "backward", ``arrays`` the arrays it
+    is called on (the inputs, or the output's gradient), and ``call()`` makes the call and returns its result, which the observer
+    must return (it may time it, or look at it). Observers registered later run inside those
+    registered earlier. Returns a handle whose ``remove()`` unregisters the observer.
+    """
+    _op_observers.append(observer)
+    return RemovableHandle(_op_observers, observer)
+
+
+def register_grad_ready_hook(hook):
+    """Call ``hook(leaf)`` in every ``backward`` once ``leaf.grad`` holds all of that pass's
+    gradient (every path from the root to the leaf has been added). Returns a handle."""
+    _grad_ready_hooks.append(hook)
+    return RemovableHandle(_grad_ready_hooks, hook)
+
+
+def _call(op, phase, ctx, *arrays, **attrs):
+    """``op.forward`` / ``op.backward`` of node ``ctx`` on ``arrays``, through the observers if
+    there are any: with none registered, this is all it costs an op."""
+    method = getattr(op, phase)
+    if not _op_observers:
+        return method(ctx, *arrays, **attrs)
+
+    def call():
+        return method(ctx, *arrays, **attrs)
+
+    for observer in reversed(_op_observers):
+        call = _observed(observer, op, phase, arrays, call)
+    return call()
+
+
+def _observed(observer, op, phase, arrays, inner):
+    """``inner`` wrapped in one observer."""
+    return lambda: observer(op, phase, arrays, inner)
+
+
 class Function:
     """Base class of every differentiable op; an instance is one node (``ctx``) of the graph.
 
@@ -99,22 +223,22 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **attrs):
-        """Run the op on Tensors and return a Tensor, recording a graph node when needed."""
-        from minigrad.tensor import Tensor  # tensor.py imports this module: resolve at call
+        """Run the op on tensors and return a tensor, recording a graph node when needed.
 
-        inputs = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
+        At least one input must be a tensor; the others (numbers, arrays) become constant
+        tensors. Results that are not floating point (comparisons, argmax) are constants.
+        """
+        inputs = tensor_inputs(cls.__name__, inputs)
+        like = inputs[0]
         _check_same_device(cls.__name__, inputs)
         if cls.broadcasts:
             _check_broadcast(cls.__name__, inputs)
         ctx = cls()
         arrays = tuple(x.data for x in inputs)
-        if active_profiler is None:
-            out = Tensor(cls.forward(ctx, *arrays, **attrs))
-        else:  # the same call, timed
-            out = Tensor(active_profiler.run(cls, "forward", ctx, *arrays, **attrs))
+        out = like._wrap(_call(cls, "forward", ctx, *arrays, **attrs))
         needs_grad = tuple(x.requires_grad for x in inputs)
         # Integer results (argmax-like casts, x.long()) are constants: PyTorch tracks no grad.
-        if _grad_enabled and any(needs_grad) and out.dtype.kind == "f":
+        if _grad_enabled and any(needs_grad) and out.data.dtype.kind == "f":
             ctx.parents = inputs
             ctx.needs_input_grad = needs_grad
             out.requires_grad = True
@@ -125,6 +249,17 @@ class Function:
         return f"<{type(self).__name__} node>"
 
 
+def tensor_inputs(name, values):
+    """``values`` as a tuple of tensors: numbers and arrays become constant tensors of the
+    class of the first tensor among them. TypeError naming ``name`` when there is none (as
+    PyTorch's ops want a Tensor: ``torch.exp(2.0)`` is an error too)."""
+    like = next((v for v in values if isinstance(v, TensorBase)), None)
+    if like is None:
+        raise TypeError(f"{name}: expected a Tensor among the inputs, got "
+                        f"{', '.join(type(v).__name__ for v in values) or 'none'}")
+    return tuple(v if isinstance(v, TensorBase) else like._wrap(v) for v in values)
+
+
 def _check_same_device(name, tensors):
     devices = {device_of(t.data) for t in tensors}
     if len(devices) > 1:
@@ -133,7 +268,7 @@ def _check_same_device(name, tensors):
 
 
 def _check_broadcast(name, tensors):
-    shapes = [t.shape for t in tensors]
+    shapes = [t.data.shape for t in tensors]
     try:
         np.broadcast_shapes(*shapes)
     except ValueError:
@@ -194,8 +329,6 @@ def backward(tensor, grad=None, retain_graph=False):
     dL/d(tensor) = 1). Intermediate tensors get ``.grad`` only if they called ``retain_grad()``.
     Unless ``retain_graph`` is true, each node's saved arrays are released once it has run.
     """
-    from minigrad.tensor import Tensor
-
     if not tensor.requires_grad:
         raise RuntimeError("backward: tensor does not require grad and has no graph "
                            "(was it created under no_grad, or from inputs without requires_grad?)")
@@ -203,59 +336,78 @@ def backward(tensor, grad=None, retain_graph=False):
     if grad is None:
         if tensor.data.size != 1:
             raise RuntimeError(f"backward: grad can be omitted only for a single-element tensor, "
-                               f"got shape {tensor.shape}; pass grad= of that shape (or reduce "
-                               "the tensor first, e.g. loss.sum())")
+                               f"got shape {tensor.data.shape}; pass grad= of that shape (or "
+                               "reduce the tensor first, e.g. loss.sum())")
         grad = xp.ones_like(tensor.data)
     else:
-        grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad)
-        if grad.shape != tensor.shape:
+        grad = grad.data if isinstance(grad, TensorBase) else xp.asarray(grad)
+        if grad.shape != tensor.data.shape:
             raise ValueError(f"backward: grad shape {grad.shape} does not match tensor shape "
-                             f"{tensor.shape}")
+                             f"{tensor.data.shape}")
     if tensor._ctx is None:  # a leaf: dL/dx = grad
-        _accumulate(tensor, grad.astype(tensor.dtype, copy=False))
+        _accumulate(tensor, grad.astype(tensor.data.dtype, copy=False))
+        _grad_ready(tensor)
         return
 
+    order = topological_order(tensor._ctx)[::-1]  # the root first
+    pending = _leaf_edges(order) if _grad_ready_hooks else None
     grads = {tensor._ctx: grad}
-    for node in reversed(topological_order(tensor._ctx)):
-        grad_out = grads.pop(node, None)
-        if grad_out is None:  # every path from here to the root was non-differentiable
-            continue
-        if node.output is not None:  # retain_grad() was called on this intermediate
-            _accumulate(node.output, grad_out)
-        if active_profiler is None:
-            grad_inputs = type(node).backward(node, grad_out)
-        else:  # the same call, timed
-            grad_inputs = active_profiler.run(type(node), "backward", node, grad_out)
-        if not isinstance(grad_inputs, tuple):
-            grad_inputs = (grad_inputs,)
+    for node in order:
+        grad_inputs = _node_backward(node, grads.pop(node, None))
         for parent, needed, g in zip(node.parents, node.needs_input_grad, grad_inputs):
             if not needed or g is None:
                 continue
             # One place fixes up every op's gradient: sum out broadcast axes, match the dtype.
-            g = unbroadcast(g, parent.shape).astype(parent.dtype, copy=False)
+            g = unbroadcast(g, parent.data.shape).astype(parent.data.dtype, copy=False)
             if parent._ctx is None:
                 _accumulate(parent, g)
             elif parent._ctx in grads:
                 grads[parent._ctx] = grads[parent._ctx] + g
             else:
                 grads[parent._ctx] = g
+        if pending is not None:
+            _count_down(node, pending)
         if not retain_graph:
             node.parents, node.saved_tensors, node.freed = (), (), True
 
 
+def _node_backward(node, grad_out):
+    """The gradients of a node's inputs from the gradient of its output (a tuple)."""
+    if grad_out is None:  # every path from here to the root was non-differentiable
+        return ()
+    if node.output is not None:  # retain_grad() was called on this intermediate
+        _accumulate(node.output, grad_out)
+    grad_inputs = _call(type(node), "backward", node, grad_out)
+    return grad_inputs if isinstance(grad_inputs, tuple) else (grad_inputs,)
+
+
+def _leaf_edges(nodes):
+    """For each leaf that needs a gradient: how many graph edges lead into it."""
+    pending = {}
+    for node in nodes:
+        for parent, needed in zip(node.parents, node.needs_input_grad):
+            if needed and parent._ctx is None:
+                pending[parent] = pending.get(parent, 0) + 1
+    return pending
+
+
+def _count_down(node, pending):
+    """One edge into each leaf input of ``node`` is done; run the hooks of leaves now done."""
+    for parent, needed in zip(node.parents, node.needs_input_grad):
+        if needed and parent._ctx is None:
+            pending[parent] -= 1
+            if pending[parent] == 0:
+                _grad_ready(parent)
+
+
+def _grad_ready(leaf):
+    for hook in list(_grad_ready_hooks):
+        hook(leaf)
+
+
 def _accumulate(tensor, grad):
     """tensor.grad += grad (a new array, so gradients never alias forward values)."""
-    from minigrad.tensor import Tensor
-
     if tensor.grad is None:
-        tensor.grad = Tensor(grad.copy())
+        tensor.grad = tensor._wrap(grad.copy())
     else:
-        tensor.grad = Tensor(tensor.grad.data + grad)
-
-
-# MINIGRAD_PROFILE=1 (any value but 0): profile the whole process, and print the table to
-# stderr at exit. Checked here because every op runs through this module.
-if os.environ.get("MINIGRAD_PROFILE", "") not in ("", "0"):
-    from minigrad.profiler import profile_process
-
-    profile_process()
+        tensor.grad = tensor._wrap(tensor.grad.data + grad)

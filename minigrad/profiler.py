@@ -18,13 +18,14 @@ the ops they are built from (``Sum`` and ``Mul``). The times are those of the op
 ``forward`` and ``backward`` on arrays, measured with ``time.perf_counter``; the engine's work
 around them (wrapping results in Tensors, summing broadcast gradients, accumulating ``.grad``)
 is not counted. Forward calls are counted whether or not a graph is recorded (``no_grad``
-included); backward calls are the nodes that ``backward()`` went through. ``Function.apply``
-and ``autograd.backward`` make those calls through ``profile.run`` while a profile records.
+included); backward calls are the nodes that ``backward()`` went through. A recording profile
+is an op observer of the engine (``autograd.register_op_observer``): the engine calls it around
+each op call, and knows nothing of profiling.
 
 Rules:
 
-* Nested ``profile()`` blocks: each op is recorded by the inner block and by every block
-  around it, so an outer profile still sees everything.
+* Nested ``profile()`` blocks: each is an observer of its own, so each op is recorded by the
+  inner block and by every block around it, and an outer profile still sees everything.
 * Leaving the block, normally or by an exception, turns this profile off again.
 * ``MINIGRAD_PROFILE=1`` in the environment profiles the whole process from ``import minigrad``
   and prints the table to stderr at exit (stderr, so a program's own output stays clean).
@@ -68,35 +69,33 @@ class profile:
 
     def __init__(self):
         self._records = {}  # op name -> OpStats
-        self._outer = None  # the profile that was recording when this one was entered
-        self._recording = False
+        self._handle = None  # the engine's handle on this observer while it records
+
+    @property
+    def recording(self):
+        return self._handle is not None
 
     def __enter__(self):
-        if self._recording:
+        if self.recording:
             raise RuntimeError("profile: this profile is already recording; nest a new "
                                "profile() instead")
-        self._outer, autograd.active_profiler = autograd.active_profiler, self
-        self._recording = True
+        self._handle = autograd.register_op_observer(self.observe)
         return self
 
     def __exit__(self, *exc_info):
-        autograd.active_profiler = self._outer
-        self._outer, self._recording = None, False
+        self._handle.remove()
+        self._handle = None
         return False
 
-    def run(self, op, phase, *args, **kwargs):
-        """Call ``op.forward`` or ``op.backward`` (``phase``) with the arguments, timed, and
-        record the call here and in every enclosing profile. Returns what the call returns."""
-        device = "cuda" if any(is_cupy_array(arg) for arg in args) else "cpu"
+    def observe(self, op, phase, arrays, call):
+        """The op observer: make the call (``op.forward`` or ``op.backward``, ``phase``) timed,
+        record it, and return what it returns."""
+        device = "cuda" if any(is_cupy_array(array) for array in arrays) else "cpu"
         synchronize(device)  # finish earlier work first, or its time is charged to this op
         start = time.perf_counter()
-        result = getattr(op, phase)(*args, **kwargs)
+        result = call()
         synchronize(device)
-        seconds = time.perf_counter() - start
-        recorder = self
-        while recorder is not None:
-            recorder._record(op.__name__, phase, seconds)
-            recorder = recorder._outer
+        self._record(op.__name__, phase, time.perf_counter() - start)
         return result
 
     def _record(self, name, phase, seconds):

@@ -8,8 +8,9 @@ A Tensor holds
   intermediates that called ``retain_grad()``);
 * ``_ctx``: the graph node (a ``Function`` instance) that produced it, ``None`` for a leaf.
 
+Those four, and ``backward()``, are the engine's part of a tensor (``autograd.TensorBase``).
 The methods here are thin: each one calls an op from ``minigrad.ops``, where the forward and
-backward math lives.
+backward math lives, so this module sits above the ops (and the ops never import it).
 
 dtype rules follow PyTorch: Python floats become float32, Python ints int64, bools bool; a
 NumPy array keeps its dtype. Only floating-point tensors can require grad.
@@ -17,8 +18,10 @@ NumPy array keeps its dtype. Only floating-point tensors can require grad.
 
 import numpy as np
 
-from minigrad import backend
+from minigrad import backend, ops
 from minigrad import random as mg_random
+from minigrad.autograd import TensorBase
+from minigrad.ops.shape import shape_argument
 
 
 def _is_array(value):
@@ -42,7 +45,7 @@ def _to_array(data, dtype=None):
     return data
 
 
-class Tensor:
+class Tensor(TensorBase):
     """An n-dimensional array that records the operations applied to it.
 
     ``Tensor(data, dtype=None, requires_grad=False)`` wraps ``data`` without copying when it
@@ -55,29 +58,12 @@ class Tensor:
     __array_ufunc__ = None
 
     def __init__(self, data, dtype=None, requires_grad=False):
-        self.data = _to_array(data, dtype)
-        self.grad = None
-        self._ctx = None
-        self._requires_grad = False
-        self.requires_grad = requires_grad
+        super().__init__(_to_array(data, dtype), requires_grad)
+
+    def _wrap(self, data):
+        return Tensor(data)
 
     # ----------------------------------------------------------------- attributes
-    @property
-    def requires_grad(self):
-        return self._requires_grad
-
-    @requires_grad.setter
-    def requires_grad(self, flag):
-        if flag and not np.issubdtype(self.data.dtype, np.floating):
-            raise TypeError(f"only floating-point tensors can require gradients, "
-                            f"got dtype {self.data.dtype}")
-        self._requires_grad = bool(flag)
-
-    def requires_grad_(self, flag=True):
-        """Set ``requires_grad`` in place and return self (PyTorch's spelling)."""
-        self.requires_grad = flag
-        return self
-
     @property
     def shape(self):
         return self.data.shape
@@ -93,16 +79,6 @@ class Tensor:
     @property
     def device(self):
         return backend.device_of(self.data)
-
-    @property
-    def is_leaf(self):
-        """True for tensors made by the user rather than by an op that tracked gradients."""
-        return self._ctx is None
-
-    @property
-    def grad_fn(self):
-        """The graph node that produced this tensor (``None`` for a leaf)."""
-        return self._ctx
 
     def size(self, dim=None):
         """The shape, or the length of one dimension (PyTorch's ``Tensor.size``)."""
@@ -152,22 +128,6 @@ class Tensor:
         return "tensor(" + ", ".join([body] + extras) + ")"
 
     # ----------------------------------------------------------------- autograd
-    def backward(self, grad=None, retain_graph=False):
-        """Compute d(self)/d(leaf) for every leaf in the graph, accumulating into ``leaf.grad``.
-
-        ``grad`` (dL/d self) is needed unless self has one element. The graph is freed
-        afterwards unless ``retain_graph=True``.
-        """
-        autograd.backward(self, grad, retain_graph)
-
-    def retain_grad(self):
-        """Ask ``backward`` to store this intermediate tensor's gradient in ``.grad`` too."""
-        if not self.requires_grad:
-            raise RuntimeError("retain_grad: tensor does not require grad")
-        if self._ctx is not None:
-            self._ctx.output = self
-        return self
-
     def detach(self):
         """A new leaf sharing the same data, cut off from the graph."""
         return Tensor(self.data)
@@ -370,21 +330,9 @@ class Tensor:
         return ops.split(self, split_size_or_sections, axis)
 
 
-def as_tensor(value, like=None):
-    """``value`` as a Tensor; a Python number takes the dtype it would have beside ``like``.
-
-    With NumPy 2's promotion rules a Python scalar is "weak": float32 tensor + 2.0 stays
-    float32, int64 tensor + 0.5 becomes float64 (PyTorch would give float32 here). NumPy
-    scalars (np.float64(0.5)) are treated as Python numbers.
-    """
-    if isinstance(value, Tensor):
-        return value
-    if isinstance(value, np.generic):
-        value = value.item()  # a NumPy scalar counts as a Python number, as in PyTorch
-    if isinstance(like, Tensor) and isinstance(value, (bool, int, float)):
-        xp = backend.array_module(like.data)
-        return Tensor(xp.asarray(value, dtype=np.result_type(like.dtype, value)))
-    return Tensor(value)
+def as_tensor(value):
+    """``value`` as a Tensor: itself if it is one, else a new Tensor (no copy of an array)."""
+    return value if isinstance(value, Tensor) else Tensor(value)
 
 
 # ------------------------------------------------------------------------- constructors
@@ -392,13 +340,6 @@ def tensor(data, dtype=None, requires_grad=False, device="cpu"):
     """A new leaf Tensor holding a copy of ``data``."""
     array = _to_array(data, dtype).copy()
     return Tensor(backend.to_device(array, device), requires_grad=requires_grad)
-
-
-def shape_argument(shape):
-    """Accept both ``f(2, 3)`` and ``f((2, 3))``, as PyTorch's constructors do."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = shape[0]
-    return tuple(int(n) for n in shape)
 
 
 def _full(shape, value, dtype, requires_grad, device):
@@ -462,7 +403,3 @@ rand_like = _like(rand)
 
 def full_like(other, fill_value, dtype=None, requires_grad=False):
     return full(other.shape, fill_value, dtype or other.dtype, requires_grad, other.device)
-
-
-# The ops import Tensor from this module, so they are imported once Tensor exists.
-from minigrad import autograd, ops  # noqa: E402

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import minigrad as mg
+from minigrad import autograd
 from minigrad.autograd import Function, topological_order, unbroadcast
 from minigrad.profiler import profile
 
@@ -213,3 +214,81 @@ def test_a_reused_no_grad_instance_nests_and_recursion_restores_the_mode():
             pass
         assert not mg.is_grad_enabled()
     assert mg.is_grad_enabled()
+
+
+# ------------------------------------------------------------------ hook points
+def test_op_observers_see_every_call_in_order_and_can_be_removed():
+    seen = []
+
+    def observer(op, phase, arrays, call):
+        seen.append((op.__name__, phase, tuple(a.shape for a in arrays)))
+        return call()
+
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    handle = autograd.register_op_observer(observer)
+    try:
+        (x.exp() * 3.0).sum().backward()
+    finally:
+        handle.remove()
+    # forward sees the inputs, backward the gradient of the output
+    assert seen == [("Exp", "forward", ((2,),)), ("Mul", "forward", ((2,), ())),
+                    ("Sum", "forward", ((2,),)), ("Sum", "backward", ((),)),
+                    ("Mul", "backward", ((2,),)), ("Exp", "backward", ((2,),))]
+    x.exp()
+    assert len(seen) == 6  # removed: not called any more
+    np.testing.assert_allclose(x.grad.numpy(), 3 * np.exp([1.0, 2.0]), rtol=1e-6)
+
+
+def test_an_observer_returns_the_result_and_observers_nest():
+    calls = []
+
+    def outer(op, phase, arrays, call):
+        calls.append("outer")
+        return call()
+
+    def doubling(op, phase, arrays, call):
+        calls.append("inner")
+        return 2 * call()  # what the observer returns is the op's result
+
+    handles = [autograd.register_op_observer(outer), autograd.register_op_observer(doubling)]
+    try:
+        y = mg.tensor([1.0, 2.0]) + 1.0
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert calls == ["outer", "inner"]
+    assert y.tolist() == [4.0, 6.0]
+
+
+def test_the_grad_ready_hook_runs_once_per_leaf_when_its_gradient_is_complete():
+    a = mg.tensor(2.0, requires_grad=True)
+    b = mg.tensor(5.0, requires_grad=True)
+    c = mg.tensor(7.0)  # needs no gradient: no hook
+    ready = []
+    handle = autograd.register_grad_ready_hook(lambda leaf: ready.append((leaf, leaf.grad.item())))
+    try:
+        # a reaches the loss along three paths; its hook must wait for all of them
+        loss = a * a * b + a * c + b
+        loss.backward()
+    finally:
+        handle.remove()
+    assert [(leaf is a, grad) for leaf, grad in ready if leaf is a] == [(True, 2 * 2 * 5 + 7)]
+    assert [grad for leaf, grad in ready if leaf is b] == [2 * 2 + 1]
+    assert len(ready) == 2
+    assert a.grad.item() == 27.0 and b.grad.item() == 5.0
+
+
+def test_the_grad_ready_hook_runs_for_a_leaf_root_and_only_while_registered():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    ready = []
+    handle = autograd.register_grad_ready_hook(ready.append)
+    x.backward(mg.tensor([1.0, 1.0]))
+    handle.remove()
+    (x * 2).sum().backward()
+    assert ready == [x]
+    assert x.grad.tolist() == [3.0, 3.0]
+
+
+def test_an_op_without_any_tensor_input_is_refused_like_pytorchs():
+    with pytest.raises(TypeError, match="Exp: expected a Tensor among the inputs, got float"):
+        mg.exp(2.0)

@@ -8,10 +8,9 @@ gradients.
 
 import numpy as np
 
-from minigrad.autograd import Function
 from minigrad import backend
+from minigrad.autograd import Function, TensorBase
 from minigrad.backend import array_module
-from minigrad.tensor import Tensor, as_tensor
 
 
 class Add(Function):
@@ -271,13 +270,31 @@ class ToDevice(Function):
 
 
 # --------------------------------------------------------------------------- public functions
+def _beside(value, like):
+    """``value`` as a tensor next to the tensor ``like``; a Python number takes the dtype it
+    would have beside it. With NumPy 2's promotion rules a Python scalar is "weak": float32
+    tensor + 2.0 stays float32, int64 tensor + 0.5 becomes float64 (PyTorch would give float32
+    here). NumPy scalars (np.float64(0.5)) are treated as Python numbers, as in PyTorch."""
+    if isinstance(value, TensorBase):
+        return value
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (bool, int, float)):
+        xp = array_module(like.data)
+        return like._wrap(xp.asarray(value, dtype=np.result_type(like.data.dtype, value)))
+    return like._wrap(value)
+
+
 def _operands(a, b):
-    """Both operands as Tensors; a Python number takes the dtype of the tensor beside it, and
-    an integer or bool tensor beside a float tensor takes the float dtype (PyTorch's rule:
-    float32 + int64 stays float32, where NumPy would give float64)."""
-    if not isinstance(a, Tensor):
-        a = as_tensor(a, like=b)
-    b = as_tensor(b, like=a)
+    """Both operands as tensors (at least one must be one); a Python number takes the dtype of
+    the tensor beside it, and an integer or bool tensor beside a float tensor takes the float
+    dtype (PyTorch's rule: float32 + int64 stays float32, where NumPy would give float64)."""
+    if not isinstance(a, TensorBase):
+        if not isinstance(b, TensorBase):
+            raise TypeError(f"expected a Tensor among the operands, got {type(a).__name__} and "
+                            f"{type(b).__name__}")
+        a = _beside(a, b)
+    b = _beside(b, a)
     a_float, b_float = a.dtype.kind == "f", b.dtype.kind == "f"
     if a_float and not b_float:
         b = cast(b, a.dtype)
@@ -342,7 +359,7 @@ def clip(a, min=None, max=None):
     """Limit values to [min, max]; either bound may be None, a number, or a tensor that
     broadcasts against ``a`` (bounds are constants: no gradient flows to them). PyTorch's
     ``clamp``."""
-    lo, hi = (bound.data if isinstance(bound, Tensor) else bound for bound in (min, max))
+    lo, hi = (bound.data if isinstance(bound, TensorBase) else bound for bound in (min, max))
     return Clip.apply(a, lo=lo, hi=hi)
 
 
@@ -359,7 +376,7 @@ def minimum(a, b):
 
 def where(condition, a, b):
     """Pick ``a`` where ``condition`` is true, else ``b`` (all three broadcast together)."""
-    return Where.apply(as_tensor(condition), *_operands(a, b))
+    return Where.apply(condition, *_operands(a, b))
 
 
 def cast(a, dtype):
@@ -371,11 +388,18 @@ def to_device(a, device):
 
 
 # --------------------------------------------------------------------------- comparisons
+class Compare(Function):
+    """z = (a <op> b) elementwise, a bool tensor: a constant, so the engine records no node."""
+
+    broadcasts = True
+
+    @staticmethod
+    def forward(ctx, a, b, ufunc_name):
+        return getattr(array_module(a), ufunc_name)(a, b)
+
+
 def _compare(ufunc_name, a, b):
-    """Elementwise comparison returning a bool tensor; comparisons are not differentiable."""
-    a, b = _operands(a, b)
-    compare = getattr(array_module(a.data), ufunc_name)
-    return Tensor(compare(a.data, b.data))
+    return Compare.apply(*_operands(a, b), ufunc_name=ufunc_name)
 
 
 def eq(a, b):

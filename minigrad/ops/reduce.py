@@ -13,7 +13,6 @@ import numpy as np
 
 from minigrad.autograd import Function
 from minigrad.backend import array_module
-from minigrad.tensor import Tensor
 
 
 def normalize_axes(axis, ndim, op="reduce"):
@@ -153,13 +152,21 @@ def logsumexp(a, axis=None, keepdims=False):
     return LogSumExp.apply(a, axis=axis, keepdims=keepdims)
 
 
+class ArgExtremum(Function):
+    """The index of the largest (smallest) value, int64: a constant, so no node is recorded."""
+
+    @staticmethod
+    def forward(ctx, a, axis, keepdims, largest):
+        xp = array_module(a)
+        index = xp.argmax if largest else xp.argmin
+        return index(a, axis=axis, keepdims=keepdims).astype(np.int64)
+
+
 def argmax(a, axis=None, keepdims=False):
     """Index of the largest value (int64, no gradient); over the flattened tensor if axis=None."""
-    xp = array_module(a.data)
-    return Tensor(xp.argmax(a.data, axis=axis, keepdims=keepdims).astype(np.int64))
+    return ArgExtremum.apply(a, axis=axis, keepdims=keepdims, largest=True)
 
 
 def argmin(a, axis=None, keepdims=False):
     """Index of the smallest value (int64, no gradient); over the flattened tensor if axis=None."""
-    xp = array_module(a.data)
-    return Tensor(xp.argmin(a.data, axis=axis, keepdims=keepdims).astype(np.int64))
+    return ArgExtremum.apply(a, axis=axis, keepdims=keepdims, largest=False)

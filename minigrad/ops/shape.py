@@ -8,10 +8,16 @@ Composites built on them: flatten, squeeze, unsqueeze, stack, split.
 
 import numpy as np
 
-from minigrad.autograd import Function, unbroadcast
+from minigrad.autograd import Function, TensorBase, tensor_inputs, unbroadcast
 from minigrad.backend import array_module
 from minigrad.ops.reduce import normalize_axes
-from minigrad.tensor import Tensor, as_tensor, shape_argument
+
+
+def shape_argument(shape):
+    """Accept both ``f(2, 3)`` and ``f((2, 3))``, as PyTorch's constructors do."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    return tuple(int(n) for n in shape)
 
 
 class Reshape(Function):
@@ -178,7 +184,7 @@ def _index_arrays(index):
     """Replace Tensors inside an index (masks, index tensors) by their arrays."""
     if isinstance(index, tuple):
         return tuple(_index_arrays(i) for i in index)
-    return index.data if isinstance(index, Tensor) else index
+    return index.data if isinstance(index, TensorBase) else index
 
 
 def getitem(a, index):
@@ -187,9 +193,9 @@ def getitem(a, index):
 
 def cat(tensors, axis=0):
     """Join tensors along an existing axis; all other axes must match."""
-    tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("cat: needs at least one tensor")
+    tensors = tensor_inputs("cat", tensors)
     first = tensors[0]
     (axis,) = normalize_axes(axis, first.ndim, "cat")
     for t in tensors[1:]:
@@ -204,7 +210,7 @@ concatenate = cat
 
 def stack(tensors, axis=0):
     """Join same-shape tensors along a new axis."""
-    tensors = [as_tensor(t) for t in tensors]
+    tensors = tensor_inputs("stack", tensors)
     shapes = {t.shape for t in tensors}
     if len(shapes) != 1:
         raise ValueError(f"stack: all tensors must have the same shape, got {sorted(shapes)}")
