@@ -156,3 +156,11 @@ def test_imports_inside_functions_are_seen():
     assert "minigrad.quant" not in GRAPH["minigrad.backend.numpy_ref"]
     assert "minigrad.backend.fixed_point" in GRAPH["minigrad.backend.numpy_ref"]
     assert "minigrad.profiler" in GRAPH["minigrad"]  # imported inside an if at the top
+
+
+def test_outside_the_backend_kernels_are_reached_only_through_the_seam():
+    sets = ("minigrad.backend.numpy_ref", "minigrad.backend.numba_cpu", "minigrad.backend.cupy_gpu")
+    direct = [f"{module} imports {target} at line {line}" for module, targets in GRAPH.items()
+              if not module.startswith("minigrad.backend") for target, line in targets.items()
+              if target.startswith(sets)]
+    assert not direct, "\n".join(direct) + "\n(call backend.kernels(device) instead)"
