@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import minigrad as mg
 from minigrad.nn import functional as F
-from helpers import OpCase, away_from_zero, import_torch, op_tests
+from helpers import OpCase, away_from_zero, import_torch, op_tests, torch_reference
 
 # PyTorch warns that kl_div's 'mean' is not the true KL; we test that it matches anyway.
 pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")
@@ -81,6 +81,18 @@ def ours_batch_norm(x, weight, bias):
                         mg.ones(x.shape[1], dtype=x.dtype), weight, bias, training=True)
 
 
+def example(input_shapes, **kwargs):
+    """A fixed example: the input shapes, and stride, padding, ... as keyword arguments."""
+    return list(input_shapes), kwargs
+
+
+CLASSIFICATION_EXAMPLES = [([(4, 3)], {"target": np.array([0, 2, 1, 2])}),
+                           ([(1, 5)], {"target": np.array([4])}),
+                           ([(3, 2)], {"target": np.array([1, 0, 1])})]
+PAIR_EXAMPLES = [([(3,), (3,)], {"reduction": "mean"}), ([(2, 3), (2, 3)], {"reduction": "sum"}),
+                 ([(2, 1, 4), (2, 1, 4)], {"reduction": "none"})]
+
+
 def conv2d_case(name, geometry, **options):
     return OpCase(name, lambda data: data.draw(geometry),
                   lambda x, w, b, **kw: F.conv2d(x, w, b, **kw),
@@ -90,63 +102,97 @@ def conv2d_case(name, geometry, **options):
 CASES = [
     # conv2d's gradcheck perturbs every input and weight entry: seconds at the full geometry
     # (slow), so the fast subset checks the same geometry options on one small sample.
-    conv2d_case("conv2d", conv_geometry(), gradcheck_marks=(pytest.mark.slow,)),
-    conv2d_case("conv2d_small", conv_geometry(n=1, channels=2, side=5)),
+    conv2d_case("conv2d", conv_geometry(), gradcheck_marks=(pytest.mark.slow,), examples=[
+        example([(2, 3, 7, 7), (2, 3, 3, 3), (2,)], stride=(1, 1), padding=(0, 0),
+                 dilation=(1, 1)),
+        example([(1, 2, 6, 5), (3, 2, 2, 3), (3,)], stride=(2, 1), padding=(1, 2),
+                 dilation=(1, 2)),
+        example([(2, 1, 5, 7), (1, 1, 3, 1), (1,)], stride=(2, 2), padding=(2, 0),
+                 dilation=(2, 1))]),
+    conv2d_case("conv2d_small", conv_geometry(n=1, channels=2, side=5), examples=[
+        example([(1, 2, 5, 5), (2, 2, 3, 3), (2,)], stride=(1, 2), padding=(1, 0),
+                 dilation=(1, 1)),
+        example([(1, 1, 5, 4), (2, 1, 2, 2), (2,)], stride=(2, 1), padding=(0, 1),
+                 dilation=(2, 2))]),
     # Max pooling has a kink wherever two window entries tie; normal draws never tie.
     OpCase("max_pool2d", lambda data: data.draw(pool_geometry()),
-           lambda x, **kw: F.max_pool2d(x, **kw), lambda x, **kw: torch_F().max_pool2d(x, **kw)),
+           lambda x, **kw: F.max_pool2d(x, **kw), lambda x, **kw: torch_F().max_pool2d(x, **kw),
+           examples=[example([(2, 3, 7, 7)], kernel_size=(3, 3), stride=(2, 2), padding=(1, 1),
+                              dilation=(1, 1)),
+                     example([(1, 2, 6, 5)], kernel_size=(2, 3), stride=(1, 3), padding=(0, 1),
+                              dilation=(2, 1)),
+                     example([(2, 1, 4, 4)], kernel_size=(1, 1), stride=(1, 1), padding=(0, 0),
+                              dilation=(1, 1))]),
     OpCase("avg_pool2d", lambda data: data.draw(pool_geometry(dilation=False)),
-           lambda x, **kw: F.avg_pool2d(x, **kw), lambda x, **kw: torch_F().avg_pool2d(x, **kw)),
+           lambda x, **kw: F.avg_pool2d(x, **kw), lambda x, **kw: torch_F().avg_pool2d(x, **kw),
+           examples=[example([(2, 3, 6, 6)], kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)),
+                     example([(1, 2, 7, 5)], kernel_size=(3, 2), stride=(2, 1),
+                              padding=(1, 1))]),
     OpCase("adaptive_avg_pool2d", lambda data: ([(2, 3, 4, 5)], {}),
-           F.adaptive_avg_pool2d, lambda x: torch_F().adaptive_avg_pool2d(x, 1)),
+           F.adaptive_avg_pool2d, lambda x: torch_F().adaptive_avg_pool2d(x, 1),
+           examples=[example([(2, 3, 4, 5)])]),
     OpCase("linear", lambda data: ([(data.draw(st.integers(1, 4)), 3), (2, 3), (2,)], {}),
-           F.linear, lambda x, w, b: torch_F().linear(x, w, b)),
-    OpCase("batch_norm_training", batch_norm_case, ours_batch_norm, torch_batch_norm),
+           F.linear, lambda x, w, b: torch_F().linear(x, w, b),
+           examples=[example([(1, 3), (2, 3), (2,)]), example([(4, 3), (2, 3), (2,)])]),
+    OpCase("batch_norm_training", batch_norm_case, ours_batch_norm, torch_batch_norm,
+           examples=[example([shape, shape[1:2], shape[1:2]])
+                     for shape in [(4, 3), (3, 2, 5), (2, 3, 4, 4)]]),
     OpCase("cross_entropy", lambda data: data.draw(classification()),
            lambda x, target: F.cross_entropy(x, target),
-           lambda x, target: torch_F().cross_entropy(x, import_torch().tensor(target))),
+           lambda x, target: torch_F().cross_entropy(x, import_torch().tensor(target)),
+           examples=CLASSIFICATION_EXAMPLES),
     OpCase("cross_entropy_label_smoothing", lambda data: data.draw(classification()),
            lambda x, target: F.cross_entropy(x, target, reduction="sum", label_smoothing=0.1),
            lambda x, target: torch_F().cross_entropy(x, import_torch().tensor(target),
-                                                     reduction="sum", label_smoothing=0.1)),
+                                                     reduction="sum", label_smoothing=0.1),
+           examples=CLASSIFICATION_EXAMPLES),
     OpCase("nll_loss", lambda data: data.draw(classification()),
            lambda x, target: F.nll_loss(F.log_softmax(x, 1), target, reduction="none"),
            lambda x, target: torch_F().nll_loss(x.log_softmax(1), import_torch().tensor(target),
-                                                reduction="none")),
+                                                reduction="none"),
+           examples=CLASSIFICATION_EXAMPLES),
     OpCase("mse_loss", pair_of_same_shape, F.mse_loss, lambda a, b, **kw: torch_F().mse_loss(
-        a, b, **kw)),
+        a, b, **kw), examples=PAIR_EXAMPLES),
     OpCase("l1_loss", pair_of_same_shape, F.l1_loss,
            lambda a, b, **kw: torch_F().l1_loss(a, b, **kw),
-           domain=lambda i, x: away_from_zero(x) * (1 if i == 0 else 0.01)),
+           domain=lambda i, x: away_from_zero(x) * (1 if i == 0 else 0.01),
+           examples=PAIR_EXAMPLES),
     OpCase("bce_with_logits", pair_of_same_shape, F.binary_cross_entropy_with_logits,
            lambda a, b, **kw: torch_F().binary_cross_entropy_with_logits(a, b, **kw),
-           domain=lambda i, x: 3 * x if i == 0 else 1 / (1 + np.exp(-x))),
+           domain=lambda i, x: 3 * x if i == 0 else 1 / (1 + np.exp(-x)),
+           examples=PAIR_EXAMPLES),
     OpCase("kl_div", lambda data: ([(3, 4), (3, 4)], {"reduction": data.draw(
         st.sampled_from(["batchmean", "sum", "mean", "none"]))}),
         lambda a, b, reduction: F.kl_div(F.log_softmax(a, 1), F.softmax(b, 1), reduction),
-        lambda a, b, reduction: torch_F().kl_div(a.log_softmax(1), b.softmax(1), reduction=reduction)),
+        lambda a, b, reduction: torch_F().kl_div(a.log_softmax(1), b.softmax(1), reduction=reduction),
+        examples=[example([(3, 4), (3, 4)], reduction=reduction)
+                  for reduction in ["batchmean", "sum", "mean", "none"]]),
     OpCase("kl_div_log_target", lambda data: ([(3, 4), (3, 4)], {}),
            lambda a, b: F.kl_div(F.log_softmax(a, 1), F.log_softmax(b, 1), "batchmean", True),
            lambda a, b: torch_F().kl_div(a.log_softmax(1), b.log_softmax(1),
-                                         reduction="batchmean", log_target=True)),
+                                         reduction="batchmean", log_target=True),
+           examples=[example([(3, 4), (3, 4)])]),
 ]
 
 test_gradcheck, test_matches_torch = op_tests(CASES)
 
 
-@pytest.mark.torch
-def test_kl_div_with_zero_probabilities_matches_torch():
-    torch = import_torch()
+def loss_and_gradient(lib, loss_fn, logits, target):
+    """``loss_fn(x, target)`` and its gradient with respect to x, in minigrad or PyTorch."""
+    x = lib.tensor(logits, requires_grad=True)
+    loss = loss_fn(x, lib.tensor(target))
+    loss.backward()
+    return {"loss": loss.item(), "grad": x.grad.numpy()}
+
+
+def test_kl_div_with_zero_probabilities_matches_torch(torch_reference):
     log_q = np.log(np.array([[0.2, 0.3, 0.5]]))
     p = np.array([[0.0, 0.4, 0.6]])
-    ours = mg.tensor(log_q, requires_grad=True)
-    theirs = torch.tensor(log_q, requires_grad=True)
-    a = F.kl_div(ours, mg.tensor(p), "batchmean")
-    b = torch_F().kl_div(theirs, torch.tensor(p), reduction="batchmean")
-    a.backward()
-    b.backward()
-    assert a.item() == pytest.approx(b.item(), rel=1e-12)
-    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-12)
+    expected = torch_reference("kl_div_zero_probabilities", lambda torch: loss_and_gradient(
+        torch, lambda x, t: torch_F().kl_div(x, t, reduction="batchmean"), log_q, p))
+    ours = loss_and_gradient(mg, lambda x, t: F.kl_div(x, t, "batchmean"), log_q, p)
+    assert ours["loss"] == pytest.approx(expected["loss"], rel=1e-12)
+    np.testing.assert_allclose(ours["grad"], expected["grad"], rtol=1e-12)
 
 
 def test_dropout_scales_survivors_in_training_and_is_identity_in_eval():
@@ -213,18 +259,22 @@ def test_fused_linear_equals_the_composite():
         np.testing.assert_allclose(ours, composite, rtol=1e-12)
 
 
-@pytest.mark.torch
-def test_bce_and_cross_entropy_at_edge_values_match_torch():
-    torch = import_torch()
+def test_bce_and_cross_entropy_at_edge_values_match_torch(torch_reference):
     logits, targets = np.zeros(3), np.array([0.0, 1.0, 0.3])
-    x, t = mg.tensor(logits, requires_grad=True), torch.tensor(logits, requires_grad=True)
-    F.binary_cross_entropy_with_logits(x, mg.tensor(targets)).backward()
-    torch_F().binary_cross_entropy_with_logits(t, torch.tensor(targets)).backward()
-    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-12)
     scores = np.array([[0.0, -np.inf, 1.0]])
+
+    def compute(torch):
+        bce = loss_and_gradient(torch, torch_F().binary_cross_entropy_with_logits, logits,
+                                targets)
+        return {"bce_grad": bce["grad"],
+                "cross_entropy": torch_F().cross_entropy(torch.tensor(scores),
+                                                         torch.tensor([0]))}
+
+    expected = torch_reference("bce_and_cross_entropy_edges", compute)
+    ours = loss_and_gradient(mg, F.binary_cross_entropy_with_logits, logits, targets)
+    np.testing.assert_allclose(ours["grad"], expected["bce_grad"], rtol=1e-12)
     ours = F.cross_entropy(mg.tensor(scores), mg.tensor([0]))
-    theirs = torch_F().cross_entropy(torch.tensor(scores), torch.tensor([0]))
-    assert ours.item() == pytest.approx(theirs.item(), rel=1e-12)
+    assert ours.item() == pytest.approx(expected["cross_entropy"].item(), rel=1e-12)
 
 
 def test_window_and_bias_errors_name_the_op_and_shapes():

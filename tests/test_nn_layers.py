@@ -1,7 +1,9 @@
-"""Layers against PyTorch with the same weights (loaded from torch's state_dict), batch norm's
-running statistics, initialisation statistics, and LeNet-5 end to end."""
+"""Layers against PyTorch with the same weights (PyTorch's initial state_dict, stored with its
+results), batch norm's running statistics, initialisation statistics, and LeNet-5 end to
+end."""
 
 import math
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -9,27 +11,39 @@ import pytest
 import minigrad as mg
 from minigrad import nn
 from minigrad.models import LeNet5
-from helpers import import_torch
+from helpers import torch_reference
 
 
-def copy_from_torch(ours, theirs):
-    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+def with_prefix(arrays, prefix):
+    """The entries of ``arrays`` whose key starts with ``prefix``, with the prefix dropped."""
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
-def assert_same_step(ours, theirs, x, rtol=1e-5, atol=1e-5):
-    """Same input and upstream gradient: outputs, input gradient and parameter gradients agree."""
-    torch = import_torch()
-    x_ours = mg.tensor(x, requires_grad=True)
+def torch_step(torch, theirs, x, upstream=None):
+    """One forward and backward of PyTorch module ``theirs``: its state before (``state.*``),
+    the input, upstream gradient, output and the gradients (``grad.x``, ``grad.<param>``).
+    The upstream gradient is random (seed 1) unless given."""
+    results = {f"state.{k}": v.clone() for k, v in theirs.state_dict().items()}
     x_theirs = torch.tensor(x, requires_grad=True)
-    out_ours, out_theirs = ours(x_ours), theirs(x_theirs)
-    np.testing.assert_allclose(out_ours.numpy(), out_theirs.detach().numpy(), rtol=rtol, atol=atol)
-    upstream = np.random.default_rng(1).standard_normal(out_ours.shape).astype(np.float32)
-    out_ours.backward(mg.tensor(upstream))
-    out_theirs.backward(torch.tensor(upstream))
-    np.testing.assert_allclose(x_ours.grad.numpy(), x_theirs.grad.numpy(), rtol=rtol, atol=atol)
-    theirs_params = dict(theirs.named_parameters())
+    out = theirs(x_theirs)
+    if upstream is None:
+        upstream = np.random.default_rng(1).standard_normal(tuple(out.shape)).astype(np.float32)
+    out.backward(torch.tensor(upstream))
+    results |= {"x": x, "upstream": upstream, "out": out, "grad.x": x_theirs.grad}
+    return results | {f"grad.{k}": p.grad for k, p in theirs.named_parameters()}
+
+
+def assert_same_step(ours, expected, rtol=1e-5, atol=1e-5):
+    """PyTorch's weights, input and upstream gradient into ``ours``: outputs, input gradient
+    and parameter gradients agree with PyTorch's."""
+    ours.load_state_dict(with_prefix(expected, "state."))
+    x_ours = mg.tensor(expected["x"], requires_grad=True)
+    out_ours = ours(x_ours)
+    np.testing.assert_allclose(out_ours.numpy(), expected["out"], rtol=rtol, atol=atol)
+    out_ours.backward(mg.tensor(expected["upstream"]))
+    np.testing.assert_allclose(x_ours.grad.numpy(), expected["grad.x"], rtol=rtol, atol=atol)
     for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad.numpy(), theirs_params[name].grad.numpy(), rtol=rtol,
+        np.testing.assert_allclose(p.grad.numpy(), expected[f"grad.{name}"], rtol=rtol,
                                    atol=atol, err_msg=name)
 
 
@@ -56,36 +70,46 @@ LAYERS = [
 ]
 
 
-@pytest.mark.torch
-@pytest.mark.parametrize("make, shape", [(m, s) for _, m, s in LAYERS],
-                         ids=[name for name, _, _ in LAYERS])
-def test_layer_matches_torch_with_the_same_weights(make, shape):
-    torch = import_torch()
+def torch_layer_step(torch, make, shape):
     torch.manual_seed(0)
-    theirs = make(torch.nn)
-    ours = make(nn)
-    copy_from_torch(ours, theirs)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    assert_same_step(ours, theirs, x)
+    return torch_step(torch, make(torch.nn), x)
 
 
-@pytest.mark.torch
-@pytest.mark.parametrize("cls, shape", [("BatchNorm1d", (8, 3)), ("BatchNorm2d", (8, 3, 4, 4))])
-def test_batch_norm_running_stats_and_eval_match_torch(cls, shape):
-    torch = import_torch()
-    ours, theirs = getattr(nn, cls)(3, momentum=0.2), getattr(torch.nn, cls)(3, momentum=0.2)
+@pytest.mark.parametrize("name, make, shape", LAYERS, ids=[name for name, _, _ in LAYERS])
+def test_layer_matches_torch_with_the_same_weights(name, make, shape, torch_reference):
+    expected = torch_reference(name, lambda torch: torch_layer_step(torch, make, shape))
+    assert_same_step(make(nn), expected)
+
+
+def torch_batch_norm_statistics(torch, cls, shape):
+    """PyTorch's batch norm after 5 training steps (inputs ``train<i>``, then ``state.*``), and
+    its output (``eval_out``) for one more input (``eval_x``) in eval mode."""
+    theirs = getattr(torch.nn, cls)(3, momentum=0.2)
     rng = np.random.default_rng(0)
-    for _ in range(5):
-        x = (3 * rng.standard_normal(shape) + 1).astype(np.float32)
-        ours(mg.tensor(x))
-        theirs(torch.tensor(x))
-    for name, value in theirs.state_dict().items():
-        np.testing.assert_allclose(ours.state_dict()[name].numpy(), value.numpy(), rtol=1e-5,
+    results = {}
+    for step in range(5):
+        results[f"train{step}"] = (3 * rng.standard_normal(shape) + 1).astype(np.float32)
+        theirs(torch.tensor(results[f"train{step}"]))
+    results |= {f"state.{k}": v for k, v in theirs.state_dict().items()}
+    theirs.eval()
+    results["eval_x"] = rng.standard_normal(shape).astype(np.float32)
+    return results | {"eval_out": theirs(torch.tensor(results["eval_x"]))}
+
+
+@pytest.mark.parametrize("cls, shape", [("BatchNorm1d", (8, 3)), ("BatchNorm2d", (8, 3, 4, 4))])
+def test_batch_norm_running_stats_and_eval_match_torch(cls, shape, torch_reference):
+    expected = torch_reference(f"{cls}_statistics",
+                               lambda torch: torch_batch_norm_statistics(torch, cls, shape))
+    ours = getattr(nn, cls)(3, momentum=0.2)
+    for step in range(5):
+        ours(mg.tensor(expected[f"train{step}"]))
+    for name, value in with_prefix(expected, "state.").items():
+        np.testing.assert_allclose(ours.state_dict()[name].numpy(), value, rtol=1e-5,
                                    err_msg=name)
     ours.eval()
-    theirs.eval()
-    x = rng.standard_normal(shape).astype(np.float32)
-    np.testing.assert_allclose(ours(mg.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(),
+    x = expected["eval_x"]
+    np.testing.assert_allclose(ours(mg.tensor(x)).numpy(), expected["eval_out"],
                                rtol=1e-5, atol=1e-6)
     before = ours.running_mean.numpy().copy()
     ours(mg.tensor(x))
@@ -140,30 +164,22 @@ def test_constant_inits():
         nn.init.xavier_uniform_(mg.zeros(3))
 
 
-@pytest.mark.torch
-def test_lenet5_forward_and_backward_match_torch():
-    torch = import_torch()
+def torch_lenet5_step(torch):
+    """PyTorch's LeNet-5, laid out as minigrad's (``features`` then ``classifier``), with
+    PyTorch's initial weights; one step on a fixed batch with upstream gradient 1 (the sum)."""
     torch.manual_seed(0)
-    theirs = torch.nn.Sequential(
-        torch.nn.Sequential(torch.nn.Conv2d(1, 6, 5, padding=2), torch.nn.ReLU(),
-                            torch.nn.MaxPool2d(2), torch.nn.Conv2d(6, 16, 5), torch.nn.ReLU(),
-                            torch.nn.MaxPool2d(2)),
-        torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(400, 120), torch.nn.ReLU(),
-                            torch.nn.Linear(120, 84), torch.nn.ReLU(), torch.nn.Linear(84, 10)))
-    def our_name(torch_name):  # "0.3.weight" -> "features.3.weight"
-        part, rest = torch_name.split(".", 1)
-        return ("features." if part == "0" else "classifier.") + rest
-
-    ours = LeNet5()
-    ours.load_state_dict({our_name(k): v.detach().numpy() for k, v in theirs.state_dict().items()})
-    assert sum(p.numel() for p in ours.parameters()) == 61_706
+    theirs = torch.nn.Sequential(OrderedDict(
+        features=torch.nn.Sequential(torch.nn.Conv2d(1, 6, 5, padding=2), torch.nn.ReLU(),
+                                     torch.nn.MaxPool2d(2), torch.nn.Conv2d(6, 16, 5),
+                                     torch.nn.ReLU(), torch.nn.MaxPool2d(2)),
+        classifier=torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(400, 120),
+                                       torch.nn.ReLU(), torch.nn.Linear(120, 84),
+                                       torch.nn.ReLU(), torch.nn.Linear(84, 10))))
     x = np.random.default_rng(0).standard_normal((4, 1, 28, 28)).astype(np.float32)
-    torch_ours = {our_name(k): p for k, p in theirs.named_parameters()}
-    x_ours, x_theirs = mg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-    out_ours, out_theirs = ours(x_ours), theirs(x_theirs)
-    np.testing.assert_allclose(out_ours.numpy(), out_theirs.detach().numpy(), rtol=1e-4, atol=1e-5)
-    out_ours.sum().backward()
-    out_theirs.sum().backward()
-    for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad.numpy(), torch_ours[name].grad.numpy(), rtol=1e-4,
-                                   atol=1e-5, err_msg=name)
+    return torch_step(torch, theirs, x, upstream=np.ones((4, 10), dtype=np.float32))
+
+
+def test_lenet5_forward_and_backward_match_torch(torch_reference):
+    ours = LeNet5()
+    assert sum(p.numel() for p in ours.parameters()) == 61_706
+    assert_same_step(ours, torch_reference("LeNet5", torch_lenet5_step), rtol=1e-4, atol=1e-5)

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import import_torch
+from helpers import torch_reference
 
 import minigrad as mg
 from minigrad.nn.utils import (clip_grad_norm_, clip_grad_value_, l1_penalty, l2_penalty,
@@ -18,51 +18,60 @@ from minigrad.testing import gradcheck
 SHAPES = [(3, 4), (5,), (2, 2, 2), (1,)]
 
 
-def parameters_with_grads(seed=0, scale=1.0, without_grad=(2,)):
-    """Parameters with random gradients (the ones at ``without_grad`` have grad None), and
-    the same as PyTorch tensors."""
-    torch = import_torch()
+def parameters_with_grads(lib, seed=0, scale=1.0, without_grad=(2,), bad=None):
+    """Parameters of ``lib`` (minigrad or torch) with random gradients (the ones at
+    ``without_grad`` have grad None); ``bad`` replaces the first gradient entry."""
     rng = np.random.default_rng(seed)
-    ours, theirs = [], []
+    params = []
     for i, shape in enumerate(SHAPES):
-        w = rng.standard_normal(shape).astype(np.float32)
-        p, q = mg.tensor(w, requires_grad=True), torch.tensor(w, requires_grad=True)
+        p = lib.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
         if i not in without_grad:
             g = (scale * rng.standard_normal(shape)).astype(np.float32)
-            p.grad, q.grad = mg.tensor(g), torch.tensor(g)
-        ours.append(p)
-        theirs.append(q)
-    return ours, theirs
+            if bad is not None and i == 0:
+                g.flat[0] = bad
+            p.grad = lib.tensor(g)
+        params.append(p)
+    return params
 
 
-def assert_same_grads(ours, theirs):
-    for p, q in zip(ours, theirs):
-        assert (p.grad is None) == (q.grad is None)
+def clipped_by_torch(clip, bad=None):
+    """``clip(torch, parameters)``'s result (``total``, when it returns one) and the gradients
+    after it (``grad<i>``, for the parameters that have one)."""
+    def compute(torch):
+        theirs = parameters_with_grads(torch, bad=bad)
+        total = clip(torch, theirs)
+        results = {f"grad{i}": q.grad for i, q in enumerate(theirs) if q.grad is not None}
+        return results if total is None else results | {"total": total}
+    return compute
+
+
+def assert_same_grads(ours, expected):
+    for i, p in enumerate(ours):
+        assert (p.grad is None) == (f"grad{i}" not in expected)
         if p.grad is not None:
             assert p.grad.dtype == np.float32
-            np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(p.grad.numpy(), expected[f"grad{i}"], rtol=1e-6,
+                                       atol=1e-7)
 
 
 # ----------------------------------------------------------------------------- clipping
-@pytest.mark.torch
 @pytest.mark.parametrize("norm_type", [1.0, 2.0, math.inf, 3.0])
 @pytest.mark.parametrize("max_norm", [0.5, 1e3])  # clips / leaves alone
-def test_clip_grad_norm_matches_torch(norm_type, max_norm):
-    torch = import_torch()
-    ours, theirs = parameters_with_grads()
+def test_clip_grad_norm_matches_torch(norm_type, max_norm, torch_reference):
+    expected = torch_reference(f"clip_grad_norm-{norm_type}-{max_norm}", clipped_by_torch(
+        lambda torch, q: torch.nn.utils.clip_grad_norm_(q, max_norm, norm_type=norm_type)))
+    ours = parameters_with_grads(mg)
     total = clip_grad_norm_(ours, max_norm, norm_type=norm_type)
-    expected = torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type=norm_type)
     assert isinstance(total, mg.Tensor) and total.shape == ()
-    assert total.item() == pytest.approx(expected.item(), rel=1e-6)
-    assert_same_grads(ours, theirs)
+    assert total.item() == pytest.approx(expected["total"].item(), rel=1e-6)
+    assert_same_grads(ours, expected)
 
 
-@pytest.mark.torch
 def test_total_norm_is_the_norm_of_all_gradients_concatenated_and_clipped_to_max_norm():
-    ours, _ = parameters_with_grads(scale=10.0)
+    ours = parameters_with_grads(mg, scale=10.0)
     flat = np.concatenate([p.grad.numpy().ravel() for p in ours if p.grad is not None])
     for p in (1.0, 2.0, 3.0, math.inf):
-        ours, _ = parameters_with_grads(scale=10.0)
+        ours = parameters_with_grads(mg, scale=10.0)
         total = clip_grad_norm_(iter(ours), 2.0, norm_type=p)  # any iterable
         assert total.item() == pytest.approx(np.linalg.norm(flat, ord=p), rel=1e-5)
         clipped = np.concatenate([q.grad.numpy().ravel() for q in ours if q.grad is not None])
@@ -71,13 +80,12 @@ def test_total_norm_is_the_norm_of_all_gradients_concatenated_and_clipped_to_max
                                    rtol=1e-5)  # the direction is kept
 
 
-@pytest.mark.torch
-def test_clip_grad_value_matches_torch():
-    torch = import_torch()
-    ours, theirs = parameters_with_grads()
+def test_clip_grad_value_matches_torch(torch_reference):
+    expected = torch_reference("clip_grad_value", clipped_by_torch(
+        lambda torch, q: torch.nn.utils.clip_grad_value_(q, 0.3)))
+    ours = parameters_with_grads(mg)
     assert clip_grad_value_(ours, 0.3) is None
-    torch.nn.utils.clip_grad_value_(theirs, 0.3)
-    assert_same_grads(ours, theirs)
+    assert_same_grads(ours, expected)
     assert max(np.abs(p.grad.numpy()).max() for p in ours if p.grad is not None) <= 0.3
 
 
@@ -92,23 +100,20 @@ def test_a_single_tensor_and_missing_gradients():
     assert clip_grad_norm_([], 1.0).item() == 0.0
 
 
-@pytest.mark.torch
 @pytest.mark.parametrize("bad", [math.inf, math.nan])
-def test_nonfinite_norm_raises_or_scales_like_torch(bad):
-    torch = import_torch()
-    ours, theirs = parameters_with_grads()
-    ours[0].grad.data[0, 0] = bad
-    theirs[0].grad[0, 0] = bad
+def test_nonfinite_norm_raises_or_scales_like_torch(bad, torch_reference):
+    expected = torch_reference(f"nonfinite-{bad}", clipped_by_torch(
+        lambda torch, q: torch.nn.utils.clip_grad_norm_(q, 1.0), bad=bad))
+    ours = parameters_with_grads(mg, bad=bad)
     with pytest.raises(RuntimeError, match=f"norm of order 2.0 of the gradients is {bad}"):
         clip_grad_norm_(ours, 1.0, error_if_nonfinite=True)
     assert ours[0].grad.data[0, 0] != 0  # nothing was changed before the error
     with np.errstate(invalid="ignore"):  # inf * 0 = nan is what PyTorch does too
         total = clip_grad_norm_(ours, 1.0)
-    expected = torch.nn.utils.clip_grad_norm_(theirs, 1.0)
-    np.testing.assert_equal(total.item(), expected.item())
-    for p, q in zip(ours, theirs):
+    np.testing.assert_equal(total.item(), expected["total"].item())
+    for i, p in enumerate(ours):
         if p.grad is not None:
-            np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy())
+            np.testing.assert_array_equal(p.grad.numpy(), expected[f"grad{i}"])
 
 
 def test_vector_norm_conventions():

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
-from helpers import EXAMPLES, OpCase, import_torch, op_tests, shapes
+from helpers import EXAMPLES, OpCase, gradients_of_sum, op_tests, shapes, torch_reference
 
 
 @st.composite
@@ -27,12 +27,23 @@ def torch_dims(axis, x):
     return tuple(range(x.ndim)) if axis is None else axis
 
 
-def reduction(name, fn, torch_fn, min_side=1, min_dims=0, extra=st.just({})):
+# The fixed examples: (shape, axis, keepdims), every side at least 2 (for var).
+REDUCTION_EXAMPLES = [((), None, False), ((5,), 0, True), ((2, 3), None, True),
+                      ((2, 3), -1, False), ((2, 3, 4), (0, 2), True), ((2, 3, 4), 1, False),
+                      ((3, 2, 2), (-1, 0), False)]
+
+
+def reduction(name, fn, torch_fn, min_side=1, min_dims=0, extra=({},)):
+    """An OpCase for a reduction over ``axis`` with ``keepdims``, and each of the options in
+    ``extra``."""
     def draw(data):
         drawn_shapes, kwargs = data.draw(shape_and_axis(min_side, min_dims), label="shape_and_axis")
-        return drawn_shapes, {**kwargs, **data.draw(extra, label="extra")}
+        return drawn_shapes, {**kwargs, **data.draw(st.sampled_from(extra), label="extra")}
 
-    return OpCase(name, draw, fn, torch_fn)
+    examples = [([shape], {"axis": axis, "keepdims": keepdims, **options})
+                for shape, axis, keepdims in REDUCTION_EXAMPLES if len(shape) >= min_dims
+                for options in extra]
+    return OpCase(name, draw, fn, torch_fn, examples=examples)
 
 
 CASES = [
@@ -45,7 +56,7 @@ CASES = [
               lambda x, axis, keepdims, correction: x.var(torch_dims(axis, x),
                                                           correction=correction,
                                                           keepdim=keepdims),
-              min_side=2, min_dims=1, extra=st.fixed_dictionaries({"correction": st.sampled_from([0, 1])})),
+              min_side=2, min_dims=1, extra=({"correction": 0}, {"correction": 1})),
     reduction("max", lambda x, axis, keepdims: x.max(axis, keepdims),
               lambda x, axis, keepdims: x.amax(torch_dims(axis, x), keepdims)),
     reduction("min", lambda x, axis, keepdims: x.min(axis, keepdims),
@@ -57,18 +68,17 @@ CASES = [
 test_gradcheck, test_matches_torch = op_tests(CASES)
 
 
-@pytest.mark.torch
 @pytest.mark.parametrize("reduce", ["max", "min"])
-def test_ties_share_the_gradient_like_torch_amax(reduce):
-    torch = import_torch()
+def test_ties_share_the_gradient_like_torch_amax(reduce, torch_reference):
     values = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]], dtype=np.float32)
-    for axis in [None, 0, 1]:
-        x = mg.tensor(values, requires_grad=True)
-        t = torch.tensor(values, requires_grad=True)
-        getattr(x, reduce)(axis).sum().backward()
-        dims = (0, 1) if axis is None else axis
-        getattr(t, "a" + reduce)(dims).sum().backward()
-        np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-6)
+    axes = [None, 0, 1]
+    expected = torch_reference(f"ties_{reduce}", lambda torch: {
+        f"axis={axis}": gradients_of_sum(
+            torch, lambda t: getattr(t, "a" + reduce)(torch_dims(axis, t)), values)[0]
+        for axis in axes})
+    for axis in axes:
+        grad, = gradients_of_sum(mg, lambda x: getattr(x, reduce)(axis), values)
+        np.testing.assert_allclose(grad, expected[f"axis={axis}"], rtol=1e-6)
 
 
 def test_logsumexp_does_not_overflow():

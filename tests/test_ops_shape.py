@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 import minigrad as mg
 from helpers import OpCase, import_torch, op_tests, shapes
+from helpers import torch_reference  # noqa: F401  (the fixture of op_tests' test_matches_torch)
 
 F = None  # torch.nn.functional, loaded by the tests that call PyTorch
 
@@ -82,42 +83,68 @@ def torch_pad(x, pad):
 CASES = [
     OpCase("reshape", one_shape(lambda s: st.just({"shape": (-1,) + s[:0] if len(s) == 1
                                                    else (s[-1], -1)})),
-           lambda x, shape: x.reshape(shape), lambda x, shape: x.reshape(shape)),
+           lambda x, shape: x.reshape(shape), lambda x, shape: x.reshape(shape),
+           examples=[([(5,)], {"shape": (-1,)}), ([(2, 3)], {"shape": (3, -1)}),
+                     ([(2, 3, 4)], {"shape": (4, -1)})]),
     OpCase("permute", one_shape(lambda s: st.permutations(range(len(s))).map(
         lambda p: {"axes": tuple(p)})),
-        lambda x, axes: x.permute(*axes), lambda x, axes: x.permute(*axes)),
+        lambda x, axes: x.permute(*axes), lambda x, axes: x.permute(*axes),
+        examples=[([(4,)], {"axes": (0,)}), ([(2, 3)], {"axes": (1, 0)}),
+                  ([(2, 3, 4)], {"axes": (2, 0, 1)})]),
     OpCase("transpose", one_shape(lambda s: st.fixed_dictionaries(
         {"d0": st.integers(-len(s), len(s) - 1), "d1": st.integers(-len(s), len(s) - 1)})),
-        lambda x, d0, d1: x.transpose(d0, d1), lambda x, d0, d1: x.transpose(d0, d1)),
+        lambda x, d0, d1: x.transpose(d0, d1), lambda x, d0, d1: x.transpose(d0, d1),
+        examples=[([(2, 3)], {"d0": 0, "d1": 1}), ([(2, 3, 4)], {"d0": -1, "d1": 0}),
+                  ([(2, 3)], {"d0": 1, "d1": 1})]),
     OpCase("T", one_shape(lambda s: st.just({})), lambda x: x.T,
-           lambda x: x.permute(*reversed(range(x.ndim)))),
+           lambda x: x.permute(*reversed(range(x.ndim))),
+           examples=[([(5,)], {}), ([(2, 3)], {}), ([(2, 3, 4)], {})]),
     OpCase("flatten", one_shape(lambda s: st.fixed_dictionaries(
         {"start": st.integers(0, len(s) - 1)})),
-        lambda x, start: x.flatten(start), lambda x, start: x.flatten(start)),
+        lambda x, start: x.flatten(start), lambda x, start: x.flatten(start),
+        examples=[([(5,)], {"start": 0}), ([(2, 3, 4)], {"start": 0}),
+                  ([(2, 3, 4)], {"start": 1})]),
     OpCase("squeeze", lambda data: ([data.draw(shapes(max_side=2))], {}),
-           lambda x: x.squeeze(), lambda x: x.squeeze()),
+           lambda x: x.squeeze(), lambda x: x.squeeze(),
+           examples=[([()], {}), ([(1,)], {}), ([(2, 2)], {}), ([(1, 2, 1)], {})]),
     OpCase("unsqueeze", one_shape(lambda s: st.fixed_dictionaries(
         {"axis": st.integers(-len(s) - 1, len(s))})),
-        lambda x, axis: x.unsqueeze(axis), lambda x, axis: x.unsqueeze(axis)),
+        lambda x, axis: x.unsqueeze(axis), lambda x, axis: x.unsqueeze(axis),
+        examples=[([(3,)], {"axis": 0}), ([(2, 3)], {"axis": -1}), ([(2, 3)], {"axis": 1})]),
     OpCase("expand", one_shape(lambda s: st.just({"shape": (2,) + tuple(
         -1 if n > 1 else 3 for n in s)})),
         lambda x, shape: x.expand(*shape), lambda x, shape: x.expand(*shape),
-        ),
+        examples=[([(1,)], {"shape": (2, 3)}), ([(2, 1)], {"shape": (2, -1, 3)}),
+                  ([(1, 4, 1)], {"shape": (2, 3, -1, 3)})]),
     OpCase("broadcast_to", lambda data: ([(3, 1)], {"shape": (2, 3, 4)}),
            lambda x, shape: mg.broadcast_to(x, shape),
-           lambda x, shape: x.broadcast_to(shape)),
-    OpCase("getitem", index_case, lambda x, index: x[index], torch_getitem),
+           lambda x, shape: x.broadcast_to(shape),
+           examples=[([(3, 1)], {"shape": (2, 3, 4)})]),
+    OpCase("getitem", index_case, lambda x, index: x[index], torch_getitem,
+           examples=[([(3, 4)], {"index": (slice(1, None, 2), slice(0, None, 1))}),
+                     ([(3, 2)], {"index": -1}), ([(3, 2)], {"index": np.array([0, 2, 0])}),
+                     ([(3,)], {"index": np.array([True, False, True])}),
+                     ([(2, 3, 4)], {"index": (0, Ellipsis, None)})]),
     OpCase("cat", same_shapes_but_axis(3), lambda *xs, axis: mg.cat(xs, axis),
-           lambda *xs, axis: import_torch().cat(xs, axis)),
+           lambda *xs, axis: import_torch().cat(xs, axis),
+           examples=[([(2, 3), (1, 3), (3, 3)], {"axis": 0}),
+                     ([(2, 1), (2, 2), (2, 3)], {"axis": -1}),
+                     ([(2, 1, 3), (2, 2, 3), (2, 1, 3)], {"axis": 1})]),
     OpCase("stack", lambda data: stack_case(data),
-           lambda *xs, axis: mg.stack(xs, axis), lambda *xs, axis: import_torch().stack(xs, axis)),
+           lambda *xs, axis: mg.stack(xs, axis), lambda *xs, axis: import_torch().stack(xs, axis),
+           examples=[([(2, 3)] * 3, {"axis": 0}), ([(2, 3)] * 3, {"axis": -1}),
+                     ([()] * 3, {"axis": 0}), ([(3,)] * 3, {"axis": 1})]),
     OpCase("split", split_case, lambda x, axis, size: mg.split(x, size, axis)[-1] * 2
            + mg.split(x, size, axis)[0].sum(),
-           lambda x, axis, size: x.split(size, axis)[-1] * 2 + x.split(size, axis)[0].sum()),
+           lambda x, axis, size: x.split(size, axis)[-1] * 2 + x.split(size, axis)[0].sum(),
+           examples=[([(5, 2)], {"axis": 0, "size": 2}), ([(2, 3)], {"axis": -1, "size": 3}),
+                     ([(2, 4, 1)], {"axis": 1, "size": 1})]),
     OpCase("pad", one_shape(lambda s: st.lists(st.integers(0, 2), min_size=2,
                                                max_size=2 * min(len(s), 2)).filter(
         lambda p: len(p) % 2 == 0).map(lambda p: {"pad": tuple(p)})),
-        lambda x, pad: mg.pad(x, pad), torch_pad),
+        lambda x, pad: mg.pad(x, pad), torch_pad,
+        examples=[([(3,)], {"pad": (1, 2)}), ([(2, 3)], {"pad": (0, 1, 2, 0)}),
+                  ([(2, 2, 3)], {"pad": (1, 1)})]),
 ]
 
 test_gradcheck, test_matches_torch = op_tests(CASES)

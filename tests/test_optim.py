@@ -11,7 +11,7 @@ from minigrad import nn, optim
 from minigrad.data import DataLoader, TensorDataset
 from minigrad.data.synthetic import make_linear_regression
 from minigrad.serialization import load, save
-from helpers import import_torch
+from helpers import torch_reference
 
 # Learning rates that move the weights well within 50 steps (adaptive optimizers move each
 # coordinate by about lr a step, so they get smaller ones).
@@ -93,11 +93,17 @@ def assert_same_trajectory(ours, theirs, exact=False):
                 assert np.abs(p_ours - p_theirs).max() < 1e-5, f"step {step}"
 
 
-@pytest.mark.torch
+def torch_trajectory(torch, name, options):
+    """PyTorch's weights after each step, as arrays ``w<i>``: (steps, *shape of weight i)."""
+    history = trajectory(torch, name, options)
+    return {f"w{i}": np.stack([step[i] for step in history]) for i in range(len(history[0]))}
+
+
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_follows_torch_for_50_steps(case):
-    torch = import_torch()
-    ours, theirs = trajectory(mg, *case), trajectory(torch, *case)
+def test_follows_torch_for_50_steps(case, torch_reference):
+    expected = torch_reference(case_id(case), lambda torch: torch_trajectory(torch, *case))
+    ours = trajectory(mg, *case)
+    theirs = [[expected[f"w{i}"][step] for i in range(len(ours[0]))] for step in range(len(ours))]
     assert_same_trajectory(ours, theirs)
     start = trajectory(mg, *case, steps=1)[0]
     moved = max(np.abs(a - b).max() for a, b in zip(ours[-1], start))

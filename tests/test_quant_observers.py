@@ -13,7 +13,7 @@ from minigrad.quant import (FakeQuantize, HistogramObserver, MinMaxObserver,
                             PerChannelMinMaxObserver, dequantize, quantize)
 from minigrad.quant.observers import bin_counts, expected_quantization_error
 
-from helpers import import_torch
+from helpers import torch_reference
 
 
 def batches(seed, n=4, shape=(8, 3, 5)):
@@ -44,65 +44,90 @@ TORCH_CASES = [  # (ours, torch's class name, kwargs for both)
 ]
 
 
-@pytest.mark.torch
+def torch_observer_qparams(torch, theirs, kwargs, symmetric, signed):
+    """The scale and zero point (``scale<seed>``, ``zero_point<seed>``) PyTorch's observer
+    ``theirs`` gives after ``batches(seed)``, for seeds 0 to 4."""
+    from torch.ao import quantization as tq
+
+    per_channel = theirs == "PerChannelMinMaxObserver"
+    qscheme = {(False, False): torch.per_tensor_affine, (False, True): torch.per_tensor_symmetric,
+               (True, False): torch.per_channel_affine,
+               (True, True): torch.per_channel_symmetric}[per_channel, symmetric]
+    results = {}
+    for seed in range(5):
+        reference = getattr(tq, theirs)(dtype=torch.qint8 if signed else torch.quint8,
+                                        qscheme=qscheme, **kwargs)
+        for x in batches(seed):
+            reference(torch.from_numpy(x))
+        results[f"scale{seed}"], results[f"zero_point{seed}"] = reference.calculate_qparams()
+    return results
+
+
 @pytest.mark.parametrize("ours, theirs, kwargs", TORCH_CASES,
                          ids=["minmax", "moving", "moving_0.3", "channel_0", "channel_1"])
 @pytest.mark.parametrize("symmetric", [False, True], ids=["affine", "symmetric"])
 @pytest.mark.parametrize("signed", [True, False], ids=["qint8", "quint8"])
-def test_min_max_observers_give_torchs_qparams(ours, theirs, kwargs, symmetric, signed):
-    torch = import_torch()
-    from torch.ao import quantization as tq
-
-    per_channel = ours is PerChannelMinMaxObserver
-    qscheme = {(False, False): torch.per_tensor_affine, (False, True): torch.per_tensor_symmetric,
-               (True, False): torch.per_channel_affine,
-               (True, True): torch.per_channel_symmetric}[per_channel, symmetric]
+def test_min_max_observers_give_torchs_qparams(ours, theirs, kwargs, symmetric, signed,
+                                               torch_reference):
+    name = "-".join([theirs, *(f"{k}={v}" for k, v in kwargs.items()),
+                     f"symmetric={symmetric}", f"signed={signed}"])
+    expected = torch_reference(name, lambda torch: torch_observer_qparams(
+        torch, theirs, kwargs, symmetric, signed))
     for seed in range(5):
-        data = batches(seed)
-        reference = getattr(tq, theirs)(dtype=torch.qint8 if signed else torch.quint8,
-                                        qscheme=qscheme, **kwargs)
-        for x in data:
-            reference(torch.from_numpy(x))
-        scale, zero_point = reference.calculate_qparams()
-        qp = observe(ours(symmetric=symmetric, signed=signed, **kwargs), data)
-        scale = scale.numpy().reshape(qp.scale.shape)
+        qp = observe(ours(symmetric=symmetric, signed=signed, **kwargs), batches(seed))
+        scale = expected[f"scale{seed}"].reshape(qp.scale.shape)
         np.testing.assert_allclose(qp.scale, scale, rtol=1e-7, atol=0)
-        np.testing.assert_array_equal(qp.zero_point, zero_point.numpy().reshape(qp.scale.shape))
+        np.testing.assert_array_equal(qp.zero_point,
+                                      expected[f"zero_point{seed}"].reshape(qp.scale.shape))
         assert qp.axis == kwargs.get("ch_axis")
 
 
-@pytest.mark.torch
-def test_fake_quantize_module_equals_torchs_over_training_steps():
-    torch = import_torch()
+def torch_fake_quantize_steps(torch):
+    """PyTorch's FakeQuantize over ``batches(7, n=6)``, observing the first 4: the output,
+    scale and zero point after each step (``out<step>``, ``scale<step>``, ...)."""
     from torch.ao import quantization as tq
 
     theirs = tq.FakeQuantize(observer=tq.MovingAverageMinMaxObserver, quant_min=0, quant_max=255,
                              dtype=torch.quint8, qscheme=torch.per_tensor_affine)
-    ours = FakeQuantize(MovingAverageMinMaxObserver(signed=False))
+    results = {}
     for step, x in enumerate(batches(7, n=6)):
         if step == 4:
             theirs.disable_observer()
+        results[f"out{step}"] = theirs(torch.from_numpy(x))
+        results[f"scale{step}"] = theirs.scale[0].clone()
+        results[f"zero_point{step}"] = theirs.zero_point[0].clone()
+    return results
+
+
+def test_fake_quantize_module_equals_torchs_over_training_steps(torch_reference):
+    expected = torch_reference("FakeQuantize", torch_fake_quantize_steps)
+    ours = FakeQuantize(MovingAverageMinMaxObserver(signed=False))
+    for step, x in enumerate(batches(7, n=6)):
+        if step == 4:
             ours.disable_observer()
-        expected = theirs(torch.from_numpy(x)).numpy()
-        np.testing.assert_array_equal(ours(mg.tensor(x)).numpy(), expected)
-        np.testing.assert_array_equal(ours.scale.numpy(), theirs.scale.numpy()[0])
-        np.testing.assert_array_equal(ours.zero_point.numpy(), theirs.zero_point.numpy()[0])
+        np.testing.assert_array_equal(ours(mg.tensor(x)).numpy(), expected[f"out{step}"])
+        np.testing.assert_array_equal(ours.scale.numpy(), expected[f"scale{step}"])
+        np.testing.assert_array_equal(ours.zero_point.numpy(), expected[f"zero_point{step}"])
 
 
-@pytest.mark.torch
-@pytest.mark.parametrize("symmetric", [False, True], ids=["affine", "symmetric"])
-def test_histogram_observer_error_is_no_worse_than_torchs(symmetric):
-    torch = import_torch()
+def torch_histogram_qparams(torch, data, symmetric):
     from torch.ao import quantization as tq
 
-    rng = np.random.default_rng(0)
-    data = [rng.laplace(size=4000).astype(np.float32) * (1 + i / 4) for i in range(4)]
     scheme = torch.per_tensor_symmetric if symmetric else torch.per_tensor_affine
     reference = tq.HistogramObserver(dtype=torch.qint8, qscheme=scheme)
     for x in data:
         reference(torch.from_numpy(x))
-    scale, zero_point = reference.calculate_qparams()
-    theirs = quant.QParams(np.float32(scale.item()), np.int32(zero_point.item()), -128, 127)
+    return dict(zip(["scale", "zero_point"], reference.calculate_qparams()))
+
+
+@pytest.mark.parametrize("symmetric", [False, True], ids=["affine", "symmetric"])
+def test_histogram_observer_error_is_no_worse_than_torchs(symmetric, torch_reference):
+    rng = np.random.default_rng(0)
+    data = [rng.laplace(size=4000).astype(np.float32) * (1 + i / 4) for i in range(4)]
+    expected = torch_reference(f"HistogramObserver-symmetric={symmetric}",
+                               lambda torch: torch_histogram_qparams(torch, data, symmetric))
+    theirs = quant.QParams(np.float32(expected["scale"].item()),
+                           np.int32(expected["zero_point"].item()), -128, 127)
     ours = observe(HistogramObserver(symmetric=symmetric), data)
     everything = np.concatenate(data)
     assert quantization_mse(everything, ours) <= 1.02 * quantization_mse(everything, theirs)
