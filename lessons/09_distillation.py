@@ -225,7 +225,7 @@ def train_distilled(kind, teacher, terms, setup, seed, desc, dataset=None):
     else:
         cache = setup.teacher_logits if teacher is setup.teacher else True
     distiller = distill.Distiller(teacher, student, terms, cache_teacher_logits=cache)
-    history = train(distiller, distiller.loss_fn, setup, seed, desc, dataset=dataset,
+    history = train(distiller, distiller.step, setup, seed, desc, dataset=dataset,
                     callbacks=[distill.DistillationLog(distiller)])
     distiller.remove_hooks()
     return distiller.student, history

@@ -150,7 +150,7 @@ def prune_stage(dense, setup):
                                    end_step=steps // 2, frequency=max(1, steps // 80))
     if setup.distill:
         distiller = distill.Distiller(copy.deepcopy(dense), model, [distill.KD(4.0, 0.5)])
-        trained, loss_fn = distiller, distiller.loss_fn
+        trained, loss_fn = distiller, distiller.step
     else:
         trained, loss_fn = model, F.cross_entropy
     cli.stage("pruning", f"{setup.sparsity:.0%} of the weights removed gradually while "

@@ -13,6 +13,11 @@ loader after each epoch, records everything in a ``History``, and calls ``Callba
 fixed points so other features (early stopping, checkpoints, pruning schedules, distillation
 logging) plug in without touching the loop.
 
+The first two lines are a ``TrainStep``: ``outputs, loss = step(model, x, y)``. A method whose
+loss needs more than the outputs and the targets subclasses it (PyTorch Lightning's
+``training_step``): distillation's step also runs the teacher and hands its logits to the loss
+(``minigrad.distill.DistillationStep``).
+
 A checkpoint (``Checkpoint`` callback) holds the model, the optimizer (momentum buffers
 included), the loader's shuffling state, minigrad's random generator and the History, so
 ``fit(..., resume=path)`` continues exactly where the interrupted run would have been.
@@ -69,6 +74,30 @@ class TrainState:
         # False on the other ranks of a distributed run: only the main rank prints, shows
         # progress and writes checkpoints (minigrad.parallel.DistributedCallback sets it).
         self.is_main = True
+
+
+class TrainStep:
+    """One batch's forward pass and loss, ``outputs, loss = step(model, inputs, targets)``:
+    ``fit`` calls it once per training batch (then backward and the optimizer step), and
+    ``evaluate`` once per batch under ``no_grad``. This one is the plain step
+
+        outputs = model(inputs);  loss = loss_fn(outputs, targets)
+
+    A subclass overrides ``__call__`` when its loss needs more (distillation also runs the
+    teacher). ``outputs`` are what the metrics and callbacks see (``TrainState.outputs``)."""
+
+    def __init__(self, loss_fn):
+        self.loss_fn = loss_fn
+
+    def __call__(self, model, inputs, targets):
+        outputs = model(inputs)
+        return outputs, self.loss_fn(outputs, targets)
+
+
+def _as_train_step(loss_fn):
+    """What fit and evaluate call per batch: ``loss_fn`` if it is a TrainStep, else the plain
+    step around it."""
+    return loss_fn if isinstance(loss_fn, TrainStep) else TrainStep(loss_fn)
 
 
 class Callback:
@@ -284,17 +313,21 @@ def evaluate(model, loader, loss_fn=None, metrics=None):
     """Mean loss (weighted by batch size) and metrics over a loader, in eval mode, no graph.
 
     Returns {"loss": ..., "<metric>": ...}. The model's train/eval mode is restored after.
+    ``loss_fn`` as in ``fit``: a function ``loss_fn(outputs, targets)`` or a ``TrainStep``.
     """
     metrics = {"accuracy": accuracy} if metrics is None else metrics
+    step = None if loss_fn is None else _as_train_step(loss_fn)
     was_training = model.training
     model.eval()
     device = _model_device(model)
     total, count, outputs, targets = 0.0, 0, [], []
     with no_grad():
         for x, y in loader:
-            out = model(x.to(device))
-            if loss_fn is not None:
-                total += loss_fn(out, y.to(device)).item() * len(y)
+            if step is None:
+                out = model(x.to(device))
+            else:
+                out, loss = step(model, x.to(device), y.to(device))
+                total += loss.item() * len(y)
             count += len(y)
             outputs.append(out.numpy())
             targets.append(y.numpy())
@@ -326,6 +359,10 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
         desc=None):
     """Train ``model`` for ``epochs`` epochs and return the History.
 
+    ``loss_fn``: a function ``loss_fn(outputs, targets)`` of the model's outputs, or a
+    ``TrainStep``, for a method whose loss needs more than those two (a distiller's
+    ``distiller.step``). A function is run as ``TrainStep(loss_fn)``, the plain step; the step
+    also gives the validation loss (``evaluate``).
     ``metrics``: {name: fn(outputs, targets)} on whole-epoch arrays (default: accuracy).
     ``scheduler``: stepped at the end of every epoch, or after every optimizer step with
     ``scheduler_interval="step"`` (CyclicLR and OneCycleLR count steps). A ReduceLROnPlateau
@@ -338,6 +375,7 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
     one plain line per epoch instead (``_epoch_line``). ``progress=False`` shows neither.
     """
     _check_scheduler_interval(scheduler, scheduler_interval)
+    step = _as_train_step(loss_fn)
     metrics = {"accuracy": accuracy} if metrics is None else metrics
     history = History()
     state = TrainState(model, optimizer, train_loader, history, scheduler, callbacks)
@@ -360,8 +398,7 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
                    disable=_progress_disabled(show))
         for x, y in bar:
             state.inputs, state.targets = x.to(device), y.to(device)
-            state.outputs = model(state.inputs)
-            state.loss = loss_fn(state.outputs, state.targets)
+            state.outputs, state.loss = step(model, state.inputs, state.targets)
             optimizer.zero_grad()
             state.loss.backward()
             for callback in callbacks:
@@ -385,7 +422,7 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
                   "train_loss": float(np.average(losses, weights=sizes))}
         record.update(_epoch_metrics("train", outputs, targets, metrics))
         if val_loader is not None:
-            validation = evaluate(model, val_loader, loss_fn, metrics)
+            validation = evaluate(model, val_loader, step, metrics)
             record.update({f"val_{k}": v for k, v in validation.items()})
         for callback in callbacks:
             callback.on_epoch_metrics(state, record)

@@ -14,7 +14,7 @@ from minigrad.optim import SGD
 from minigrad.testing import gradcheck
 from minigrad.train import evaluate, fit
 
-from helpers import import_torch
+from helpers import torch_reference
 
 RNG = np.random.default_rng(0)
 N, C = 6, 5
@@ -46,44 +46,49 @@ def hint_distiller(teacher, student, **kwargs):
 
 
 # ------------------------------------------------------------------- losses against PyTorch
-@pytest.mark.torch
+def torch_kd_loss(torch, dtype, T, alpha):
+    """Fixed student and teacher logits ``s``, ``t`` (in ``dtype``) and labels ``y``, and
+    Hinton's loss on them in PyTorch (in float64): ``loss`` and its gradient ``grad`` in s."""
+    rng = np.random.default_rng(1)
+    inputs = {"s": (3 * rng.standard_normal((N, C))).astype(dtype),
+              "t": (3 * rng.standard_normal((N, C))).astype(dtype),
+              "y": rng.integers(0, C, size=N)}
+    s = torch.tensor(inputs["s"].astype(np.float64), requires_grad=True)
+    F_t = torch.nn.functional
+    kl = F_t.kl_div(F_t.log_softmax(s / T, dim=1),
+                    F_t.softmax(torch.tensor(inputs["t"].astype(np.float64)) / T, dim=1),
+                    reduction="batchmean")
+    loss = (1 - alpha) * F_t.cross_entropy(s, torch.tensor(inputs["y"])) + alpha * T * T * kl
+    loss.backward()
+    return inputs | {"loss": loss, "grad": s.grad}
+
+
+def our_kd_loss(expected, T, alpha):
+    student = mg.tensor(expected["s"], requires_grad=True)
+    teacher = mg.tensor(expected["t"], requires_grad=True)
+    loss = distill.kd_loss(student, teacher, mg.tensor(expected["y"]), T=T, alpha=alpha)
+    loss.backward()
+    return loss, student, teacher
+
+
 @pytest.mark.parametrize("T", [1.0, 2.0, 4.0, 20.0])
 @pytest.mark.parametrize("alpha", [0.0, 0.3, 0.9, 1.0])
-def test_kd_loss_value_and_gradients_equal_pytorch(T, alpha):
-    torch = import_torch()
-    s, t, y = logits(), logits(), labels()
-    student, teacher = mg.tensor(s, requires_grad=True), mg.tensor(t, requires_grad=True)
-    loss = distill.kd_loss(student, teacher, mg.tensor(y), T=T, alpha=alpha)
-    loss.backward()
-
-    ts = torch.tensor(s, requires_grad=True)
-    tt, ty = torch.tensor(t), torch.tensor(y)
-    F_t = torch.nn.functional
-    kl = F_t.kl_div(F_t.log_softmax(ts / T, dim=1), F_t.softmax(tt / T, dim=1),
-                    reduction="batchmean")
-    expected = (1 - alpha) * F_t.cross_entropy(ts, ty) + alpha * T * T * kl
-    expected.backward()
-    np.testing.assert_allclose(loss.item(), expected.item(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(student.grad.numpy(), ts.grad.numpy(), rtol=1e-9, atol=1e-12)
+def test_kd_loss_value_and_gradients_equal_pytorch(T, alpha, torch_reference):
+    expected = torch_reference(f"kd_loss-T={T}-alpha={alpha}",
+                               lambda torch: torch_kd_loss(torch, np.float64, T, alpha))
+    loss, student, teacher = our_kd_loss(expected, T, alpha)
+    np.testing.assert_allclose(loss.item(), expected["loss"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(student.grad.numpy(), expected["grad"], rtol=1e-9, atol=1e-12)
     assert teacher.grad is None  # the teacher's logits are a target, never trained
 
 
-@pytest.mark.torch
-def test_kd_loss_in_float32_is_within_rounding_of_pytorch():
-    torch = import_torch()
-    s, t, y = logits(np.float32), logits(np.float32), labels()
-    student = mg.tensor(s, requires_grad=True)
-    loss = distill.kd_loss(student, mg.tensor(t), mg.tensor(y), T=4.0, alpha=0.7)
-    loss.backward()
-    ts = torch.tensor(s.astype(np.float64), requires_grad=True)
-    F_t = torch.nn.functional
-    expected = 0.3 * F_t.cross_entropy(ts, torch.tensor(y)) + 0.7 * 16 * F_t.kl_div(
-        F_t.log_softmax(ts / 4, dim=1), F_t.softmax(torch.tensor(t, dtype=torch.float64) / 4,
-                                                     dim=1), reduction="batchmean")
-    expected.backward()
+def test_kd_loss_in_float32_is_within_rounding_of_pytorch(torch_reference):
+    expected = torch_reference("kd_loss-float32",
+                               lambda torch: torch_kd_loss(torch, np.float32, 4.0, 0.7))
+    loss, student, _ = our_kd_loss(expected, 4.0, 0.7)
     assert loss.dtype == np.float32
-    np.testing.assert_allclose(loss.item(), expected.item(), rtol=1e-5)
-    np.testing.assert_allclose(student.grad.numpy(), ts.grad.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(loss.item(), expected["loss"], rtol=1e-5)
+    np.testing.assert_allclose(student.grad.numpy(), expected["grad"], rtol=1e-4, atol=1e-6)
 
 
 def torch_attention(torch, x):
@@ -99,35 +104,37 @@ def torch_similarity(torch, s, t):
     return (gram(s) - gram(t)).pow(2).sum() / s.shape[0] ** 2
 
 
-@pytest.mark.torch
 @pytest.mark.parametrize("name, shapes", [
     ("logit_mse", ((N, C), (N, C))),
     ("attention 4-D", ((N, 3, 4, 4), (N, 5, 4, 4))),
     ("attention 2-D", ((N, 7), (N, 7))),
     ("similarity", ((N, 3, 2, 2), (N, 9))),
 ])
-def test_response_feature_and_relation_losses_equal_pytorch(name, shapes):
-    torch = import_torch()
-    s, t = (RNG.standard_normal(shape) for shape in shapes)
-    student = mg.tensor(s, requires_grad=True)
-    ts, tt = torch.tensor(s, requires_grad=True), torch.tensor(t)
-    if name == "logit_mse":
-        ours = distill.logit_mse_loss(student, mg.tensor(t))
-        expected = 0.5 * (ts - tt).pow(2).sum(1).mean()
-    elif name.startswith("attention"):
-        ours = distill.attention_transfer_loss(student, mg.tensor(t))
-        if ts.ndim == 2:  # one channel per position
-            ts_map, tt_map = ts[:, None], tt[:, None]
+def test_response_feature_and_relation_losses_equal_pytorch(name, shapes, torch_reference):
+    def compute(torch):
+        rng = np.random.default_rng(2)
+        s, t = (rng.standard_normal(shape) for shape in shapes)
+        ts, tt = torch.tensor(s, requires_grad=True), torch.tensor(t)
+        if name == "logit_mse":
+            loss = 0.5 * (ts - tt).pow(2).sum(1).mean()
+        elif name.startswith("attention"):
+            if ts.ndim == 2:  # one channel per position
+                ts_map, tt_map = ts[:, None], tt[:, None]
+            else:
+                ts_map, tt_map = ts, tt
+            loss = (torch_attention(torch, ts_map) - torch_attention(torch, tt_map)).pow(2).mean()
         else:
-            ts_map, tt_map = ts, tt
-        expected = (torch_attention(torch, ts_map) - torch_attention(torch, tt_map)).pow(2).mean()
-    else:
-        ours = distill.similarity_preserving_loss(student, mg.tensor(t))
-        expected = torch_similarity(torch, ts, tt)
+            loss = torch_similarity(torch, ts, tt)
+        loss.backward()
+        return {"s": s, "t": t, "loss": loss, "grad": ts.grad}
+
+    expected = torch_reference(name.replace(" ", "_"), compute)
+    student, teacher = mg.tensor(expected["s"], requires_grad=True), mg.tensor(expected["t"])
+    ours = {"logit_mse": distill.logit_mse_loss, "similarity": distill.similarity_preserving_loss
+            }.get(name, distill.attention_transfer_loss)(student, teacher)
     ours.backward()
-    expected.backward()
-    np.testing.assert_allclose(ours.item(), expected.item(), rtol=1e-10, atol=1e-14)
-    np.testing.assert_allclose(student.grad.numpy(), ts.grad.numpy(), rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(ours.item(), expected["loss"], rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(student.grad.numpy(), expected["grad"], rtol=1e-8, atol=1e-12)
 
 
 @pytest.mark.parametrize("loss", [
@@ -164,7 +171,7 @@ def test_distiller_loss_is_kd_loss_and_forward_returns_the_student_logits():
     x, y = mg.randn(N, 12), mg.tensor(labels())
     out = distiller(x)
     np.testing.assert_array_equal(out.numpy(), student(x).numpy())
-    loss = distiller.loss_fn(out, y)
+    _, loss = distiller.step(distiller, x, y)
     with mg.no_grad():
         expected = distill.kd_loss(student(x), teacher(x), y, T=3.0, alpha=0.8)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
@@ -179,7 +186,8 @@ def test_hint_gradients_reach_the_adapter_and_the_student_never_the_teacher():
         distill.Hint("layers.2", "layers.5", distill.hint_adapter((8,), (16,)))])
     for model in (distiller, hint_only):
         x = mg.randn(N, 12)
-        model.loss_fn(model(x), mg.tensor(labels())).backward()
+        _, loss = model.step(model, x, mg.tensor(labels()))
+        loss.backward()
         adapter = model.terms[-1].adapter
         assert all(p.grad is not None and np.abs(p.grad.numpy()).sum() > 0
                    for p in adapter.parameters())
@@ -200,7 +208,7 @@ def test_teacher_is_unchanged_after_distillation_steps_and_stays_in_eval_mode():
     student_before = student.layers[1].weight.numpy().copy()
     distiller = hint_distiller(teacher, student)
     optimizer = SGD(distiller.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
-    fit(distiller, batches(), optimizer, distiller.loss_fn, epochs=2, progress=False)
+    fit(distiller, batches(), optimizer, distiller.step, epochs=2, progress=False)
     assert not teacher.training and distiller.training
     for key, value in teacher.state_dict().items():
         np.testing.assert_array_equal(value.numpy(), before[key], err_msg=key)
@@ -211,11 +219,52 @@ def test_teacher_is_unchanged_after_distillation_steps_and_stays_in_eval_mode():
                                   distiller.teacher_logits(x).numpy())
 
 
+def test_fit_with_the_distillation_step_is_the_loop_written_out():
+    """One epoch of fit with ``distiller.step`` gives the losses and weights of the loop by
+    hand: the student with its graph, the teacher in eval mode under no_grad, then kd_loss on
+    both logits plus hint_loss on the hooked layers' outputs."""
+    x, y = RNG.standard_normal((64, 12)).astype(np.float32), RNG.integers(0, C, size=64)
+
+    def loader():  # the same batches in the same order each time
+        return DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True, seed=0)
+
+    teacher, student = models()
+    distiller = hint_distiller(teacher, student)
+    history = fit(distiller, loader(), SGD(distiller.parameters(), lr=0.1, momentum=0.9),
+                  distiller.step, epochs=1, progress=False)
+
+    teacher, student = models()  # the same initial weights, and the same adapter
+    adapter = distill.hint_adapter((8,), (16,))
+    teacher.eval()
+    features = {}
+    student.layers[2].register_forward_hook(lambda m, args, out: features.update(student=out))
+    teacher.layers[5].register_forward_hook(lambda m, args, out: features.update(teacher=out))
+    optimizer = SGD([*student.parameters(), *adapter.parameters()], lr=0.1, momentum=0.9)
+    losses = []
+    for xb, yb in loader():
+        s = student(xb)
+        with mg.no_grad():
+            t = teacher(xb)
+        loss = (distill.kd_loss(s, t, yb, T=2, alpha=0.5)
+                + distill.hint_loss(features["student"], features["teacher"], adapter))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+
+    assert [step["loss"] for step in history.steps] == pytest.approx(losses, rel=1e-6)
+    for ours, theirs in ((distiller.student, student), (distiller.terms[1].adapter, adapter)):
+        for (name, value), by_hand in zip(ours.state_dict().items(),
+                                          theirs.state_dict().values()):
+            np.testing.assert_allclose(value.numpy(), by_hand.numpy(), rtol=1e-6, atol=1e-7,
+                                       err_msg=name)
+
+
 def test_every_term_is_logged_per_step_and_per_epoch():
     teacher, student = models()
     distiller = hint_distiller(teacher, student)
     optimizer = SGD(distiller.parameters(), lr=0.05)
-    history = fit(distiller, batches(), optimizer, distiller.loss_fn, epochs=2,
+    history = fit(distiller, batches(), optimizer, distiller.step, epochs=2,
                   val_loader=batches(), callbacks=[distill.DistillationLog(distiller)],
                   progress=False)
     assert len(history.steps) == 8 and len(history.epochs) == 2
@@ -307,7 +356,7 @@ def test_evaluate_sees_the_student():
     distiller = distill.Distiller(teacher, student, [distill.KD()])
     loader = batches()
     assert evaluate(distiller, loader)["accuracy"] == evaluate(student, loader)["accuracy"]
-    assert "loss" in evaluate(distiller, loader, distiller.loss_fn)
+    assert "loss" in evaluate(distiller, loader, distiller.step)
 
 
 def test_hint_adapter_is_a_linear_or_a_1x1_convolution():
@@ -346,7 +395,7 @@ def test_a_class_count_mismatch_is_refused():
     teacher, _ = models()
     distiller = distill.Distiller(teacher, MLP([12, 8, 4]), [distill.KD()])
     with pytest.raises(ValueError, match="the student has 4 classes and the teacher 5"):
-        distiller(mg.randn(N, 12))
+        distiller.step(distiller, mg.randn(N, 12), mg.tensor(labels()))
 
 
 @pytest.mark.parametrize("student_layer, teacher_layer, role, missing", [
@@ -372,9 +421,6 @@ def test_other_misuse_is_refused_with_a_clear_error():
         distill.Distiller(teacher, student, [hint], cache_teacher_logits=True)
     with pytest.raises(ValueError, match="pairs must be"):
         distill.AttentionTransfer([])
-    distiller = distill.Distiller(teacher, student, [distill.KD()])
-    with pytest.raises(RuntimeError, match="outputs of this distiller's last forward"):
-        distiller.loss_fn(student(mg.randn(N, 12)), mg.tensor(labels()))
     with pytest.raises(ValueError, match="attention_transfer_loss: student feature"):
         distill.attention_transfer_loss(mg.randn(N, 2, 4, 4), mg.randn(N, 2, 3, 3))
     with pytest.raises(ValueError, match="the adapter maps"):

@@ -1,6 +1,7 @@
 """fit/evaluate: learning on a small problem, History, callbacks (early stopping, checkpoints),
-a resumed run that ends bit-identical to an uninterrupted one, and fit's progress output (a
-bar labelled ``desc`` on a terminal, one plain line per epoch elsewhere)."""
+the training step (``TrainStep``: the default and a custom one, by hand), a resumed run that
+ends bit-identical to an uninterrupted one, and fit's progress output (a bar labelled ``desc``
+on a terminal, one plain line per epoch elsewhere)."""
 
 import sys
 
@@ -13,7 +14,8 @@ from minigrad import train as train_module
 from minigrad.data import DataLoader, TensorDataset
 from minigrad.nn import functional as F
 from minigrad.optim import SGD, lr_scheduler
-from minigrad.train import Callback, Checkpoint, EarlyStopping, PrintEpochs, evaluate, fit
+from minigrad.train import (Callback, Checkpoint, EarlyStopping, PrintEpochs, TrainStep,
+                            evaluate, fit)
 
 
 def blobs(n=240, seed=0):
@@ -83,6 +85,76 @@ def test_callbacks_run_at_their_points():
         callbacks=[Recorder()], progress=False)
     assert events == ["begin", "backward", "backward", "epoch 1", "backward", "backward",
                       "epoch 2", "end"]
+
+
+# ----------------------------------------------------------------------------- the training step
+def weights(model):
+    return {name: value.numpy().copy() for name, value in model.state_dict().items()}
+
+
+def test_the_default_step_is_the_five_lines_written_out():
+    """fit with a loss function, or with TrainStep around it, trains exactly as the loop by
+    hand: outputs = model(x), loss = loss_fn(outputs, y), zero_grad, backward, step."""
+    data = blobs(96)
+    trained = []
+    for loss_fn in (F.cross_entropy, TrainStep(F.cross_entropy)):
+        mg.manual_seed(0)
+        model = small_model()
+        fit(model, DataLoader(data, batch_size=32), SGD(model.parameters(), lr=0.1,
+                                                        momentum=0.9), loss_fn, 1, progress=False)
+        trained.append(weights(model))
+    mg.manual_seed(0)
+    model = small_model()
+    optimizer = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for x, y in DataLoader(data, batch_size=32):
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for name, value in weights(model).items():
+        for other in trained:
+            np.testing.assert_array_equal(other[name], value, err_msg=name)
+
+
+def test_the_loss_of_a_custom_step_is_the_one_fit_optimizes_and_evaluate_reports():
+    """A step that adds an L2 term, CE + 0.05 sum ||w||^2: one step of fit on one batch equals
+    that step by hand, and differs from plain cross-entropy."""
+    class L2Step(TrainStep):
+        def __call__(self, model, inputs, targets):
+            outputs = model(inputs)
+            penalty = sum((p * p).sum() for p in model.parameters())
+            return outputs, self.loss_fn(outputs, targets) + 0.05 * penalty
+
+    data = blobs(64)
+
+    def one_step_of_fit(loss_fn):  # the whole set is one batch
+        mg.manual_seed(0)
+        model = small_model()
+        history = fit(model, DataLoader(data, batch_size=64), SGD(model.parameters(), lr=0.1),
+                      loss_fn, 1, progress=False)
+        return weights(model), history.steps[0]["loss"]
+
+    (l2_weights, l2_loss), (plain_weights, _) = (one_step_of_fit(L2Step(F.cross_entropy)),
+                                                 one_step_of_fit(F.cross_entropy))
+    mg.manual_seed(0)
+    model = small_model()
+    x, y = (mg.tensor(a) for a in data.get_batch(np.arange(64)))
+    optimizer = SGD(model.parameters(), lr=0.1)
+    loss = (F.cross_entropy(model(x), y)
+            + 0.05 * sum((p * p).sum() for p in model.parameters()))
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    assert l2_loss == loss.item()
+    for name, value in weights(model).items():
+        np.testing.assert_array_equal(l2_weights[name], value, err_msg=name)
+        assert not np.array_equal(plain_weights[name], value), name
+    with mg.no_grad():
+        expected = (F.cross_entropy(model.eval()(x), y)
+                    + 0.05 * sum((p * p).sum() for p in model.parameters())).item()
+    model.train()
+    assert evaluate(model, DataLoader(data, 64), L2Step(F.cross_entropy))["loss"] == (
+        pytest.approx(expected, rel=1e-6))
 
 
 def test_early_stopping_stops_and_restores_the_best_weights():

@@ -4,7 +4,7 @@
     distiller = distill.Distiller(teacher, student, [distill.KD(T=4, alpha=0.9)],
                                   cache_teacher_logits=True)
     optimizer = SGD(distiller.parameters(), lr=0.05, momentum=0.9)   # never the teacher
-    history = fit(distiller, loader, optimizer, distiller.loss_fn, epochs=10,
+    history = fit(distiller, loader, optimizer, distiller.step, epochs=10,
                   callbacks=[distill.DistillationLog(distiller)])
     history.series("kd_kl")                                          # each term, per epoch
 
@@ -25,10 +25,13 @@ tensors are detached:
 Training (``distiller``):
     Distiller(teacher, student=None, terms, cache_teacher_logits=False)   (True, or a dict
         shared by distillers of the same teacher)
-        an nn.Module: forward returns the student's logits; loss_fn(outputs, targets) for
-        fit; teacher frozen, eval mode, no_grad, outside the module tree; forward hooks read
-        the named layers the terms need; student=None: born-again (self-distillation);
-        teacher_logits(x), last_terms, cache_hits / cache_misses, remove_hooks()
+        an nn.Module: forward returns the student's logits; step, fit's TrainStep;
+        loss(student_logits, teacher_logits, targets, features); teacher frozen, eval mode,
+        no_grad, outside the module tree; forward hooks read the named layers the terms need
+        (recording()); student=None: born-again (self-distillation); teacher_logits(x),
+        last_terms, cache_hits / cache_misses, remove_hooks()
+    DistillationStep(distiller)           distiller.step: runs the student and the teacher,
+                                          returns (student logits, loss)
     terms (DistillationTerm subclasses, each a Module logging under its keys):
         KD(T, alpha)                      -> "kd_ce", "kd_kl"
         CrossEntropy(weight)              -> "ce"
@@ -42,15 +45,16 @@ Training (``distiller``):
 """
 
 from minigrad.distill.distiller import (AttentionTransfer, CrossEntropy, DistillationBatch,
-                                        DistillationLog, DistillationTerm, Distiller, Hint, KD,
-                                        LogitMatching, SimilarityPreserving, born_again_student)
+                                        DistillationLog, DistillationStep, DistillationTerm,
+                                        Distiller, Hint, KD, LogitMatching, SimilarityPreserving,
+                                        born_again_student)
 from minigrad.distill.losses import (attention_map, attention_transfer_loss, check_alpha,
                                      check_logits, check_temperature, hint_adapter, hint_loss,
                                      kd_loss, l2_normalize, logit_mse_loss,
                                      similarity_preserving_loss, soft_target_loss)
 
 __all__ = ["AttentionTransfer", "CrossEntropy", "DistillationBatch", "DistillationLog",
-           "DistillationTerm", "Distiller", "Hint", "KD", "LogitMatching",
+           "DistillationStep", "DistillationTerm", "Distiller", "Hint", "KD", "LogitMatching",
            "SimilarityPreserving", "attention_map", "attention_transfer_loss",
            "born_again_student", "check_alpha", "check_logits", "check_temperature",
            "hint_adapter", "hint_loss", "kd_loss", "l2_normalize", "logit_mse_loss",

@@ -2,21 +2,27 @@
 
     distiller = Distiller(teacher, student, [KD(T=4, alpha=0.9)])
     optimizer = SGD(distiller.parameters(), lr=0.05)     # the student (and adapters) only
-    history = fit(distiller, loader, optimizer, distiller.loss_fn, epochs=10,
+    history = fit(distiller, loader, optimizer, distiller.step, epochs=10,
                   callbacks=[DistillationLog(distiller)])
     history.series("kd_kl"), history.series("kd_ce")     # every term, per epoch (and step)
 
-What happens in one step of ``fit``:
+``distiller.step`` is a ``DistillationStep``, the ``TrainStep`` that ``fit`` calls on each
+batch (x, y):
 
-1. ``distiller(x)`` runs the student (building the graph), then the teacher in eval mode under
-   ``no_grad`` (no graph, dropout off). Forward hooks on the named layers that the terms ask
-   for store those layers' outputs. It returns the student's logits, so accuracy metrics and
-   ``evaluate`` see the student.
-2. ``distiller.loss_fn(outputs, targets)`` asks every term for its named values (each already
-   multiplied by its weight), keeps them in ``last_terms`` and returns their sum.
-3. ``backward`` reaches the student and the adapters, which are submodules of the distiller.
+1. It runs ``distiller(x)``, the student (building the graph), then the teacher in eval mode
+   under ``no_grad`` (no graph, dropout off), or takes the teacher's logits from the cache.
+   While both run, forward hooks on the named layers that the terms ask for store those
+   layers' outputs (``recording``).
+2. ``distiller.loss(student_logits, teacher_logits, y, features)`` asks every term for its
+   named values (each already multiplied by its weight), keeps them in ``last_terms`` and
+   returns their sum.
+3. It returns the student's logits and that loss: accuracy metrics see the student, and
+   ``backward`` reaches the student and the adapters, which are submodules of the distiller.
    The teacher is not: it is kept out of the module tree, so ``parameters()``, ``train()``
    and ``state_dict()`` never see it, and its parameters have ``requires_grad`` off.
+
+``evaluate(distiller, loader)`` measures the student alone; with ``distiller.step`` as its loss
+it also gives the distillation loss, as ``fit``'s ``val_loss`` does.
 
 A term is a small Module (so an adapter inside it is trained and saved with the student):
 ``KD`` (soft targets + hard labels), ``LogitMatching``, ``Hint``, ``AttentionTransfer``,
@@ -37,8 +43,10 @@ Self-distillation (born-again networks, Furlanello et al. 2018): ``student=None`
 student a freshly initialized copy of the teacher's architecture (``born_again_student``).
 """
 
+import contextlib
 import copy
 import hashlib
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,7 +58,7 @@ from minigrad.distill.losses import (attention_transfer_loss, check_alpha, check
                                      similarity_preserving_loss, soft_target_loss)
 from minigrad.nn import functional as F
 from minigrad.tensor import Tensor
-from minigrad.train import Callback
+from minigrad.train import Callback, TrainStep
 
 
 @dataclass
@@ -178,17 +186,24 @@ class SimilarityPreserving(_FeaturePairs):
 
 
 # --------------------------------------------------------------------------- the distiller
+# The handles of the forward hooks that Distillers keep on a layer, by layer. Each hook records
+# into its own distiller, so a copy of the layer (born_again_student) must not keep it.
+_distiller_hooks = weakref.WeakKeyDictionary()
+
+
 def born_again_student(teacher):
     """A student with the teacher's architecture and fresh weights (born-again networks,
     Furlanello et al. 2018): a deep copy whose layers redraw their parameters
     (``reset_parameters``), in training mode, trainable, without a distiller's hooks."""
-    student = copy.deepcopy(teacher)
+    handles = [h for module in teacher.modules() for h in _distiller_hooks.get(module, ())]
+    # Copied in one deepcopy with the teacher, the handles point into the copy's hook tables
+    # (deepcopy keeps shared objects shared): removing them there leaves the teacher's hooks.
+    student, copied_handles = copy.deepcopy((teacher, handles))
+    for handle in copied_handles:
+        handle.remove()
     for module in student.modules():
         if hasattr(module, "reset_parameters"):
             module.reset_parameters()
-        for key, hook in list(module._forward_hooks.items()):
-            if getattr(hook, "distiller_hook", False):
-                del module._forward_hooks[key]
     for p in student.parameters():
         p.requires_grad = True
     return student.train()
@@ -249,28 +264,46 @@ class Distiller(nn.Module):
         teacher_layers = sorted({n for term in terms for n in term.teacher_layers})
         self.cache = _teacher_logit_cache(cache_teacher_logits, teacher_layers)
         self.cache_hits = self.cache_misses = 0
-        self.last_terms, self._recording, self._batch = {}, False, None
-        self._features = {"student": {}, "teacher": {}}
-        self._handles = []
+        self.last_terms = {}
+        self._features = None  # the dict that recording() fills, inside its block only
+        self._handles = []  # (layer, RemovableHandle) of each forward hook put on a layer
         for role, model, names in (
                 ("student", self.student, {n for t in terms for n in t.student_layers}),
                 ("teacher", teacher, teacher_layers)):
             for name in sorted(names):
-                self._handles.append(_layer(model, name, role).register_forward_hook(
-                    self._store_hook(role, name)))
+                layer = _layer(model, name, role)
+                handle = layer.register_forward_hook(self._store_hook(role, name))
+                _distiller_hooks.setdefault(layer, []).append(handle)
+                self._handles.append((layer, handle))
 
     def _store_hook(self, role, name):
         def store(module, args, output):
-            if self._recording:
+            if self._features is not None:
                 self._features[role][name] = output
-        store.distiller_hook = True  # born_again_student drops these from its copy
         return store
+
+    @contextlib.contextmanager
+    def recording(self):
+        """Within the block, the outputs of the layers that the terms read are stored in the
+        dict it gives: {"student": {layer name: output}, "teacher": {layer name: output}}."""
+        self._features = {"student": {}, "teacher": {}}
+        try:
+            yield self._features
+        finally:
+            self._features = None
 
     def remove_hooks(self):
         """Take this distiller's forward hooks off both models (when done distilling)."""
-        for handle in self._handles:
+        for layer, handle in self._handles:
             handle.remove()
+            _distiller_hooks[layer].remove(handle)
         self._handles = []
+
+    @property
+    def step(self):
+        """``fit``'s step for this distiller: ``fit(distiller, loader, optimizer,
+        distiller.step, epochs)`` (a ``DistillationStep``)."""
+        return DistillationStep(self)
 
     def train(self, mode=True):
         super().train(mode)
@@ -300,32 +333,43 @@ class Distiller(nn.Module):
         return Tensor(backend.to_device(np.stack(rows), x.device))
 
     def forward(self, x):
-        for features in self._features.values():
-            features.clear()
-        self._recording = True
-        try:
-            student_logits = self.student(x)
-            teacher_logits = self.teacher_logits(x)
-        finally:
-            self._recording = False
-        check_logits("Distiller", student_logits, teacher_logits)
-        self._batch = (student_logits, teacher_logits)
-        return student_logits
+        """The student's logits: what metrics and ``evaluate`` see."""
+        return self.student(x)
 
-    def loss_fn(self, outputs, targets):
-        """The weighted sum of every term for the batch of the last forward; each term's value
-        is kept in ``last_terms`` (floats) for ``DistillationLog``."""
-        if self._batch is None or outputs is not self._batch[0]:
-            raise RuntimeError("Distiller.loss_fn: pass the outputs of this distiller's last "
-                               "forward call, distiller(x), together with that batch's targets")
-        batch = DistillationBatch(self._batch[0], self._batch[1], targets,
-                                  dict(self._features["student"]),
-                                  dict(self._features["teacher"]))
+    def loss(self, student_logits, teacher_logits, targets, features=None):
+        """The sum of every term's weighted values on one batch: the student's logits (with
+        their graph), the teacher's, the labels, and for terms that read layers ``features``,
+        what ``recording`` stored. Each term's value is kept in ``last_terms`` (floats) for
+        ``DistillationLog``."""
+        check_logits("Distiller", student_logits, teacher_logits)
+        features = features or {}
+        batch = DistillationBatch(student_logits, teacher_logits, targets,
+                                  features.get("student", {}), features.get("teacher", {}))
         values = {}
         for term in self.terms:
             values.update(term(batch))
         self.last_terms = {key: value.item() for key, value in values.items()}
         return sum(values.values())
+
+
+class DistillationStep(TrainStep):
+    """``fit``'s step for a Distiller (``distiller.step``): on a batch (x, y)
+
+        s = model(x)          the student, with its graph (``model``: the distiller fit trains)
+        t = teacher(x)        eval mode, no graph (or the cached logits)
+        loss = distiller.loss(s, t, y, features)
+
+    with the terms' layers recorded while both run; it returns (s, loss)."""
+
+    def __init__(self, distiller):
+        self.distiller = distiller
+
+    def __call__(self, model, inputs, targets):
+        with self.distiller.recording() as features:
+            student_logits = model(inputs)
+            teacher_logits = self.distiller.teacher_logits(inputs)
+        return student_logits, self.distiller.loss(student_logits, teacher_logits, targets,
+                                                   features)
 
 
 class DistillationLog(Callback):
@@ -352,5 +396,5 @@ class DistillationLog(Callback):
 
 
 __all__ = ["AttentionTransfer", "CrossEntropy", "DistillationBatch", "DistillationLog",
-           "DistillationTerm", "Distiller", "Hint", "KD", "LogitMatching",
+           "DistillationStep", "DistillationTerm", "Distiller", "Hint", "KD", "LogitMatching",
            "SimilarityPreserving", "born_again_student"]
