@@ -73,7 +73,8 @@ def training_step(model, x, y):
 def layer_times(model, x, repeats):
     """Median forward time of each leaf layer (inference), from pre- and post-forward hooks."""
     times, started = defaultdict(list), {}
-    leaves = [(name, m) for name, m in model.named_modules() if not m._modules]
+    leaves = [(name, m) for name, m in model.named_modules()
+              if next(m.children(), None) is None]
     handles = []
     for name, module in leaves:
         handles.append(module.register_forward_pre_hook(

@@ -158,3 +158,33 @@ def test_state_dict_saved_to_disk_loads_into_a_fresh_model(tmp_path):
     assert not np.array_equal(fresh(x).numpy(), model(x).numpy())
     fresh.load_state_dict(mg.load(path))
     np.testing.assert_array_equal(fresh(x).numpy(), model(x).numpy())
+
+
+def test_replacing_an_entry_keeps_its_place():
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    model.add_module("1", nn.Tanh())
+    model.set_submodule("2", nn.Linear(3, 4))
+    assert [type(m).__name__ for m in model] == ["Linear", "Tanh", "Linear"]
+    assert model.get_submodule("2").out_features == 4 and model.get_submodule("") is model
+    layer = model[0]
+    layer.weight = nn.Parameter(np.zeros((3, 2), np.float32))
+    assert [n for n, _ in layer.named_parameters()] == ["weight", "bias"]
+    block = Block()
+    block.register_buffer("calls", mg.tensor(7), persistent=False)
+    assert [n for n, _ in block.named_buffers(recurse=False)] == ["calls", "scratch"]
+    assert "calls" not in block.state_dict()
+    block.register_module("extra", nn.ReLU())
+    assert [n for n, _ in block.named_children()] == ["fc", "norm", "extra"]
+
+
+def test_submodule_paths_and_errors():
+    outer = nn.Sequential(nn.Sequential(nn.Linear(2, 2), nn.ReLU()))
+    assert isinstance(outer.get_submodule("0.1"), nn.ReLU)
+    outer.set_submodule("0.1", nn.Sigmoid())
+    assert isinstance(outer[0][1], nn.Sigmoid)
+    with pytest.raises(AttributeError, match="Sequential has no submodule '5' \\(path '0.5.x'\\)"):
+        outer.get_submodule("0.5.x")
+    with pytest.raises(TypeError, match="'x' must be a Module or None, got int"):
+        outer.add_module("x", 3)
+    with pytest.raises(KeyError, match="without '.'"):
+        outer.add_module("a.b", nn.ReLU())

@@ -9,9 +9,10 @@ import pytest
 import minigrad as mg
 from minigrad import nn, optim, prune
 from minigrad.nn import functional as F
+from minigrad.nn.utils.parametrize import is_parametrized
 from minigrad.quant import (QParams, binarize, calculate_qparams, kmeans_share,
-                            power_of_two_quantize, power_of_two_scale, remove_low_bit,
-                            ternarize, to_float16)
+                            power_of_two_quantize, power_of_two_scale, power_of_two_weights,
+                            remove_low_bit, ternarize, to_float16)
 from minigrad.quant.low_bit import (binary_weights, exponent_range, ternary_threshold,
                                     ternary_weights)
 
@@ -117,7 +118,7 @@ def test_remove_low_bit_keeps_the_quantized_values_in_the_same_parameter():
     assert layer.weight is parameter
     assert [name for name, _ in layer.named_parameters()] == ["weight", "bias"]
     np.testing.assert_array_equal(layer.weight.data, values)
-    assert not layer._forward_pre_hooks
+    assert not is_parametrized(layer)
 
 
 # --------------------------------------------------------------------------- powers of two
@@ -161,6 +162,21 @@ def test_power_of_two_tensor_gradient_passes_straight_through():
     upstream = np.random.default_rng(3).standard_normal(w.shape).astype(np.float32)
     (q * mg.tensor(upstream)).sum().backward()
     np.testing.assert_array_equal(w.grad.numpy(), upstream)
+
+
+def test_power_of_two_weights_train_the_real_weight_straight_through():
+    weight = random_weight()
+    layer = linear_with(weight)
+    parameter = layer.weight
+    power_of_two_weights(layer, bits=3)
+    assert layer.weight_orig is parameter
+    np.testing.assert_array_equal(layer.weight.data, power_of_two_quantize(weight, 3))
+    by_hand = backward_through(layer)
+    np.testing.assert_allclose(layer.weight_orig.grad.numpy(), by_hand, rtol=1e-5, atol=1e-6)
+    values = layer.weight.data.copy()
+    remove_low_bit(layer)
+    assert layer.weight is parameter and not is_parametrized(layer)
+    np.testing.assert_array_equal(layer.weight.data, values)
 
 
 def test_power_of_two_of_all_zeros_is_all_zeros():

@@ -8,6 +8,7 @@ import pytest
 import minigrad as mg
 from minigrad import nn, prune
 from minigrad.models import MLP, LeNet5
+from minigrad.nn.utils.parametrize import is_parametrized
 from minigrad.prune.shrink import shrink
 
 RNG = np.random.default_rng(0)
@@ -100,12 +101,12 @@ def test_reparametrized_model_gives_plain_parameters():
     assert parameter_count(shrunk) == LENET_HALF
     for layer in (shrunk.features[0], shrunk.features[3]):
         assert set(layer._parameters) == {"weight", "bias"} and not layer._buffers
-        assert isinstance(layer.weight, nn.Parameter) and not layer._forward_pre_hooks
+        assert isinstance(layer.weight, nn.Parameter) and not is_parametrized(layer)
     assert "features.0.weight_orig" in model.state_dict()  # the original keeps its pruning
 
 
 def test_model_pruned_by_ln_structured():
-    """The pruning core's structured pruning (masks and MaskHooks), then shrink."""
+    """The pruning core's structured pruning (masks), then shrink."""
     from minigrad.prune.methods import ln_structured
 
     mg.manual_seed(6)

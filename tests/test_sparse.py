@@ -164,13 +164,13 @@ def test_sparse_linear_equals_linear(x_shape, bias):
 
 
 def test_sparse_linear_uses_the_pruned_weight_orig_times_mask():
-    """A pruned module's ``weight`` is stale until its next forward: weight_orig * weight_mask
-    is what it multiplies by."""
+    """weight_orig * weight_mask is what it multiplies by, also right after weight_orig
+    changed."""
     mg.manual_seed(0)
     linear = nn.Linear(6, 4)
     mask = (np.random.default_rng(0).random((4, 6)) < 0.2).astype(np.float32)
     prune.custom_from_mask(linear, "weight", mask)
-    linear.weight_orig.data += 1.0  # as an optimizer step would: weight is now stale
+    linear.weight_orig.data += 1.0  # as an optimizer step would
     sparse = SparseLinear(linear)
     np.testing.assert_array_equal(sparse.weight.to_dense(), linear.weight_orig.data * mask)
     assert weight_sparsity(linear) == pytest.approx(1 - mask.mean())

@@ -32,7 +32,7 @@ import numpy as np
 
 from minigrad import backend, nn
 from minigrad.compress import huffman, relative_index
-from minigrad.quant.weight_sharing import codebook, shared_modules
+from minigrad.quant.weight_sharing import codebook, shared_modules, shared_tensors
 from minigrad.serialization import atomic_write
 
 MAGIC = b"MGDC"
@@ -140,7 +140,7 @@ class CompressedLayer:
 
 def compress_layer(name, module, value_bits, index_bits, entropy_coding=True):
     centroids, indices = codebook(module)
-    mask = module._buffers.get("weight_mask")
+    mask = shared_tensors(module).get("mask")
     kept = (np.ones(indices.shape, dtype=bool) if mask is None
             else backend.to_device(mask.data, "cpu") != 0)
     positions = np.flatnonzero(kept)
@@ -206,10 +206,11 @@ def compress(model, index_bits=default_index_bits, entropy_coding=True):
     indices of ``index_bits(module)`` bits; the rest of the state dict is kept as it is.
     ``entropy_coding=False`` keeps the streams at fixed width (the stage before Huffman)."""
     layers, shared_names = [], set()
-    for name, module, hook in shared_modules(model):
-        layers.append(compress_layer(name, module, hook.bits, index_bits(module),
+    for name, module, sharing in shared_modules(model):
+        layers.append(compress_layer(name, module, sharing.bits, index_bits(module),
                                      entropy_coding))
-        shared_names.update(f"{name}.{owned}" for owned in hook.owned_names())
+        prefix = f"{name}." if name else ""
+        shared_names.update(prefix + stored for stored in module.parametrizations["weight"].stored)
     if not layers:
         raise ValueError("compress: no layer of the model is k-means shared; call "
                          "quant.kmeans_share(module, bits=...) on its layers first")

@@ -9,11 +9,18 @@ A Module owns three kinds of named state, registered simply by assigning attribu
 
 They are kept in three ordered dicts, so names come out in definition order, and are reached
 by dotted paths ("features.0.weight") in ``named_parameters``, ``state_dict`` and friends.
+Code outside a module changes them with the public operations (``register_parameter``,
+``register_buffer``, ``add_module``, ``set_submodule``, ``del module.name``); assigning a
+Parameter or Module to a name that is already one replaces it where it stands, keeping the order.
+
+A tensor may also be *parametrized* (``minigrad.nn.utils.parametrize``): ``module.weight`` is
+then computed from stored tensors at every access; ``parametrizations`` maps such names to how.
 Calling a module runs its forward pre-hooks, ``forward``, then its forward hooks: the seam that
-pruning masks, quantization observers and distillation losses plug into.
+quantization observers and distillation losses plug into.
 """
 
 from collections import OrderedDict
+from types import MappingProxyType
 
 from minigrad import backend
 from minigrad.tensor import Tensor
@@ -54,15 +61,18 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_parametrizations", OrderedDict())
         object.__setattr__(self, "training", True)
 
     # ----------------------------------------------------------------- registration
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError("call Module.__init__() before assigning attributes")
+        self._refuse_parametrized(name, "assign to")
         if isinstance(value, (Parameter, Module)):
-            self._forget(name)
             registry = self._parameters if isinstance(value, Parameter) else self._modules
+            if name not in registry:  # an existing entry is replaced where it stands
+                self._forget(name)
             registry[name] = value
         elif name in self._parameters or name in self._modules:
             if value is not None:
@@ -78,14 +88,26 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
+    def _refuse_parametrized(self, name, action):
+        if name in self.__dict__.get("_parametrizations", ()):
+            stored = ", ".join(self._parametrizations[name].stored)
+            raise AttributeError(f"cannot {action} {name!r} of {type(self).__name__}: it is "
+                                 f"parametrized (computed from {stored}); change those, or "
+                                 "call remove_parametrizations first")
+
     def _forget(self, name):
         """Remove ``name`` from every registry and from the plain attributes."""
+        self._refuse_parametrized(name, "replace")
         for store in (self.__dict__, self._parameters, self._buffers, self._modules):
             store.pop(name, None)
         self._non_persistent.discard(name)
 
     def __getattr__(self, name):
-        # Only called when normal lookup fails: look in the registries.
+        # Only called when normal lookup fails: compute a parametrized tensor, or look in the
+        # registries.
+        parametrized = self.__dict__.get("_parametrizations", {}).get(name)
+        if parametrized is not None:
+            return parametrized.value(self)
         for registry in ("_parameters", "_buffers", "_modules"):
             found = self.__dict__.get(registry, {})
             if name in found:
@@ -93,6 +115,7 @@ class Module:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name):
+        self._refuse_parametrized(name, "delete")
         if not any(name in r for r in (self.__dict__, self._parameters, self._buffers,
                                        self._modules)):
             raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
@@ -111,10 +134,51 @@ class Module:
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"register_buffer: {name!r} must be a Tensor or None, "
                             f"got {type(tensor).__name__}")
-        self._forget(name)
+        if name not in self._buffers:  # an existing buffer is replaced where it stands
+            self._forget(name)
         self._buffers[name] = tensor
-        if not persistent:
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
             self._non_persistent.add(name)
+
+    def add_module(self, name, module):
+        """Add the submodule ``module`` (or None) as ``name``; an existing submodule of that
+        name is replaced where it stands, so a Sequential keeps its order."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {name!r} must be a Module or None, "
+                            f"got {type(module).__name__}")
+        if "." in name or not name:
+            raise KeyError(f"add_module: a module name must be non-empty and without '.', "
+                           f"got {name!r}")
+        if name not in self._modules:
+            self._forget(name)
+        self._modules[name] = module
+
+    register_module = add_module
+
+    def get_submodule(self, target):
+        """The submodule at the dotted path ``target`` ("" is the module itself)."""
+        module = self
+        for part in target.split(".") if target else ():
+            child = module._modules.get(part)
+            if child is None:
+                raise AttributeError(f"get_submodule: {type(module).__name__} has no submodule "
+                                     f"{part!r} (path {target!r})")
+            module = child
+        return module
+
+    def set_submodule(self, target, module):
+        """Put ``module`` at the dotted path ``target``, in the place of the submodule there
+        (the parent must exist)."""
+        parent, _, name = target.rpartition(".")
+        self.get_submodule(parent).add_module(name, module)
+
+    @property
+    def parametrizations(self):
+        """Read-only {tensor name: ``parametrize.ParametrizedTensor``} of this module's own
+        parametrized tensors (``minigrad.nn.utils.parametrize``)."""
+        return MappingProxyType(self._parametrizations)
 
     # ----------------------------------------------------------------- calling
     def forward(self, *args, **kwargs):

@@ -89,11 +89,12 @@ def convert_sync_batchnorm(module, comm=None):
     if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
         sync = SyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
                              module.track_running_stats, comm)
-        sync._parameters.update(module._parameters)
-        sync._buffers.update(module._buffers)
+        for name, param in module.named_parameters(recurse=False):
+            sync.register_parameter(name, param)
+        for name, buffer in module.named_buffers(recurse=False):
+            sync.register_buffer(name, buffer)
         return sync.train(module.training)
     for name, child in list(module.named_children()):
-        # Straight into the registry: setattr would move the child to the end of the order,
-        # and a Sequential runs its children in that order.
-        module._modules[name] = convert_sync_batchnorm(child, comm)
+        # In place: a Sequential runs its children in their registration order.
+        module.add_module(name, convert_sync_batchnorm(child, comm))
     return module

@@ -8,9 +8,10 @@
     print(prune.report(model).table())
 
 How a pruned tensor works (``reparam``): ``<name>_orig`` (the original Parameter),
-``<name>_mask`` (a buffer, so it is in ``state_dict``) and a forward pre-hook computing
-``<name> = <name>_orig * <name>_mask``. ``amount`` counts the entries still unpruned, so
-repeated calls compound (0.5 twice leaves 25%).
+``<name>_mask`` (a buffer, so it is in ``state_dict``) and a parametrization
+(``minigrad.nn.utils.parametrize``) computing ``<name> = <name>_orig * <name>_mask``.
+``amount`` counts the entries still unpruned, so repeated calls compound (0.5 twice leaves
+25%).
 
 Reparametrization (``reparam``):
     custom_from_mask(module, name, mask, optimizer=None)

@@ -8,16 +8,15 @@ Pruning the tensor ``name`` of a module (say ``weight``) replaces it by a produc
   optimizer built before pruning still holds it and goes on training it;
 * ``weight_mask`` is a buffer of 0s and 1s with the weight's dtype: it is saved in
   ``state_dict``, loaded by ``load_state_dict`` and moved by ``to()``;
-* a forward pre-hook (``MaskHook``) recomputes ``module.weight`` before every forward, as an
-  ordinary minigrad expression. Its gradient with respect to ``weight_orig`` is
-  ``dL/dweight * mask``: pruned entries get no gradient, and whatever an optimizer does to
-  ``weight_orig`` (weight decay, momentum), the pruned entries of ``weight`` stay exactly 0.
+* ``PruningMask``, a parametrization (``minigrad.nn.utils.parametrize``), computes
+  ``module.weight`` at every access as an ordinary minigrad expression. Its gradient with
+  respect to ``weight_orig`` is ``dL/dweight * mask``: pruned entries get no gradient, and
+  whatever an optimizer does to ``weight_orig`` (weight decay, momentum), the pruned entries
+  of ``weight`` stay exactly 0.
 
-``module.weight`` is computed once at pruning time and then by each forward: after changing
-``weight_orig`` or the mask by hand (``load_state_dict`` does), it is stale until the next
-forward. Pruning a pruned tensor again multiplies the masks, so pruned entries stay pruned.
-``remove`` makes the pruning permanent: ``weight`` becomes a plain Parameter again, holding
-``weight_orig * weight_mask``.
+Pruning a pruned tensor again multiplies the masks, so pruned entries stay pruned. ``remove``
+makes the pruning permanent: ``weight`` becomes a plain Parameter again, holding
+``weight_orig * weight_mask`` (``remove_parametrizations`` with ``leave_parametrized=True``).
 
 Weight decay and momentum still act on the pruned entries of ``weight_orig``, and an
 optimizer's momentum buffers may hold values there, so after ``remove`` those entries would
@@ -30,37 +29,42 @@ pruned, and after ``remove`` only their own new gradient moves them.
 import numpy as np
 
 from minigrad import backend
+from minigrad.nn.utils.parametrize import (Parametrization, register_parametrization,
+                                           remove_parametrizations)
 from minigrad.tensor import Tensor
 
 
-class MaskHook:
-    """The forward pre-hook of one pruned tensor: ``module.<name> = <name>_orig * <name>_mask``
-    before every forward. ``handle`` takes it off the module again."""
+class PruningMask(Parametrization):
+    """``weight = weight_orig * weight_mask``; stores the Parameter itself as ``<name>_orig``
+    and an all-ones ``<name>_mask`` buffer, which the pruning methods then fill in."""
 
-    def __init__(self, name):
-        self.name, self.handle = name, None
+    kind = "pruned"
 
-    def __call__(self, module, args):
-        refresh(module, self.name)
+    def right_inverse(self, tensor):
+        return {"orig": tensor, "mask": Tensor(backend.array_module(tensor.data).ones_like(
+            tensor.data))}
+
+    def forward(self, orig, mask):
+        return orig * mask
+
+    def storage_bytes(self, orig, mask):
+        """The dense weight with its zeros: inference needs no mask (``remove`` bakes it in;
+        ``to_sparse`` drops the zeros)."""
+        return {"values": int(orig.data.nbytes)}
+
+    def storage_format(self, orig, mask):
+        return f"{orig.dtype} pruned"
 
 
-def refresh(module, name):
-    """Recompute ``module.<name>`` from ``<name>_orig`` and ``<name>_mask``."""
-    setattr(module, name, getattr(module, name + "_orig") * getattr(module, name + "_mask"))
-
-
-def find_hook(module, name):
-    """The MaskHook of ``module.<name>``, or None when that tensor is not pruned."""
-    for hook in module._forward_pre_hooks.values():
-        if isinstance(hook, MaskHook) and hook.name == name:
-            return hook
-    return None
+def is_pruned_tensor(module, name):
+    """True when ``module.<name>`` is pruned (has a PruningMask)."""
+    entry = module.parametrizations.get(name)
+    return entry is not None and isinstance(entry.parametrization, PruningMask)
 
 
 def pruned_names(module):
     """Names of the pruned tensors of ``module`` itself (not of its submodules)."""
-    return [hook.name for hook in module._forward_pre_hooks.values()
-            if isinstance(hook, MaskHook)]
+    return [name for name in module.parametrizations if is_pruned_tensor(module, name)]
 
 
 def is_pruned(module):
@@ -70,27 +74,28 @@ def is_pruned(module):
 
 def check_prunable(module, name, caller):
     """Raise ValueError unless ``name`` is a parameter of ``module`` or an already pruned one."""
-    if find_hook(module, name) is not None:
+    if is_pruned_tensor(module, name):
         return
-    params = [n for n, p in module._parameters.items() if p is not None]
-    available = ", ".join(params + pruned_names(module)) or "none"
-    if name.endswith("_orig") and find_hook(module, name[:-len("_orig")]) is not None:
+    params = dict(module.named_parameters(recurse=False))
+    available = ", ".join(list(params) + pruned_names(module)) or "none"
+    if name.endswith("_orig") and is_pruned_tensor(module, name[:-len("_orig")]):
         raise ValueError(f"{caller}: {name!r} of {type(module).__name__} is the original of "
                          f"the pruned {name[:-len('_orig')]!r}; prune that name instead")
-    if module._parameters.get(name) is None:
+    if name not in params:
         raise ValueError(f"{caller}: {type(module).__name__} has no parameter {name!r} "
                          f"(its parameters: {available})")
 
 
 def original_parameter(module, name):
     """The Parameter being pruned: ``<name>_orig`` when pruned, else ``module.<name>``."""
-    return module._parameters[name + "_orig" if find_hook(module, name) else name]
+    return getattr(module, name + "_orig" if is_pruned_tensor(module, name) else name)
 
 
 def current_mask(module, name):
     """The mask of ``module.<name>`` as a NumPy array (all ones when not pruned yet)."""
-    if find_hook(module, name) is None:
-        return np.ones(module._parameters[name].shape, dtype=module._parameters[name].dtype)
+    if not is_pruned_tensor(module, name):
+        param = getattr(module, name)
+        return np.ones(param.shape, dtype=param.dtype)
     return backend.to_device(getattr(module, name + "_mask").data, "cpu")
 
 
@@ -98,29 +103,6 @@ def effective_weight(module, name):
     """``<name>_orig * <name>_mask`` (just the parameter when not pruned), a NumPy array."""
     return backend.to_device(original_parameter(module, name).data, "cpu") * \
         current_mask(module, name)
-
-
-def rename_parameter(module, old, new):
-    """Rename a parameter where it stands, so ``named_parameters`` keeps its order (and an
-    optimizer built after pruning lists the parameters as one built before)."""
-    params = module._parameters
-    renamed = [(new if key == old else key, value) for key, value in params.items()]
-    params.clear()
-    params.update(renamed)
-
-
-def _reparametrize(module, name):
-    """First pruning of ``module.<name>``: rename it, add an all-ones mask and the hook."""
-    param = module._parameters[name]
-    for suffix in ("_orig", "_mask"):
-        if hasattr(module, name + suffix):
-            raise ValueError(f"prune: {type(module).__name__} already has an attribute "
-                             f"{name + suffix!r}, which pruning {name!r} would need")
-    rename_parameter(module, name, name + "_orig")
-    xp = backend.array_module(param.data)
-    module.register_buffer(name + "_mask", Tensor(xp.ones_like(param.data)))
-    hook = MaskHook(name)
-    hook.handle = module.register_forward_pre_hook(hook)
 
 
 def check_optimizer_holds(optimizer, module, name):
@@ -136,11 +118,10 @@ def set_mask(module, name, mask, optimizer=None):
     mask of ``module.<name>``, reparametrizing on first use. The step every method ends with."""
     if optimizer is not None:
         check_optimizer_holds(optimizer, module, name)
-    if find_hook(module, name) is None:
-        _reparametrize(module, name)
+    if not is_pruned_tensor(module, name):
+        register_parametrization(module, name, PruningMask())
     buffer = getattr(module, name + "_mask")
     buffer.data[...] = backend.to_device(np.asarray(mask, dtype=buffer.dtype), buffer.device)
-    refresh(module, name)
     if optimizer is not None:
         mask_optimizer_state(optimizer, module, name)
     return module
@@ -169,23 +150,16 @@ def remove(module, name):
     """Make the pruning of ``module.<name>`` permanent.
 
     ``<name>_orig`` becomes the plain Parameter ``<name>`` again (the same object, so an
-    optimizer keeps it) with data ``<name>_orig * <name>_mask``; the mask buffer and the hook
-    go. Outputs do not change. The pruned zeros are ordinary weights from then on: they stay
-    0 only while their gradient is 0 (pass ``optimizer`` when pruning, so that no momentum is
-    left to move them). ValueError if ``module.<name>`` is not pruned.
+    optimizer keeps it) with data ``<name>_orig * <name>_mask``; the mask buffer and the
+    parametrization go. Outputs do not change. The pruned zeros are ordinary weights from then
+    on: they stay 0 only while their gradient is 0 (pass ``optimizer`` when pruning, so that
+    no momentum is left to move them). ValueError if ``module.<name>`` is not pruned.
     """
-    hook = find_hook(module, name)
-    if hook is None:
+    if not is_pruned_tensor(module, name):
         pruned = ", ".join(pruned_names(module)) or "none"
         raise ValueError(f"remove: {name!r} of {type(module).__name__} is not pruned "
                          f"(pruned tensors of this module: {pruned})")
-    orig = module._parameters[name + "_orig"]
-    orig.data *= getattr(module, name + "_mask").data
-    hook.handle.remove()
-    delattr(module, name)
-    delattr(module, name + "_mask")
-    rename_parameter(module, name + "_orig", name)
-    return module
+    return remove_parametrizations(module, name, leave_parametrized=True)
 
 
 def mask_optimizer_state(optimizer, module, name):
@@ -197,11 +171,11 @@ def mask_optimizer_state(optimizer, module, name):
     they are pruned, and after ``remove`` no leftover momentum or decay does: only their own
     new gradient. ValueError unless the tensor is pruned and ``optimizer`` holds its parameter.
     """
-    if find_hook(module, name) is None:
+    if not is_pruned_tensor(module, name):
         raise ValueError(f"mask_optimizer_state: {name!r} of {type(module).__name__} is not "
                          f"pruned")
     check_optimizer_holds(optimizer, module, name)
-    orig, mask = module._parameters[name + "_orig"], getattr(module, name + "_mask").data
+    orig, mask = getattr(module, name + "_orig"), getattr(module, name + "_mask").data
     orig.data *= mask
     if orig.grad is not None:
         orig.grad.data *= mask
@@ -216,8 +190,7 @@ def load_pruned_state_dict(model, state_dict, strict=True):
     Every ``<name>_orig`` key that names a parameter ``model`` has unpruned is first
     reparametrized with an all-ones mask (``identity``); ``model.load_state_dict`` then fills
     in the weights and the masks. If loading fails, those tensors are un-pruned again, so
-    ``model`` is unchanged. ``module.<name>`` is recomputed for every pruned tensor.
-    Returns (missing_keys, unexpected_keys) as ``load_state_dict`` does.
+    ``model`` is unchanged. Returns (missing_keys, unexpected_keys) as ``load_state_dict`` does.
     """
     modules = dict(model.named_modules())
     added = []
@@ -226,7 +199,7 @@ def load_pruned_state_dict(model, state_dict, strict=True):
             continue
         prefix, _, name = key[:-len("_orig")].rpartition(".")
         module = modules.get(prefix)
-        if module is not None and module._parameters.get(name) is not None:
+        if module is not None and name in dict(module.named_parameters(recurse=False)):
             identity(module, name)
             added.append((module, name))
     try:
@@ -235,7 +208,4 @@ def load_pruned_state_dict(model, state_dict, strict=True):
         for module, name in added:
             remove(module, name)
         raise
-    for module in model.modules():
-        for name in pruned_names(module):
-            refresh(module, name)
     return result

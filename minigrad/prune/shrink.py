@@ -167,7 +167,8 @@ def zero_channels(module):
 def trace_chain(model, example_input):
     """Run ``example_input`` once and return the leaf modules in execution order, checking
     that each one runs once and takes the previous one's output."""
-    names = {id(m): name for name, m in model.named_modules() if not m._modules}
+    names = {id(m): name for name, m in model.named_modules()
+             if next(m.children(), None) is None}
     calls = []
     handles = [m.register_forward_hook(lambda mod, args, out: calls.append((mod, args, out)))
                for m in model.modules() if id(m) in names]

@@ -151,6 +151,8 @@ class _SparseLayer(Module):
     """What SparseLinear and SparseConv2d share: the CSR weight (``weight``, a plain
     attribute), the bias (a buffer or None), the checks on the input, and W @ X + b."""
 
+    storage_kind = "csr"  # the weight format ``quant.model_size`` shows
+
     def __init__(self, dense, weight_2d):
         super().__init__()
         self.weight = to_csr(weight_2d)
@@ -246,9 +248,8 @@ def to_sparse(model, min_sparsity=0.5):
     if whole is not None:  # the model is itself one layer
         return whole.eval()
     for _, parent in list(sparse_model.named_modules()):
-        for name, child in list(parent._modules.items()):
-            replacement = None if child is None else convert(child)
+        for name, child in list(parent.named_children()):
+            replacement = convert(child)
             if replacement is not None:
-                # In place: setattr would re-register the name last and reorder a Sequential.
-                parent._modules[name] = replacement
+                parent.add_module(name, replacement)  # in place: a Sequential keeps its order
     return sparse_model.eval()

@@ -33,9 +33,10 @@ Fake quantization (``fake_quant``):
     fake_quantize(x, qp) -> Tensor       straight-through estimator
     FakeQuantize(observer=None)          enable_/disable_observer(), enable_/disable_fake_quant()
 
-Beyond 8 bits. Each reparametrizes one tensor of one module, so a mixed-precision model is one
-call per layer with that layer's bits; ``module.weight`` is recomputed before every forward
-from what is stored (``weight_reparam``), and gradients reach what is trained.
+Beyond 8 bits. Each parametrizes one tensor of one module (``minigrad.nn.utils.parametrize``),
+so a mixed-precision model is one call per layer with that layer's bits; ``module.weight`` is
+computed from what is stored at every access (``weight_reparam``), and gradients reach what
+is trained.
     kmeans_share(module, name="weight", bits=4, init="linear")   Deep Compression: Parameter
         <name>_centroids (2^bits,), buffer <name>_indices; weight = centroids[indices]
     remove_sharing(module, name), codebook(module, name) -> (centroids, indices),
@@ -43,7 +44,8 @@ from what is stored (``weight_reparam``), and gradients reach what is trained.
     kmeans_1d(values, k, init="linear") -> (centroids, labels)                (``weight_sharing``)
     binarize(module, name="weight", scaled=True)     BinaryConnect, alpha sign(w), STE |w| <= 1
     ternarize(module, name="weight", threshold=0.7)  Ternary Weight Networks, STE
-    remove_low_bit(module, name)                     binary, ternary or float16 made permanent
+    power_of_two_weights(module, name="weight", bits=4, max_exponent=None)   0 or +-2^p, STE
+    remove_low_bit(module, name)        binary, ternary, power of two or float16 made permanent
     power_of_two_quantize(w, bits, max_exponent=None)   0 or sign(w) 2^p, log-domain rounding
     power_of_two_scale(qp, round_up=False)           QParams with power-of-two scales (shifts)
     to_float16(module)                               float16 storage, float32 compute
@@ -76,7 +78,7 @@ from minigrad.quant.accounting import (LayerSize, ModelSize, bit_width_sensitivi
                                        fake_quantize_weight, layer_sqnr, model_size, sqnr)
 from minigrad.quant.fake_quant import FakeQuantize, FakeQuantizeSTE, fake_quantize
 from minigrad.quant.low_bit import (binarize, power_of_two_quantize, power_of_two_scale,
-                                    remove_low_bit, ternarize, to_float16)
+                                    power_of_two_weights, remove_low_bit, ternarize, to_float16)
 from minigrad.quant.observers import (HistogramObserver, MinMaxObserver,
                                       MovingAverageMinMaxObserver, Observer,
                                       PercentileObserver, PerChannelMinMaxObserver)
@@ -99,6 +101,7 @@ __all__ = ["QParams", "qrange", "calculate_qparams", "quantize", "dequantize", "
            "fake_quantize", "FakeQuantize", "FakeQuantizeSTE",
            "kmeans_share", "remove_sharing", "codebook", "kmeans_1d", "centroid_param_groups",
            "binarize", "ternarize", "remove_low_bit", "power_of_two_quantize",
+           "power_of_two_weights",
            "power_of_two_scale", "to_float16",
            "model_size", "ModelSize", "LayerSize", "sqnr", "layer_sqnr",
            "bit_width_sensitivity", "fake_quantize_weight",

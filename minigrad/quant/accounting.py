@@ -18,19 +18,20 @@ the first of:
 
 1. a method ``storage_bytes() -> dict[str, int]`` with keys from the list above (the
    protocol for layers with storage of their own, such as integer-quantized layers);
-2. otherwise: each reparametrized tensor (k-means, binary, ternary, float16, see
-   ``weight_reparam``) by its hook's count; every other parameter and persistent buffer, and
-   every array or Tensor held as a plain attribute (``weight_q``, a CSR weight's three
-   arrays), at its dtype's itemsize. The column is chosen by the attribute's name: "scale" or
-   "zero_point" in it, else "bias..." and "weight..." prefixes, else other.
+2. otherwise: each parametrized tensor (pruned, k-means, binary, ternary, power of two,
+   float16: ``minigrad.nn.utils.parametrize``) by its parametrization's ``storage_bytes``,
+   instead of what it stores; every other parameter and persistent buffer, and every array,
+   Tensor or object with ``nbytes`` held as a plain attribute (``weight_q``, a CSR weight),
+   at its size. The column is chosen by the attribute's name: "scale" or "zero_point" in it,
+   else "bias..." and "weight..." prefixes, else other.
 
-Only what inference needs is counted. Not counted: pruning masks (bookkeeping: the pruned
-weight is stored dense, and ``prune.remove`` bakes the mask in; store it sparse with
-``prune.to_sparse`` to save the zeros), the real-valued ``weight_orig`` of binary and ternary
-layers (training only), observers (calibration statistics), ``FakeQuantize``'s on/off
-switches, batch norm's ``num_batches_tracked``, non-persistent buffers, and Python numbers
-kept as attributes. ``bits/weight`` is
-8 * weight bytes / number of weights.
+Only what inference needs is counted, so the parametrizations count: a pruned weight dense
+(its mask is bookkeeping: ``prune.remove`` bakes it in; store it sparse with
+``prune.to_sparse`` to save the zeros), binary and ternary weights at their bits (the
+real-valued ``weight_orig`` is for training only). Not counted either: observers
+(calibration statistics), ``FakeQuantize``'s on/off switches, batch norm's
+``num_batches_tracked``, non-persistent buffers, and Python numbers kept as attributes.
+``bits/weight`` is 8 * weight bytes / number of weights.
 
 SQNR (signal-to-quantization-noise ratio), in decibels:
 
@@ -43,10 +44,9 @@ of a float model with the same-named layer of its quantized copy, on one input.
 Sensitivity (``bit_width_sensitivity``): for every layer and every bit width, fake-quantize
 that layer's weights alone (per-channel symmetric, in a deep copy) and score the copy. Layers
 whose score holds up at few bits can take them in a mixed-precision model; the sweep of
-``prune.sensitivity_analysis`` with bits instead of sparsity.
+``prune.sensitivity_analysis`` with bits instead of sparsity (``minigrad.sensitivity``).
 """
 
-import copy
 import math
 from dataclasses import dataclass, field
 
@@ -54,13 +54,11 @@ import numpy as np
 
 from minigrad import backend
 from minigrad.autograd import no_grad
-from minigrad.prune.reparam import find_hook, original_parameter, pruned_names, refresh
-from minigrad.prune.sensitivity import prunable_layers
-from minigrad.prune.sparse import CSRMatrix
 from minigrad.quant.observers import Observer
 from minigrad.quant.qparams import calculate_qparams, dequantize, quantize
-from minigrad.quant.weight_reparam import find_weight_hook, weight_hooks
+from minigrad.quant.weight_reparam import PRUNED, stored_as
 from minigrad.report import format_table
+from minigrad.sensitivity import sensitivity_sweep, weight_layers
 from minigrad.tensor import Tensor
 
 CATEGORIES = ("weight", "codebook", "scale", "zero_point", "bias", "other")
@@ -82,30 +80,27 @@ def category(name):
 
 
 def array_bytes(value):
-    """Bytes of an array, Tensor or CSR matrix (None for anything else)."""
+    """Bytes of an array, a Tensor, or an object with an integer ``nbytes`` such as a CSR
+    matrix (None for anything else)."""
     if isinstance(value, Tensor):
         value = value.data
-    if isinstance(value, CSRMatrix):
-        return value.data.nbytes + value.indices.nbytes + value.indptr.nbytes
-    if isinstance(value, (np.ndarray, np.generic)) or backend.is_cupy_array(value):
-        return int(value.nbytes)
-    return None
+    nbytes = getattr(value, "nbytes", None)
+    return int(nbytes) if isinstance(nbytes, (int, np.integer)) else None
 
 
 def _default_storage(module):
     """{category: bytes} of a module without ``storage_bytes`` (see the module docstring)."""
     counts = dict.fromkeys(CATEGORIES, 0)
-    skipped = set(BOOKKEEPING_BUFFERS) & set(module._buffers)
-    for hook in weight_hooks(module):
-        skipped.update([hook.name, *hook.owned_names()])
-        for key, size in hook.storage_bytes(module).items():
-            counts[category(hook.name) if key == "values" else key] += size
-    for name in pruned_names(module):
-        skipped.update([name, name + "_orig", name + "_mask"])
-        counts[category(name)] += array_bytes(module._parameters[name + "_orig"])
-    skipped.update(module._non_persistent)
-    stored = [*module._parameters.items(), *module._buffers.items(), *vars(module).items()]
-    for name, value in stored:
+    skipped = set(BOOKKEEPING_BUFFERS)
+    for name, entry in module.parametrizations.items():
+        count = getattr(entry.parametrization, "storage_bytes", None)
+        if count is None:  # a parametrization that does not say: its stored tensors count
+            continue
+        skipped.update(entry.stored)
+        for key, size in count(*entry.stored_tensors(module)).items():
+            counts[category(name) if key == "values" else key] += size
+    own = [(name, value) for name, value in module.state_dict().items() if "." not in name]
+    for name, value in [*own, *vars(module).items()]:
         size = None if name in skipped or value is None else array_bytes(value)
         if size is not None:
             counts[category(name)] += size
@@ -122,14 +117,14 @@ def _weight_count(module):
 
 
 def _weight_format(module):
-    hook = next((h for h in weight_hooks(module) if h.name == "weight"), None)
-    if hook is not None:
-        return hook.kind
+    entry = module.parametrizations.get("weight")
+    if entry is not None:
+        describe = getattr(entry.parametrization, "storage_format", None)
+        return (type(entry.parametrization).__name__ if describe is None
+                else describe(*entry.stored_tensors(module)))
     weight = getattr(module, "weight", None)
-    if isinstance(weight, CSRMatrix):
-        return "csr"
     if isinstance(weight, Tensor):
-        return str(weight.dtype) + (" pruned" if find_hook(module, "weight") else "")
+        return str(weight.dtype)
     return getattr(module, "storage_kind", None)
 
 
@@ -234,10 +229,10 @@ def layer_sqnr(float_model, quantized_model, x):
     against the module of the same name in ``quantized_model``, both run on ``x`` (without
     gradients). Layers the quantized model lacks, or that did not run, are left out."""
     quantized_names = dict(quantized_model.named_modules())
-    names = [name for name in prunable_layers(float_model) if name in quantized_names]
+    names = [name for name in weight_layers(float_model) if name in quantized_names]
     if not names:
         raise ValueError(f"layer_sqnr: no Linear or Conv2d of the float model has a namesake "
-                         f"in the quantized model (float layers: {prunable_layers(float_model)})")
+                         f"in the quantized model (float layers: {weight_layers(float_model)})")
     reference, ref_handles = _record_outputs(float_model, names)
     quantized, q_handles = _record_outputs(quantized_model, names)
     try:
@@ -257,17 +252,16 @@ def fake_quantize_weight(module, bits, name="weight"):
     quantization, in place: s = max|w_c| / (2^(bits-1) - 1) per output channel, the
     restricted grid -(2^(bits-1) - 1) .. 2^(bits-1) - 1 (so 2 bits is ternary). A pruned
     tensor's ``<name>_orig`` is quantized (0 stays 0). Returns ``module``."""
-    hook = find_weight_hook(module, name)
-    if hook is not None:
+    kind = stored_as(module, name)
+    if kind not in (None, PRUNED):
         raise ValueError(f"fake_quantize_weight: {name!r} of {type(module).__name__} is stored "
-                         f"as {hook.kind} already")
-    param = original_parameter(module, name)
+                         f"as {kind} already")
+    param = getattr(module, name) if kind is None else \
+        module.parametrizations[name].original(module)
     w = backend.to_device(param.data, "cpu")
     largest = np.abs(w.reshape(len(w), -1)).max(axis=1)
     qp = calculate_qparams(-largest, largest, bits, symmetric=True, restricted=True, axis=0)
     param.data[...] = backend.to_device(dequantize(quantize(w, qp), qp), param.device)
-    if find_hook(module, name) is not None:
-        refresh(module, name)
     return module
 
 
@@ -278,18 +272,6 @@ def bit_width_sensitivity(model, score, bits_list, layers=None, quantize_layer=N
     model itself is not changed. Per-layer bits for a mixed-precision model can be read off
     the curves."""
     quantize_layer = fake_quantize_weight if quantize_layer is None else quantize_layer
-    all_layers = prunable_layers(model)
-    layers = all_layers if layers is None else list(layers)
-    modules = dict(model.named_modules())
-    unknown = [layer for layer in layers if layer not in modules]
-    if unknown:
-        raise ValueError(f"bit_width_sensitivity: no modules named {unknown} (the model has "
-                         f"{all_layers})")
-    curves = {layer: [] for layer in layers}
-    for layer in layers:
-        for bits in bits_list:
-            trial = copy.deepcopy(model)
-            quantize_layer(dict(trial.named_modules())[layer], bits)
-            curves[layer].append((bits, score(trial)))
-    return curves
+    return sensitivity_sweep(model, score, bits_list, quantize_layer, layers,
+                             "bit_width_sensitivity")
 

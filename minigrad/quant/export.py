@@ -29,7 +29,7 @@ def save_quantized(qmodel, path):
         raise TypeError(f"save_quantized: expected a converted QuantizedModel, got "
                         f"{type(qmodel).__name__}")
     layers = [{"name": name, "type": type(layer).__name__, "state": layer.state()}
-              for name, layer in qmodel._modules.items()]
+              for name, layer in qmodel.named_children()]
     serialization.save({"format": FORMAT, "version": VERSION, "layers": layers}, path)
 
 

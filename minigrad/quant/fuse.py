@@ -23,6 +23,7 @@ import numpy as np
 
 from minigrad.nn.layers import BatchNorm1d, BatchNorm2d, Conv2d, Linear
 from minigrad.nn.module import Parameter
+from minigrad.nn.utils.parametrize import remove_parametrizations
 
 
 def batch_norm_affine(bn):
@@ -49,6 +50,8 @@ def _fold(layer, bn, expected_bn):
     weight = layer.weight.numpy().astype(np.float64)
     bias = np.zeros(channels) if layer.bias is None else layer.bias.numpy().astype(np.float64)
     fused = copy.deepcopy(layer)
+    for name in list(fused.parametrizations):  # the fused layer holds plain tensors
+        remove_parametrizations(fused, name)
     fused.weight = Parameter((weight * scale.reshape((-1,) + (1,) * (weight.ndim - 1)))
                              .astype(np.float32))
     fused.bias = Parameter((scale * bias + shift).astype(np.float32))

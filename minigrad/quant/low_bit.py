@@ -37,9 +37,11 @@ there are n = 2^(bits-1) - 1 exponents, p in [p_max - n + 1, p_max] (bits=2: 0 o
     p = clamp(round(log2 |w|), p_min, p_max),   w_q = sign(w) 2^p,
     w_q = 0 where |w| < 2^(p_min - 1)  (nearer 0 than 2^p_min; zeros stay zero)
 
-and p_max = round(log2 max|w|) unless given. Some tutorials write "quantize to powers of two"
-as round(w / 2^p) 2^p: that is a *uniform* quantizer whose step (scale) is a power of two, a
-different thing: its values are multiples of 2^p, not powers of two. That one is
+and p_max = round(log2 max|w|) unless given. ``power_of_two_weights(module)`` trains a layer
+this way (real-valued ``weight_orig``, straight-through gradient, like binary weights). Some
+tutorials write "quantize to powers of two" as round(w / 2^p) 2^p: that is a *uniform*
+quantizer whose step (scale) is a power of two, a different thing: its values are multiples
+of 2^p, not powers of two. That one is
 ``power_of_two_scale``: round a QParams scale to the nearest power of two (in the log domain,
 or up, so that the range only grows). When the input, weight and output scales are all powers
 of two, the requantization multiplier s_x s_w / s_y is 2^-k and requantizing is a rounding
@@ -61,10 +63,10 @@ import numpy as np
 from minigrad import ops
 from minigrad.autograd import Function
 from minigrad.backend import array_module
-from minigrad.prune.reparam import pruned_names
+from minigrad.nn.utils.parametrize import Parametrization, remove_parametrizations
 from minigrad.quant.qparams import QParams
-from minigrad.quant.weight_reparam import (WeightHook, install, replace_parameter,
-                                           take_parameter, uninstall, weight_hooks)
+from minigrad.quant.weight_reparam import (PRUNED, remove_format, store_as, stored_as,
+                                           take_parameter)
 from minigrad.tensor import Tensor
 
 TERNARY_THRESHOLD = 0.7  # Delta = 0.7 mean|w| (Li & Liu 2016)
@@ -112,29 +114,45 @@ def ternary_weights(w, threshold=TERNARY_THRESHOLD):
     return (alpha * ((w > delta).astype(w.dtype) - (w < -delta).astype(w.dtype))).astype(w.dtype)
 
 
-class LowBitWeight(WeightHook):
-    """``module.<name> = StraightThrough(<name>_orig)`` for binary and ternary weights."""
+class LowBitWeight(Parametrization):
+    """``weight = StraightThrough(quantize(weight_orig))``: the real-valued Parameter itself
+    is stored (as ``<name>_orig``) and trained; inference needs ``bits`` a weight and
+    ``scale_bytes`` for the tensor."""
 
-    suffixes = ("_orig",)
+    bits, scale_bytes, clip = None, 0, None
 
-    def __init__(self, name, kind, quantizer, clip, bits, scaled):
-        super().__init__(name)
-        self.kind, self.quantizer, self.clip = kind, quantizer, clip
-        self.bits, self.scaled = bits, scaled
+    def quantize(self, w):
+        raise NotImplementedError(f"{type(self).__name__} must define quantize(w)")
 
-    def compute(self, module):
-        return StraightThrough.apply(getattr(module, self.name + "_orig"),
-                                     quantizer=self.quantizer, clip=self.clip)
+    def forward(self, orig):
+        return StraightThrough.apply(orig, quantizer=self.quantize, clip=self.clip)
 
-    def storage_bytes(self, module):
-        n = getattr(module, self.name + "_orig").data.size
-        return {"values": math.ceil(n * self.bits / 8), "scale": 4 if self.scaled else 0}
+    def storage_bytes(self, orig):
+        return {"values": math.ceil(orig.data.size * self.bits / 8), "scale": self.scale_bytes}
 
 
-def _low_bit(module, name, hook, caller):
-    take_parameter(module, name, caller)
-    replace_parameter(module, name, name + "_orig", module._parameters[name])
-    return install(module, hook)
+class BinaryWeight(LowBitWeight):
+    """alpha sign(w), 1 bit a weight and a float32 alpha (none when not ``scaled``)."""
+
+    kind, bits, clip = "binary", 1, BINARY_CLIP
+
+    def __init__(self, scaled=True):
+        self.scaled, self.scale_bytes = scaled, 4 if scaled else 0
+
+    def quantize(self, w):
+        return binary_weights(w, self.scaled)
+
+
+class TernaryWeight(LowBitWeight):
+    """0 or +-alpha, 2 bits a weight and a float32 alpha."""
+
+    kind, bits, scale_bytes = "ternary", 2, 4
+
+    def __init__(self, threshold=TERNARY_THRESHOLD):
+        self.threshold = threshold
+
+    def quantize(self, w):
+        return ternary_weights(w, self.threshold)
 
 
 def binarize(module, name="weight", scaled=True):
@@ -142,9 +160,7 @@ def binarize(module, name="weight", scaled=True):
     real-valued Parameter, now ``<name>_orig`` (the same object, so an optimizer built before
     keeps training it); the gradient reaches it straight through, zeroed where |w| > 1.
     Pruned entries become +-alpha too (binary has no 0). Returns ``module``."""
-    quantizer = (lambda w: binary_weights(w, scaled))
-    hook = LowBitWeight(name, "binary", quantizer, BINARY_CLIP, bits=1, scaled=scaled)
-    return _low_bit(module, name, hook, "binarize")
+    return store_as(module, name, BinaryWeight(scaled), "binarize")
 
 
 def ternarize(module, name="weight", threshold=TERNARY_THRESHOLD):
@@ -154,16 +170,16 @@ def ternarize(module, name="weight", threshold=TERNARY_THRESHOLD):
     if not threshold > 0:
         raise ValueError(f"ternarize: threshold must be > 0 (Delta = threshold * mean|w|), "
                          f"got {threshold!r}")
-    quantizer = (lambda w: ternary_weights(w, threshold))
-    hook = LowBitWeight(name, "ternary", quantizer, None, bits=2, scaled=True)
-    return _low_bit(module, name, hook, "ternarize")
+    return store_as(module, name, TernaryWeight(threshold), "ternarize")
 
 
 def remove_low_bit(module, name="weight"):
-    """Make the binary, ternary or float16 storage of ``module.<name>`` permanent: a plain
-    Parameter holding the values the forward used (for binary / ternary the same Parameter
-    object as ``<name>_orig``). ValueError for any other tensor. Returns ``module``."""
-    return uninstall(module, name, ("binary", "ternary", "float16"), "remove_low_bit")
+    """Make the binary, ternary, power-of-two or float16 storage of ``module.<name>``
+    permanent: a plain Parameter holding the values the forward used (for binary, ternary and
+    power of two the same Parameter object as ``<name>_orig``). ValueError for any other
+    tensor. Returns ``module``."""
+    return remove_format(module, name, ("binary", "ternary", "power_of_two", "float16"),
+                         "remove_low_bit")
 
 
 # --------------------------------------------------------------------------- powers of two
@@ -217,6 +233,25 @@ def power_of_two_quantize(w, bits, max_exponent=None):
     return power_of_two_values(array_module(w).asarray(w), bits, max_exponent)
 
 
+class PowerOfTwoWeight(LowBitWeight):
+    """0 or sign(w) 2^p: ``bits`` a weight and the top exponent p_max (one int8 byte)."""
+
+    kind, scale_bytes = "power_of_two", 1
+
+    def __init__(self, bits, max_exponent=None):
+        self.bits, self.max_exponent = check_power_bits(bits), max_exponent
+
+    def quantize(self, w):
+        return power_of_two_values(w, self.bits, self.max_exponent)
+
+
+def power_of_two_weights(module, name="weight", bits=4, max_exponent=None):
+    """Power-of-two ``module.<name>``: the forward uses ``power_of_two_quantize`` of the
+    real-valued ``<name>_orig`` (p_max from the current weights unless ``max_exponent`` is
+    given); the gradient reaches it straight through. Returns ``module``."""
+    return store_as(module, name, PowerOfTwoWeight(bits, max_exponent), "power_of_two_weights")
+
+
 def power_of_two_scale(qp, round_up=False):
     """``qp`` with each scale rounded to a power of two: 2^round(log2 s), or 2^ceil(log2 s)
     with ``round_up`` (the range then only grows, so nothing inside it before is clipped).
@@ -231,17 +266,23 @@ def power_of_two_scale(qp, round_up=False):
 
 
 # --------------------------------------------------------------------------- float16
-class Float16Weight(WeightHook):
-    """``module.<name> = float32(<name>_fp16)``: stored in half precision, used in single."""
+class Float16Weight(Parametrization):
+    """``weight = weight_fp16`` cast up to ``dtype`` (the weight's own, float32 as a rule):
+    stored in half precision, used in single."""
 
     kind = "float16"
-    suffixes = ("_fp16",)
 
-    def compute(self, module):
-        return ops.cast(getattr(module, self.name + "_fp16"), np.float32)
+    def __init__(self, dtype=np.float32):
+        self.dtype = np.dtype(dtype)
 
-    def storage_bytes(self, module):
-        return {"values": getattr(module, self.name + "_fp16").data.nbytes}
+    def right_inverse(self, tensor):
+        return {"fp16": Tensor(tensor.data.astype(np.float16))}
+
+    def forward(self, fp16):
+        return ops.cast(fp16, self.dtype)
+
+    def storage_bytes(self, fp16):
+        return {"values": int(fp16.data.nbytes)}
 
 
 def float16_tensor(module, name):
@@ -251,9 +292,7 @@ def float16_tensor(module, name):
     if not bool(array_module(data).all(array_module(data).abs(data) <= FLOAT16_MAX)):
         raise ValueError(f"to_float16: {name!r} of {type(module).__name__} has values outside "
                          f"float16's range +-{FLOAT16_MAX:g} (or NaN / inf)")
-    delattr(module, name)
-    module.register_buffer(name + "_fp16", Tensor(data.astype(np.float16)))
-    return install(module, Float16Weight(name))
+    return store_as(module, name, Float16Weight(param.dtype), "to_float16")
 
 
 def to_float16(module):
@@ -263,9 +302,10 @@ def to_float16(module):
     another way (k-means centroids, the real-valued weights of binary / ternary layers) stay
     as they are. Returns ``module``."""
     for submodule in list(module.modules()):
-        owned = {name for hook in weight_hooks(submodule) for name in hook.owned_names()}
-        pruned = {name + "_orig": name for name in pruned_names(submodule)}
-        for name, param in list(submodule._parameters.items()):
-            if param is not None and param.dtype.kind == "f" and name not in owned:
-                float16_tensor(submodule, pruned.get(name, name))
+        for name in [n for n in submodule.parametrizations if stored_as(submodule, n) == PRUNED]:
+            remove_parametrizations(submodule, name, leave_parametrized=True)
+        stored = {name for entry in submodule.parametrizations.values() for name in entry.stored}
+        for name, param in list(submodule.named_parameters(recurse=False)):
+            if param.dtype.kind == "f" and name not in stored:
+                float16_tensor(submodule, name)
     return module

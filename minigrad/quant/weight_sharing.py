@@ -25,9 +25,10 @@ weights, which matter most, live; the paper found it the most accurate. ``"densi
 them evenly in the weights' cumulative distribution (quantiles) and ``"random"`` picks k
 distinct weights with ``minigrad.random``'s generator.
 
-Fine-tuning the centroids. After ``kmeans_share`` the weight is computed before every forward
-as ``weight = weight_centroids[weight_indices]``: a gather (``getitem`` with an integer
-array), whose backward *adds* the gradients of all positions that read the same element. So
+Fine-tuning the centroids. After ``kmeans_share`` the weight is computed at every access (a
+parametrization, ``KMeansSharing``) as ``weight = weight_centroids[weight_indices]``: a
+gather (``getitem`` with an integer array), whose backward *adds* the gradients of all
+positions that read the same element. So
 
     dL/dc_j = sum over the weights w_i in cluster j of dL/dw_i
 
@@ -54,9 +55,9 @@ import numpy as np
 
 from minigrad import backend
 from minigrad.nn.module import Parameter
+from minigrad.nn.utils.parametrize import Parametrization
 from minigrad.quant.low_bit import check_bit_width
-from minigrad.quant.weight_reparam import (WeightHook, find_weight_hook, install,
-                                           replace_parameter, take_parameter, uninstall)
+from minigrad.quant.weight_reparam import remove_format, store_as
 from minigrad.random import generator
 from minigrad.tensor import Tensor
 
@@ -109,28 +110,41 @@ def kmeans_1d(values, k, init="linear", max_iterations=MAX_ITERATIONS):
     return centroids, labels
 
 
-class KMeansSharing(WeightHook):
-    """``module.<name> = <name>_centroids[<name>_indices]`` (times ``<name>_mask`` when some
-    entries are pruned)."""
+class KMeansSharing(Parametrization):
+    """``weight = weight_centroids[weight_indices]`` (times ``weight_mask`` when some entries
+    are pruned); ``right_inverse`` runs the clustering."""
 
     kind = "kmeans"
-    suffixes = ("_centroids", "_indices", "_mask")
 
-    def __init__(self, name, bits):
-        super().__init__(name)
-        self.bits = bits
+    def __init__(self, bits, init="linear"):
+        self.bits, self.init = bits, init
 
-    def compute(self, module):
-        weight = getattr(module, self.name + "_centroids")[getattr(module, self.name + "_indices")]
-        mask = module._buffers.get(self.name + "_mask")
+    def right_inverse(self, weight):
+        """{"centroids": Parameter (k,), "indices": the weight's shape, ["mask"]}: the zero
+        (pruned) weights stay out of the clustering, with index 0 and mask 0."""
+        values = backend.to_device(weight.data, "cpu")
+        kept = values != 0
+        centroids, labels = kmeans_1d(values[kept], 2**self.bits, self.init)
+        indices = np.zeros(values.shape, dtype=index_dtype(self.bits))
+        indices[kept] = labels
+
+        def on_device(array):
+            return Tensor(backend.to_device(array, weight.device))
+
+        stored = {"centroids": Parameter(on_device(centroids.astype(values.dtype))),
+                  "indices": on_device(indices)}
+        if not kept.all():
+            stored["mask"] = on_device(kept.astype(values.dtype))
+        return stored
+
+    def forward(self, centroids, indices, mask=None):
+        weight = centroids[indices]
         return weight if mask is None else weight * mask
 
-    def storage_bytes(self, module):
-        n = getattr(module, self.name + "_indices").data.size
-        codebook = getattr(module, self.name + "_centroids")
-        mask = module._buffers.get(self.name + "_mask")
+    def storage_bytes(self, centroids, indices, mask=None):
+        n = indices.data.size
         return {"values": math.ceil(n * self.bits / 8),
-                "codebook": codebook.data.size * codebook.data.itemsize,
+                "codebook": int(centroids.data.nbytes),
                 "other": 0 if mask is None else math.ceil(n / 8)}
 
 
@@ -144,51 +158,45 @@ def kmeans_share(module, name="weight", bits=4, init="linear"):
     Adds the Parameter ``<name>_centroids`` (k,), sorted, and the buffer ``<name>_indices``
     (the weight's shape, uint8 up to 8 bits); zero (pruned) weights stay 0, out of the
     clustering, with a buffer ``<name>_mask``. ``module.<name>`` becomes
-    ``centroids[indices]``, recomputed before each forward, so training updates the centroids
+    ``centroids[indices]``, computed at every access, so training updates the centroids
     by the summed gradients of their weights. The old Parameter is gone: build the optimizer
     for fine-tuning after this call. Returns ``module``.
     """
     bits = check_bit_width(bits, MIN_BITS, MAX_BITS, "kmeans_share", "k = 2^bits clusters")
-    param = take_parameter(module, name, "kmeans_share")
-    weight = backend.to_device(param.data, "cpu")
-    kept = weight != 0
-    centroids, labels = kmeans_1d(weight[kept], 2**bits, init)
-    indices = np.zeros(weight.shape, dtype=index_dtype(bits))
-    indices[kept] = labels
-
-    def on_device(array):
-        return Tensor(backend.to_device(array, param.device))
-
-    replace_parameter(module, name, name + "_centroids",
-                      Parameter(on_device(centroids.astype(weight.dtype))))
-    module.register_buffer(name + "_indices", on_device(indices))
-    if not kept.all():
-        module.register_buffer(name + "_mask", on_device(kept.astype(weight.dtype)))
-    return install(module, KMeansSharing(name, bits))
+    return store_as(module, name, KMeansSharing(bits, init), "kmeans_share")
 
 
 def remove_sharing(module, name="weight"):
     """Make the sharing of ``module.<name>`` permanent: a plain Parameter again, holding
     ``centroids[indices]`` (training then moves each weight on its own). ValueError when
     the tensor is not shared. Returns ``module``."""
-    return uninstall(module, name, ("kmeans",), "remove_sharing")
+    return remove_format(module, name, (KMeansSharing.kind,), "remove_sharing")
+
+
+def shared_tensors(module, name="weight", caller="shared_tensors"):
+    """{"centroids", "indices" and, with pruned entries, "mask": Tensor} of the k-means shared
+    ``module.<name>``; ValueError when it is not shared."""
+    entry = module.parametrizations.get(name)
+    if entry is None or not isinstance(entry.parametrization, KMeansSharing):
+        raise ValueError(f"{caller}: {name!r} of {type(module).__name__} is not shared")
+    return {stored[len(name) + 1:]: tensor
+            for stored, tensor in zip(entry.stored, entry.stored_tensors(module))}
 
 
 def codebook(module, name="weight"):
     """(centroids, indices) of the shared ``module.<name>`` as NumPy arrays."""
-    hook = find_weight_hook(module, name)
-    if hook is None or hook.kind != KMeansSharing.kind:
-        raise ValueError(f"codebook: {name!r} of {type(module).__name__} is not shared")
-    return (backend.to_device(getattr(module, name + "_centroids").data, "cpu"),
-            backend.to_device(getattr(module, name + "_indices").data, "cpu"))
+    shared = shared_tensors(module, name, "codebook")
+    return (backend.to_device(shared["centroids"].data, "cpu"),
+            backend.to_device(shared["indices"].data, "cpu"))
 
 
 def shared_modules(model):
-    """(name, module, hook) for every module of ``model`` whose weight is k-means shared."""
+    """(name, module, KMeansSharing) for every module of ``model`` whose weight is k-means
+    shared."""
     for name, module in model.named_modules():
-        hook = find_weight_hook(module, "weight")
-        if isinstance(hook, KMeansSharing):
-            yield name, module, hook
+        entry = module.parametrizations.get("weight")
+        if entry is not None and isinstance(entry.parametrization, KMeansSharing):
+            yield name, module, entry.parametrization
 
 
 def centroid_param_groups(model, centroid_lr):
@@ -203,9 +211,9 @@ def centroid_param_groups(model, centroid_lr):
     own learning rate."""
     groups, shared = [], set()
     for _, module, _ in shared_modules(model):
-        centroids = module.weight_centroids
-        mask = module._buffers.get("weight_mask")
-        n = module.weight_indices.numel() if mask is None else int(mask.data.sum())
+        tensors = shared_tensors(module)
+        centroids, mask = tensors["centroids"], tensors.get("mask")
+        n = tensors["indices"].numel() if mask is None else int(mask.data.sum())
         groups.append({"params": [centroids], "lr": centroid_lr * centroids.numel()
                        / max(n, 1)})
         shared.add(id(centroids))

@@ -122,17 +122,9 @@ class Step:
 
 
 # ----------------------------------------------------------------------------- planning
-def _set_submodule(model, name, new):
-    """Put ``new`` where ``name`` is, keeping the parent's order of children."""
-    *path, last = name.split(".")
-    parent = model
-    for part in path:
-        parent = parent._modules[part]
-    parent._modules[last] = new
-
-
 def _leaves(model):
-    return [(name, m) for name, m in model.named_modules() if not m._modules]
+    return [(name, m) for name, m in model.named_modules()
+            if next(m.children(), None) is None]
 
 
 def _layer_qconfigs(leaves, qconfig):
@@ -166,8 +158,8 @@ def fold_batch_norms(model):
             if not isinstance(previous[1], layer_type):
                 raise ValueError(f"quantization: {type(module).__name__} {name!r} does not "
                                  f"follow a {layer_type.__name__}, so it cannot be folded")
-            _set_submodule(model, previous[0], fuse(previous[1], module))
-            _set_submodule(model, name, Identity())
+            model.set_submodule(previous[0], fuse(previous[1], module))
+            model.set_submodule(name, Identity())
         previous = (name, module)
 
 
@@ -394,9 +386,9 @@ def quantize_dynamic(model, verbose=True):
             if not name:
                 model = new
             else:
-                _set_submodule(model, name, new)
+                model.set_submodule(name, new)
             rows.append((name, kind, "yes", "int8 weights per channel, uint8 input per batch"))
-        elif any(p is not None for p in module._parameters.values()):
+        elif next(module.parameters(recurse=False), None) is not None:
             rows.append((name, kind, "no", "dynamic quantization converts Linear layers only"))
         else:
             rows.append((name, kind, "no", "no weights: runs in float"))

@@ -20,12 +20,19 @@ In a training step (e.g. in a ``minigrad.train.Callback.on_after_backward``, for
     optimizer.zero_grad(); loss.backward()
     clip_grad_norm_(model.parameters(), max_norm=1.0)
     optimizer.step()
+
+``parametrize`` (``minigrad.nn.utils.parametrize``, as in PyTorch) makes a tensor of a module
+a function of stored ones: pruning masks and quantized weight formats are built on it.
 """
 
 import math
 
 from minigrad.backend import array_module
 from minigrad.tensor import Tensor, tensor
+from minigrad.nn.utils import parametrize
+
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "l1_penalty", "l2_penalty", "parametrize",
+           "vector_norm"]
 
 
 def _as_list(parameters):
