@@ -246,14 +246,6 @@ REFERENCE_SOURCES = ["stored"] + ([pytest.param("live", marks=pytest.mark.torch)
 RECORDING = None
 
 
-@pytest.fixture(params=REFERENCE_SOURCES)
-def torch_reference(request):
-    """``torch_reference(name, compute)`` gives the dict of arrays that ``compute(torch)``
-    returns: read from this test module's reference file ("stored"), or computed now and
-    checked against that file ("live", only when PyTorch is installed)."""
-    return TorchReference(Path(request.module.__file__).stem, request.param)
-
-
 @dataclass
 class TorchReference:
     module: str  # the test module, which names the file: tests/reference/<module>.npz.gz

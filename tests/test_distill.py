@@ -14,7 +14,6 @@ from minigrad.optim import SGD
 from minigrad.testing import gradcheck
 from minigrad.train import evaluate, fit
 
-from helpers import torch_reference
 
 RNG = np.random.default_rng(0)
 N, C = 6, 5

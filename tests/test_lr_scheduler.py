@@ -13,7 +13,7 @@ import pytest
 from minigrad import nn
 from minigrad.optim import SGD, Optimizer, lr_scheduler
 from minigrad.serialization import load, save
-from helpers import import_torch, torch_reference
+from helpers import import_torch
 
 STEPS = 60
 TWO_GROUPS = (0.1, 0.02)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import minigrad as mg
 from minigrad.nn import functional as F
-from helpers import OpCase, away_from_zero, import_torch, op_tests, torch_reference
+from helpers import OpCase, away_from_zero, import_torch, op_tests
 
 # PyTorch warns that kl_div's 'mean' is not the true KL; we test that it matches anyway.
 pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")

@@ -11,7 +11,6 @@ import pytest
 import minigrad as mg
 from minigrad import nn
 from minigrad.models import LeNet5
-from helpers import torch_reference
 
 
 def with_prefix(arrays, prefix):

@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-from helpers import torch_reference
 
 import minigrad as mg
 from minigrad.nn.utils import (clip_grad_norm_, clip_grad_value_, l1_penalty, l2_penalty,

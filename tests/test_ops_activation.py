@@ -5,7 +5,7 @@ import pytest
 from hypothesis import strategies as st
 
 import minigrad as mg
-from helpers import OpCase, away_from_zero, import_torch, op_tests, shapes, torch_reference, unary
+from helpers import OpCase, away_from_zero, import_torch, op_tests, shapes, unary
 
 
 def functional():

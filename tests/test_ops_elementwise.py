@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minigrad as mg
-from helpers import (EXAMPLES, OpCase, away_from_zero, binary, broadcastable,
-                     gradients_of_sum, op_tests, positive, torch_reference, unary)
+from helpers import (EXAMPLES, OpCase, away_from_zero, binary, broadcastable, gradients_of_sum,
+                     op_tests, positive, unary)
 
 
 def keep_off_bounds(i, x, bounds=(-0.5, 0.5), gap=0.05):

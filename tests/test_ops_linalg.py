@@ -5,7 +5,7 @@ import pytest
 from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
-from helpers import OpCase, op_tests, torch_reference
+from helpers import OpCase, op_tests
 
 # NumPy's gufunc signature: '?' axes may be absent (vector operands), leading axes broadcast.
 MATMUL_SHAPES = hnp.mutually_broadcastable_shapes(signature="(m?,n),(n,p?)->(m?,p?)",

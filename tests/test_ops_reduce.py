@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
-from helpers import EXAMPLES, OpCase, gradients_of_sum, op_tests, shapes, torch_reference
+from helpers import EXAMPLES, OpCase, gradients_of_sum, op_tests, shapes
 
 
 @st.composite

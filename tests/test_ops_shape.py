@@ -6,7 +6,6 @@ from hypothesis import strategies as st
 
 import minigrad as mg
 from helpers import OpCase, import_torch, op_tests, shapes
-from helpers import torch_reference  # noqa: F401  (the fixture of op_tests' test_matches_torch)
 
 F = None  # torch.nn.functional, loaded by the tests that call PyTorch
 

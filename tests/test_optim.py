@@ -11,7 +11,6 @@ from minigrad import nn, optim
 from minigrad.data import DataLoader, TensorDataset
 from minigrad.data.synthetic import make_linear_regression
 from minigrad.serialization import load, save
-from helpers import torch_reference
 
 # Learning rates that move the weights well within 50 steps (adaptive optimizers move each
 # coordinate by about lr a step, so they get smaller ones).

@@ -13,7 +13,6 @@ from minigrad.quant import (FakeQuantize, HistogramObserver, MinMaxObserver,
                             PerChannelMinMaxObserver, dequantize, quantize)
 from minigrad.quant.observers import bin_counts, expected_quantization_error
 
-from helpers import torch_reference
 
 
 def batches(seed, n=4, shape=(8, 3, 5)):
