@@ -1,6 +1,6 @@
 """Integer kernels for quantized inference: ``int8_gemm``, ``int8_conv2d`` and ``requantize`` in
 both CPU kernel sets against exact int64 arithmetic (bit for bit), the fixed-point multiplier
-of ``minigrad.quant.fixed_point`` against exact rational rounding, and the errors."""
+of ``minigrad.backend.fixed_point`` against exact rational rounding, and the errors."""
 
 import os
 import subprocess
