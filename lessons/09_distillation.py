@@ -74,8 +74,8 @@ shift (+5.64) brings that to 188 and 57 (the test-optimal +5.4: 185 and 61). The
 takes about 30 minutes on one core.
 
 ``--quick`` trains on 2,000 of the images with the same epochs (8 for the teacher, 6 per
-student): teacher 79 errors of 2,000, 800-800 alone 187, distilled 159, so 26% of the gap
-closed (also 26% with --seed 1). It needs those epochs. With 3 each (48 steps of batch 128)
+student): teacher 74 errors of 2,000, 800-800 alone 187, distilled 157, so 27% of the gap
+closed (with --seed 1: 60, 174, 152, 19%). It needs those epochs. With 3 each (48 steps of batch 128)
 the teacher made 171 errors, hardly fewer than the student alone (227): it had little to
 teach, and every distilled student ended worse than alone (-91% of the gap "closed"). Both
 halves matter: a teacher of 8 epochs with students of 3 gave 228 distilled against 227
