@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import import_torch
 
 import minigrad as mg
 from minigrad.data import (MNIST, DataLoader, Dataset, FashionMNIST, Subset, TensorDataset,
@@ -531,14 +530,14 @@ def test_random_split_sizes_disjoint_and_covering(lengths, sizes):
     assert all(isinstance(s, Subset) for s in splits)
 
 
-@pytest.mark.torch
 @pytest.mark.filterwarnings("ignore:Length of split at index")  # PyTorch's, for the 0 split
 @pytest.mark.parametrize("n", [7, 10, 101])
 @pytest.mark.parametrize("fractions", [[0.8, 0.2], [0.1, 0.3, 0.6], [1 / 3] * 3, [0.7, 0.3, 0]])
-def test_fraction_remainder_rule_matches_torch(n, fractions):
-    torch = import_torch()
-    expected = [len(s) for s in torch.utils.data.random_split(range(n), fractions)]
-    assert [len(s) for s in random_split(numbered(n), fractions, seed=0)] == expected
+def test_fraction_remainder_rule_matches_torch(n, fractions, torch_reference):
+    expected = torch_reference(f"random_split-{n}-{fractions}", lambda torch: {
+        "sizes": [len(s) for s in torch.utils.data.random_split(range(n), fractions)]})
+    sizes = [len(s) for s in random_split(numbered(n), fractions, seed=0)]
+    assert sizes == expected["sizes"].tolist()
 
 
 def test_random_split_is_deterministic_for_a_seed():

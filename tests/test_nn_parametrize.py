@@ -85,9 +85,9 @@ def test_gradient_flows_to_the_original():
     np.testing.assert_allclose(layer.bias.grad.numpy(), UPSTREAM.sum(axis=0))
 
 
-@pytest.mark.torch
-def test_values_gradients_and_removal_match_torch():
-    torch = pytest.importorskip("torch")
+def torch_square_parametrized(torch):
+    """A PyTorch Linear(3, 2) like ``linear()`` whose weight is parametrized as
+    original * original (torch.nn.utils.parametrize)."""
     from torch.nn.utils import parametrize as torch_parametrize
 
     class TorchSquare(torch.nn.Module):
@@ -98,22 +98,35 @@ def test_values_gradients_and_removal_match_torch():
     with torch.no_grad():
         theirs.weight.copy_(torch.tensor(WEIGHT))
         theirs.bias.copy_(torch.tensor([0.1, -0.2]))
-    torch_parametrize.register_parametrization(theirs, "weight", TorchSquare())
-    ours = register_parametrization(linear(), "weight", Square())
+    return torch_parametrize.register_parametrization(theirs, "weight", TorchSquare())
+
+
+def torch_parametrize_results(torch):
+    """PyTorch's numbers for ``torch_square_parametrized``: the weight (``weight``), the
+    gradient of the original for the loss of ``backward`` (``orig_grad``), and the weight that
+    remove_parametrizations leaves (``removed_leave=<leave_parametrized>``)."""
+    from torch.nn.utils import parametrize as torch_parametrize
+
+    theirs = torch_square_parametrized(torch)
     (theirs(torch.tensor(X)) * torch.tensor(UPSTREAM)).sum().backward()
-    backward(ours)
-    np.testing.assert_allclose(ours.weight.numpy(), theirs.weight.detach().numpy())
-    np.testing.assert_allclose(ours.weight_orig.grad.numpy(),
-                               theirs.parametrizations.weight.original.grad.numpy(), rtol=1e-6)
+    results = {"weight": theirs.weight, "orig_grad": theirs.parametrizations.weight.original.grad}
     for leave in (True, False):
-        mine, other = register_parametrization(linear(), "weight", Square()), \
-            torch.nn.Linear(3, 2)
-        with torch.no_grad():
-            other.weight.copy_(torch.tensor(WEIGHT))
-        torch_parametrize.register_parametrization(other, "weight", TorchSquare())
-        remove_parametrizations(mine, "weight", leave_parametrized=leave)
+        other = torch_square_parametrized(torch)
         torch_parametrize.remove_parametrizations(other, "weight", leave_parametrized=leave)
-        np.testing.assert_allclose(mine.weight.numpy(), other.weight.detach().numpy())
+        results[f"removed_leave={leave}"] = other.weight
+    return results
+
+
+def test_values_gradients_and_removal_match_torch(torch_reference):
+    expected = torch_reference("square", torch_parametrize_results)
+    ours = register_parametrization(linear(), "weight", Square())
+    backward(ours)
+    np.testing.assert_allclose(ours.weight.numpy(), expected["weight"])
+    np.testing.assert_allclose(ours.weight_orig.grad.numpy(), expected["orig_grad"], rtol=1e-6)
+    for leave in (True, False):
+        mine = register_parametrization(linear(), "weight", Square())
+        remove_parametrizations(mine, "weight", leave_parametrized=leave)
+        np.testing.assert_allclose(mine.weight.numpy(), expected[f"removed_leave={leave}"])
         assert isinstance(mine.weight, nn.Parameter)
 
 

@@ -13,8 +13,6 @@ from minigrad.data.dataset import TensorDataset
 from minigrad.data.loader import DataLoader
 from minigrad.nn import functional as F
 
-from helpers import import_torch
-
 
 def mlp():
     mg.manual_seed(0)
@@ -264,50 +262,62 @@ def test_load_pruned_state_dict_changes_nothing_when_it_fails():
 
 
 # ----------------------------------------------------------------------------- against PyTorch
-@pytest.mark.torch
-def test_unstructured_masks_match_torch():
-    torch = import_torch()
-    from torch.nn.utils import prune as torch_prune
-    weight = tie_free((6, 5))
-    ours, theirs = linear_with(weight), torch.nn.Linear(5, 6)
-    theirs.weight.data = torch.tensor(weight)
-    for amount in (0.3, 4, 0.5):
+def torch_masks(weights, prune_step, amounts):
+    """``compute(torch)`` for ``torch_reference``: PyTorch layers with ``weights`` (a Linear for a
+    2-d weight, a Conv2d for a 4-d one), pruned by ``prune_step(torch_prune, layers, amount)``
+    for each amount in turn, and their masks after each step (``mask<step>-<layer>``)."""
+    def compute(torch):
+        from torch.nn.utils import prune as torch_prune
+        layers = [torch.nn.Linear(w.shape[1], w.shape[0]) if w.ndim == 2
+                  else torch.nn.Conv2d(w.shape[1], w.shape[0], w.shape[2:]) for w in weights]
+        for layer, w in zip(layers, weights):
+            layer.weight.data = torch.tensor(w)
+        masks = {}
+        for step, amount in enumerate(amounts):
+            prune_step(torch_prune, layers, amount)
+            masks.update({f"mask{step}-{i}": layer.weight_mask.clone()
+                          for i, layer in enumerate(layers)})
+        return masks
+    return compute
+
+
+def test_unstructured_masks_match_torch(torch_reference):
+    weight, amounts = tie_free((6, 5)), (0.3, 4, 0.5)
+    expected = torch_reference("l1_unstructured", torch_masks(
+        [weight], lambda torch_prune, layers, amount: torch_prune.l1_unstructured(
+            layers[0], "weight", amount), amounts))
+    ours = linear_with(weight)
+    for step, amount in enumerate(amounts):
         prune.l1_unstructured(ours, "weight", amount)
-        torch_prune.l1_unstructured(theirs, "weight", amount)
-        np.testing.assert_array_equal(ours.weight_mask.data, theirs.weight_mask.numpy())
+        np.testing.assert_array_equal(ours.weight_mask.data, expected[f"mask{step}-0"])
 
 
-@pytest.mark.torch
-def test_global_masks_match_torch():
-    torch = import_torch()
-    from torch.nn.utils import prune as torch_prune
+def test_global_masks_match_torch(torch_reference):
     w1, w2 = tie_free((4, 3, 3, 3), seed=1), tie_free((5, 10), seed=2) * 0.7
+    amounts = (0.4, 0.25, 10)
+    expected = torch_reference("global_unstructured", torch_masks(
+        [w1, w2], lambda torch_prune, layers, amount: torch_prune.global_unstructured(
+            [(m, "weight") for m in layers], torch_prune.L1Unstructured, amount=amount),
+        amounts))
     ours = [conv_with(w1), linear_with(w2)]
-    theirs = [torch.nn.Conv2d(3, 4, 3), torch.nn.Linear(10, 5)]
-    for layer, w in zip(theirs, (w1, w2)):
-        layer.weight.data = torch.tensor(w)
-    for amount in (0.4, 0.25, 10):
+    for step, amount in enumerate(amounts):
         prune.global_unstructured([(m, "weight") for m in ours], amount)
-        torch_prune.global_unstructured([(m, "weight") for m in theirs],
-                                        torch_prune.L1Unstructured, amount=amount)
-        for mine, other in zip(ours, theirs):
-            np.testing.assert_array_equal(mine.weight_mask.data, other.weight_mask.numpy())
+        for i, mine in enumerate(ours):
+            np.testing.assert_array_equal(mine.weight_mask.data, expected[f"mask{step}-{i}"])
 
 
-@pytest.mark.torch
 @pytest.mark.parametrize("n", [1, 2, math.inf])
 @pytest.mark.parametrize("dim", [0, 1, -1])
-def test_ln_structured_matches_torch_and_zeroes_whole_slices(n, dim):
-    torch = import_torch()
-    from torch.nn.utils import prune as torch_prune
-    weight = tie_free((6, 4, 3, 3), seed=3)
-    ours, theirs = conv_with(weight), torch.nn.Conv2d(4, 6, 3)
-    theirs.weight.data = torch.tensor(weight)
-    for amount in (0.34, 1):
+def test_ln_structured_matches_torch_and_zeroes_whole_slices(n, dim, torch_reference):
+    weight, amounts = tie_free((6, 4, 3, 3), seed=3), (0.34, 1)
+    expected = torch_reference(f"ln_structured-n={n}-dim={dim}", torch_masks(
+        [weight], lambda torch_prune, layers, amount: torch_prune.ln_structured(
+            layers[0], "weight", amount, n=n, dim=dim), amounts))
+    ours = conv_with(weight)
+    for step, amount in enumerate(amounts):
         prune.ln_structured(ours, "weight", amount, n=n, dim=dim)
-        torch_prune.ln_structured(theirs, "weight", amount, n=n, dim=dim)
         mask = ours.weight_mask.data
-        np.testing.assert_array_equal(mask, theirs.weight_mask.numpy())
+        np.testing.assert_array_equal(mask, expected[f"mask{step}-0"])
         per_slice = np.moveaxis(mask, dim, 0).reshape(mask.shape[dim], -1)
         assert all(len(set(row)) == 1 for row in per_slice)  # each slice all 0 or all 1
     assert np.sum(per_slice[:, 0] == 0) == round(0.34 * weight.shape[dim]) + 1

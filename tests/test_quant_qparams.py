@@ -15,8 +15,6 @@ from minigrad import backend
 from minigrad.quant import (QParams, calculate_qparams, dequantize, fake_quantize, qrange,
                             quantize, storage_dtype)
 
-from helpers import import_torch
-
 EXAMPLES = settings(max_examples=60, deadline=None, derandomize=True)
 EPS32 = float(np.finfo(np.float32).eps)
 
@@ -183,49 +181,67 @@ def test_fake_quantize_keeps_float64_and_needs_qparams():
 
 
 # ------------------------------------------------------------------ against PyTorch
-@pytest.mark.torch
-@pytest.mark.parametrize("signed", [True, False])
-def test_quantize_and_dequantize_equal_torch(signed):
-    torch = import_torch()
+def torch_quantized(torch, trials, signed):
+    """PyTorch's quantize_per_tensor of each ``(x, qp)`` in ``trials``: the integer codes
+    (``codes<trial>``) and their dequantized values (``dequantized<trial>``)."""
     dtype = torch.qint8 if signed else torch.quint8
-    rng = np.random.default_rng(0)
-    for trial in range(20):
-        x = (rng.standard_normal(2000) * rng.uniform(0.1, 10)).astype(np.float32)
-        qp = calculate_qparams(x.min() * 0.6, x.max() * 0.9, signed=signed,
-                               symmetric=bool(trial % 2))
+    results = {}
+    for trial, (x, qp) in enumerate(trials):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # quantized tensors are deprecated in torch 2.13
             theirs = torch.quantize_per_tensor(torch.from_numpy(x), float(qp.scale),
                                                int(qp.zero_point), dtype)
-        ours = quantize(x, qp)
-        assert ours.dtype == theirs.int_repr().numpy().dtype
-        np.testing.assert_array_equal(ours, theirs.int_repr().numpy())
-        np.testing.assert_allclose(dequantize(ours, qp), theirs.dequantize().numpy(),
+        results[f"codes{trial}"] = theirs.int_repr()
+        results[f"dequantized{trial}"] = theirs.dequantize()
+    return results
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_quantize_and_dequantize_equal_torch(signed, torch_reference):
+    rng = np.random.default_rng(0)
+    trials = []
+    for trial in range(20):
+        x = (rng.standard_normal(2000) * rng.uniform(0.1, 10)).astype(np.float32)
+        trials.append((x, calculate_qparams(x.min() * 0.6, x.max() * 0.9, signed=signed,
+                                            symmetric=bool(trial % 2))))
+    expected = torch_reference(f"quantize_per_tensor-signed={signed}",
+                               lambda torch: torch_quantized(torch, trials, signed))
+    for trial, (x, qp) in enumerate(trials):
+        ours, codes = quantize(x, qp), expected[f"codes{trial}"]
+        assert ours.dtype == codes.dtype
+        np.testing.assert_array_equal(ours, codes)
+        np.testing.assert_allclose(dequantize(ours, qp), expected[f"dequantized{trial}"],
                                    rtol=1e-6, atol=0)
 
 
-@pytest.mark.torch
+def torch_fake_quantized(torch, x, qp, upstream):
+    """PyTorch's fake_quantize (per tensor or per channel) of ``x``: the output (``out``) and
+    the gradient for ``upstream`` (``grad``)."""
+    theirs = torch.tensor(x, requires_grad=True)
+    if qp.axis is None:
+        out = torch.fake_quantize_per_tensor_affine(theirs, float(qp.scale), int(qp.zero_point),
+                                                    qp.qmin, qp.qmax)
+    else:
+        out = torch.fake_quantize_per_channel_affine(
+            theirs, torch.from_numpy(qp.scale), torch.from_numpy(qp.zero_point), qp.axis,
+            qp.qmin, qp.qmax)
+    out.backward(torch.from_numpy(upstream))
+    return {"out": out, "grad": theirs.grad}
+
+
 @pytest.mark.parametrize("axis", [None, 0, 1])
-def test_fake_quantize_values_and_gradient_equal_torch(axis):
-    torch = import_torch()
+def test_fake_quantize_values_and_gradient_equal_torch(axis, torch_reference):
     rng = np.random.default_rng(1)
     x = (rng.standard_normal((6, 5)) * 3).astype(np.float32)
     qp = qparams_for(x * 0.5, 6, False, False, False, axis)  # a narrow range: some clamping
-    theirs = torch.tensor(x, requires_grad=True)
-    zero_point = torch.from_numpy(qp.zero_point)
-    if axis is None:
-        expected = torch.fake_quantize_per_tensor_affine(theirs, float(qp.scale),
-                                                         int(qp.zero_point), qp.qmin, qp.qmax)
-    else:
-        expected = torch.fake_quantize_per_channel_affine(
-            theirs, torch.from_numpy(qp.scale), zero_point, axis, qp.qmin, qp.qmax)
     upstream = rng.standard_normal(x.shape).astype(np.float32)
-    expected.backward(torch.from_numpy(upstream))
+    expected = torch_reference(f"fake_quantize-axis={axis}",
+                               lambda torch: torch_fake_quantized(torch, x, qp, upstream))
     ours = mg.tensor(x, requires_grad=True)
     out = fake_quantize(ours, qp)
     out.backward(mg.tensor(upstream))
-    np.testing.assert_array_equal(out.numpy(), expected.detach().numpy())
-    np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+    np.testing.assert_array_equal(out.numpy(), expected["out"])
+    np.testing.assert_array_equal(ours.grad.numpy(), expected["grad"])
     assert 0 < np.count_nonzero(ours.grad.numpy() == 0) < x.size
 
 
