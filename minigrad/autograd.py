@@ -139,36 +139,39 @@ class TensorBase:
 
 # ------------------------------------------------------------------ hook points
 class RemovableHandle:
-    """Returned by the ``register_*`` functions; ``handle.remove()`` takes the hook out again."""
+    """Registers ``hook`` in ``hooks``, a dict keyed by the handle's id (so hooks run in the
+    order they were registered); ``handle.remove()`` takes it out again. Every ``register_*``
+    of minigrad returns one: these below, and Module's forward hooks."""
+
+    _next_id = 0
 
     def __init__(self, hooks, hook):
-        self._hooks, self._hook = hooks, hook
+        self.hooks, self.id = hooks, RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+        hooks[self.id] = hook
 
     def remove(self):
-        if self._hook in self._hooks:
-            self._hooks.remove(self._hook)
+        self.hooks.pop(self.id, None)
 
 
-_op_observers = []
-_grad_ready_hooks = []
+_op_observers = {}
+_grad_ready_hooks = {}
 
 
 def register_op_observer(observer):
     """Call ``observer(op, phase, arrays, call)`` around every op call from now on.
 
     ``op`` is the Function class, ``phase`` "forward" or "backward", ``arrays`` the arrays it
-    is called on (the inputs, or the output's gradient), and ``call()`` makes the call and returns its result, which the observer
-    must return (it may time it, or look at it). Observers registered later run inside those
+    is called on (the inputs, or the output's gradient), and ``call()`` makes the call and
+    returns its result, which the observer must return (it may time it, or look at it). Observers registered later run inside those
     registered earlier. Returns a handle whose ``remove()`` unregisters the observer.
     """
-    _op_observers.append(observer)
     return RemovableHandle(_op_observers, observer)
 
 
 def register_grad_ready_hook(hook):
     """Call ``hook(leaf)`` in every ``backward`` once ``leaf.grad`` holds all of that pass's
     gradient (every path from the root to the leaf has been added). Returns a handle."""
-    _grad_ready_hooks.append(hook)
     return RemovableHandle(_grad_ready_hooks, hook)
 
 
@@ -182,7 +185,7 @@ def _call(op, phase, ctx, *arrays, **attrs):
     def call():
         return method(ctx, *arrays, **attrs)
 
-    for observer in reversed(_op_observers):
+    for observer in reversed(list(_op_observers.values())):
         call = _observed(observer, op, phase, arrays, call)
     return call()
 
@@ -381,27 +384,31 @@ def _node_backward(node, grad_out):
     return grad_inputs if isinstance(grad_inputs, tuple) else (grad_inputs,)
 
 
+def _leaf_inputs(node):
+    """The inputs of ``node`` that are leaves needing a gradient (one entry per edge)."""
+    return [parent for parent, needed in zip(node.parents, node.needs_input_grad)
+            if needed and parent._ctx is None]
+
+
 def _leaf_edges(nodes):
     """For each leaf that needs a gradient: how many graph edges lead into it."""
     pending = {}
     for node in nodes:
-        for parent, needed in zip(node.parents, node.needs_input_grad):
-            if needed and parent._ctx is None:
-                pending[parent] = pending.get(parent, 0) + 1
+        for leaf in _leaf_inputs(node):
+            pending[leaf] = pending.get(leaf, 0) + 1
     return pending
 
 
 def _count_down(node, pending):
     """One edge into each leaf input of ``node`` is done; run the hooks of leaves now done."""
-    for parent, needed in zip(node.parents, node.needs_input_grad):
-        if needed and parent._ctx is None:
-            pending[parent] -= 1
-            if pending[parent] == 0:
-                _grad_ready(parent)
+    for leaf in _leaf_inputs(node):
+        pending[leaf] -= 1
+        if pending[leaf] == 0:
+            _grad_ready(leaf)
 
 
 def _grad_ready(leaf):
-    for hook in list(_grad_ready_hooks):
+    for hook in list(_grad_ready_hooks.values()):
         hook(leaf)
 
 

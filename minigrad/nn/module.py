@@ -23,6 +23,7 @@ from collections import OrderedDict
 from types import MappingProxyType
 
 from minigrad import backend
+from minigrad.autograd import RemovableHandle
 from minigrad.tensor import Tensor
 
 
@@ -35,19 +36,6 @@ class Parameter(Tensor):
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
-
-
-class RemovableHandle:
-    """Returned by ``register_*_hook``; ``handle.remove()`` takes the hook out again."""
-
-    _next_id = 0
-
-    def __init__(self, hooks):
-        self.hooks, self.id = hooks, RemovableHandle._next_id
-        RemovableHandle._next_id += 1
-
-    def remove(self):
-        self.hooks.pop(self.id, None)
 
 
 class Module:
@@ -198,15 +186,11 @@ class Module:
 
     def register_forward_pre_hook(self, hook):
         """``hook(module, args)`` runs before forward; it may return replacement args."""
-        handle = RemovableHandle(self._forward_pre_hooks)
-        self._forward_pre_hooks[handle.id] = hook
-        return handle
+        return RemovableHandle(self._forward_pre_hooks, hook)
 
     def register_forward_hook(self, hook):
         """``hook(module, args, output)`` runs after forward; it may return a new output."""
-        handle = RemovableHandle(self._forward_hooks)
-        self._forward_hooks[handle.id] = hook
-        return handle
+        return RemovableHandle(self._forward_hooks, hook)
 
     # ----------------------------------------------------------------- traversal
     def named_modules(self, prefix=""):
