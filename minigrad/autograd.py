@@ -252,14 +252,20 @@ class Function:
         return f"<{type(self).__name__} node>"
 
 
-def tensor_inputs(name, values):
-    """``values`` as a tuple of tensors: numbers and arrays become constant tensors of the
-    class of the first tensor among them. TypeError naming ``name`` when there is none (as
+def first_tensor(name, values):
+    """The first tensor among ``values``; TypeError naming ``name`` when there is none (as
     PyTorch's ops want a Tensor: ``torch.exp(2.0)`` is an error too)."""
     like = next((v for v in values if isinstance(v, TensorBase)), None)
     if like is None:
         raise TypeError(f"{name}: expected a Tensor among the inputs, got "
                         f"{', '.join(type(v).__name__ for v in values) or 'none'}")
+    return like
+
+
+def tensor_inputs(name, values):
+    """``values`` as a tuple of tensors: numbers and arrays become constant tensors of the
+    class of the first tensor among them (``first_tensor``)."""
+    like = first_tensor(name, values)
     return tuple(v if isinstance(v, TensorBase) else like._wrap(v) for v in values)
 
 

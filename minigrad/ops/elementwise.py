@@ -9,7 +9,7 @@ gradients.
 import numpy as np
 
 from minigrad import backend
-from minigrad.autograd import Function, TensorBase
+from minigrad.autograd import Function, TensorBase, first_tensor
 from minigrad.backend import array_module
 
 
@@ -285,16 +285,13 @@ def _beside(value, like):
     return like._wrap(value)
 
 
-def _operands(a, b):
-    """Both operands as tensors (at least one must be one); a Python number takes the dtype of
-    the tensor beside it, and an integer or bool tensor beside a float tensor takes the float
-    dtype (PyTorch's rule: float32 + int64 stays float32, where NumPy would give float64)."""
-    if not isinstance(a, TensorBase):
-        if not isinstance(b, TensorBase):
-            raise TypeError(f"expected a Tensor among the operands, got {type(a).__name__} and "
-                            f"{type(b).__name__}")
-        a = _beside(a, b)
-    b = _beside(b, a)
+def _operands(name, a, b):
+    """Both operands of op ``name`` as tensors (at least one must be one); a Python number takes
+    the dtype of the tensor beside it, and an integer or bool tensor beside a float tensor takes
+    the float dtype (PyTorch's rule: float32 + int64 stays float32, where NumPy would give
+    float64)."""
+    like = first_tensor(name, (a, b))
+    a, b = _beside(a, like), _beside(b, like)
     a_float, b_float = a.dtype.kind == "f", b.dtype.kind == "f"
     if a_float and not b_float:
         b = cast(b, a.dtype)
@@ -304,7 +301,7 @@ def _operands(a, b):
 
 
 def _binary(function, a, b, **attrs):
-    return function.apply(*_operands(a, b), **attrs)
+    return function.apply(*_operands(function.__name__, a, b), **attrs)
 
 
 def add(a, b):
@@ -321,7 +318,7 @@ def mul(a, b):
 
 def div(a, b):
     """True division; two integer tensors divide as float32 (PyTorch's default float)."""
-    a, b = _operands(a, b)
+    a, b = _operands("Div", a, b)
     if a.dtype.kind != "f":
         a, b = cast(a, np.float32), cast(b, np.float32)
     return Div.apply(a, b)
@@ -376,7 +373,7 @@ def minimum(a, b):
 
 def where(condition, a, b):
     """Pick ``a`` where ``condition`` is true, else ``b`` (all three broadcast together)."""
-    return Where.apply(condition, *_operands(a, b))
+    return Where.apply(condition, *_operands("Where", a, b))
 
 
 def cast(a, dtype):
@@ -399,7 +396,7 @@ class Compare(Function):
 
 
 def _compare(ufunc_name, a, b):
-    return Compare.apply(*_operands(a, b), ufunc_name=ufunc_name)
+    return Compare.apply(*_operands(ufunc_name, a, b), ufunc_name=ufunc_name)
 
 
 def eq(a, b):
