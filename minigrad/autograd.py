@@ -163,8 +163,8 @@ def register_op_observer(observer):
 
     ``op`` is the Function class, ``phase`` "forward" or "backward", ``arrays`` the arrays it
     is called on (the inputs, or the output's gradient), and ``call()`` makes the call and
-    returns its result, which the observer must return (it may time it, or look at it). Observers registered later run inside those
-    registered earlier. Returns a handle whose ``remove()`` unregisters the observer.
+    returns its result, which the observer must return (it may time it, or look at it).
+    Observers registered later run inside those registered earlier. Returns a handle whose ``remove()`` unregisters the observer.
     """
     return RemovableHandle(_op_observers, observer)
 

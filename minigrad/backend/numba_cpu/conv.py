@@ -1,4 +1,4 @@
-"""Numba convolution: convolution, direct: "shift and add" on flattened images. For one term (c, kh, kw) of
+"""Numba convolution, direct: "shift and add" on flattened images. For one term (c, kh, kw) of
 
     out[n, o, i, j] = sum_{c,kh,kw} w[o,c,kh,kw] x_pad[n, c, i*s + kh*d, j*s + kw*d]
 

@@ -1,10 +1,10 @@
-"""Numba integer kernels. (quantized inference): ``int8_gemm`` takes dot products of A's rows with B's
-columns (both runs of K 8-bit codes) in 2x4 blocks, ``int8_conv2d`` is the direct convolution
-of ``conv.py`` on the codes, padded with their zero point, one output channel and eight terms per pass;
-both add in int32 and apply the zero points afterwards (gemmlowp's trick, see
-``numpy_ref.int8_gemm``). ``requantize`` turns the accumulators into 8-bit codes in one pass.
-Why these loop shapes (LLVM's choice of vector instructions decides it): see the comment above
-``_int_dots_2x4`` and ``docs/performance.md``.
+"""Numba integer kernels (quantized inference): ``int8_gemm`` takes dot products of A's rows
+with B's columns (both runs of K 8-bit codes) in 2x4 blocks, ``int8_conv2d`` is the direct
+convolution of ``conv.py`` on the codes, padded with their zero point, one output channel and
+eight terms per pass; both add in int32 and apply the zero points afterwards (gemmlowp's
+trick, see ``numpy_ref.int8_gemm``). ``requantize`` turns the accumulators into 8-bit codes in
+one pass. Why these loop shapes (LLVM's choice of vector instructions decides it): below, and
+``docs/performance.md``.
 
 The same results as ``numpy_ref.int8_gemm`` / ``int8_conv2d`` (exact int32), timed in
 ``docs/performance.md``. Two facts about how LLVM compiles integer loops shape them:
@@ -14,7 +14,7 @@ The same results as ``numpy_ref.int8_gemm`` / ``int8_conv2d`` (exact int32), tim
   back to 32-bit lanes, where it uses vpmaddwd / vpdpwssd (16-bit multiplies added into
   32-bit lanes). It did so for a single output row (``_add_8_int_rows``) and for blocks of
   dot products (``_int_dots_2x4``), but not for the float kernels' 2x4 shape
-  (``_add_2x4_times_rows``: two output rows), which it computed in 64-bit lanes, 1.7x slower.
+  (``blocks.add_2x4_times_rows``: two output rows), which it computed in 64-bit lanes, 1.7x slower.
 * Integer addition is associative, so a dot product vectorizes with no fastmath flag.
 
 Neither loop shape got the 8-bit instructions (vpdpbusd: 64 multiply-adds per instruction)

@@ -1,5 +1,6 @@
-"""Numba pooling. Pooling: a window position (kh, kw) is a flat offset too, kh*d*Wp + kw*e in the padded image
-(padding -inf for max, 0 for average); one loop per output runs over its window's offsets.
+"""Numba pooling. A window position (kh, kw) is a flat offset, kh*d*Wp + kw*e, in the padded
+image, flattened (padding -inf for max, 0 for average); one loop per output runs over its
+window's offsets.
 """
 
 from functools import lru_cache

@@ -1,6 +1,6 @@
-"""Numba sparse matmul. Sparse matmul: ``csr_matmul`` multiplies a CSR matrix (a pruned weight) by a dense one, one
-loop order for a single column (batch 1: a dot product per row) and one for many (each stored
-value times a contiguous row of X); see the comment above it.
+"""Numba sparse matmul: ``csr_matmul`` multiplies a CSR matrix (a pruned weight) by a dense
+one, one loop order for a single column (batch 1: a dot product per row) and one for many (each
+stored value times a contiguous row of X).
 
 Y = A @ X with A in CSR form (see ``numpy_ref.csr_matmul``); two loop orders, timed in
 ``docs/performance.md``:
@@ -12,7 +12,7 @@ Y = A @ X with A in CSR form (see ``numpy_ref.csr_matmul``); two loop orders, ti
   gather instructions instead, which were 2.3x slower on the AMD EPYC (Zen 4) we measured.
 * many columns (a batch): row i of Y is the sum of data[j] * X[indices[j], :], whole rows of
   X (X laid out C-contiguous, K x B), four stored values per pass over Y's row: the inner loop
-  runs over B contiguous values and vectorizes, as in ``_add_2x4_times_rows``.
+  runs over B contiguous values and vectorizes, as in ``blocks.add_2x4_times_rows``.
 
 The index is cast to unsigned before it is used: column indices are never negative, and an
 unsigned index spares Numba's test for Python's negative indexing (a third of the dot's time).
