@@ -99,7 +99,7 @@ def _default_storage(module):
         skipped.update(entry.stored)
         for key, size in count(*entry.stored_tensors(module)).items():
             counts[category(name) if key == "values" else key] += size
-    own = [(name, value) for name, value in module.state_dict().items() if "." not in name]
+    own = [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
     for name, value in [*own, *vars(module).items()]:
         size = None if name in skipped or value is None else array_bytes(value)
         if size is not None:
