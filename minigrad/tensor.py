@@ -221,113 +221,31 @@ class Tensor(TensorBase):
     def __ge__(self, other):
         return ops.ge(self, other)
 
-    # ----------------------------------------------------------------- elementwise
-    def exp(self):
-        return ops.exp(self)
+    # ----------------------------------------------------------------- ops as methods
+    # Each op's method is the op itself (``x.exp()`` is ``ops.exp(x)``), so the two take the
+    # same arguments, in both spellings of a dim (``dim=``/``axis=``).
+    exp, log, sqrt, abs, sign, pow = ops.exp, ops.log, ops.sqrt, ops.abs, ops.sign, ops.pow
+    clip = clamp = ops.clip
+    maximum, minimum = ops.maximum, ops.minimum
+    relu, sigmoid, tanh, softmax, log_softmax = (ops.relu, ops.sigmoid, ops.tanh, ops.softmax,
+                                                 ops.log_softmax)
+    matmul = ops.matmul
 
-    def log(self):
-        return ops.log(self)
+    # reductions
+    sum, mean, var, max, min, logsumexp = (ops.sum, ops.mean, ops.var, ops.max, ops.min,
+                                           ops.logsumexp)
+    argmax, argmin = ops.argmax, ops.argmin
 
-    def sqrt(self):
-        return ops.sqrt(self)
-
-    def abs(self):
-        return ops.abs(self)
-
-    def sign(self):
-        return ops.sign(self)
-
-    def pow(self, exponent):
-        return ops.pow(self, exponent)
-
-    def clip(self, min=None, max=None):
-        return ops.clip(self, min, max)
-
-    clamp = clip
-
-    def maximum(self, other):
-        return ops.maximum(self, other)
-
-    def minimum(self, other):
-        return ops.minimum(self, other)
-
-    def relu(self):
-        return ops.relu(self)
-
-    def sigmoid(self):
-        return ops.sigmoid(self)
-
-    def tanh(self):
-        return ops.tanh(self)
-
-    def softmax(self, axis=-1):
-        return ops.softmax(self, axis)
-
-    def log_softmax(self, axis=-1):
-        return ops.log_softmax(self, axis)
-
-    def matmul(self, other):
-        return ops.matmul(self, other)
-
-    # ----------------------------------------------------------------- reductions
-    def sum(self, axis=None, keepdims=False):
-        return ops.sum(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        return ops.mean(self, axis, keepdims)
-
-    def var(self, axis=None, correction=1, keepdims=False):
-        return ops.var(self, axis, correction, keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        return ops.max(self, axis, keepdims)
-
-    def min(self, axis=None, keepdims=False):
-        return ops.min(self, axis, keepdims)
-
-    def argmax(self, axis=None, keepdims=False):
-        return ops.argmax(self, axis, keepdims)
-
-    def argmin(self, axis=None, keepdims=False):
-        return ops.argmin(self, axis, keepdims)
-
-    def logsumexp(self, axis=None, keepdims=False):
-        return ops.logsumexp(self, axis, keepdims)
-
-    # ----------------------------------------------------------------- shape
-    def reshape(self, *shape):
-        return ops.reshape(self, *shape)
-
-    view = reshape
-
-    def transpose(self, dim0=-2, dim1=-1):
-        return ops.transpose(self, dim0, dim1)
+    # shape
+    reshape = view = ops.reshape
+    transpose, permute, flatten, squeeze, unsqueeze = (ops.transpose, ops.permute, ops.flatten,
+                                                       ops.squeeze, ops.unsqueeze)
+    expand, broadcast_to, split = ops.expand, ops.broadcast_to, ops.split
 
     @property
     def T(self):
         """All axes reversed, as NumPy's ``.T``."""
         return ops.permute(self, *reversed(range(self.ndim)))
-
-    def permute(self, *axes):
-        return ops.permute(self, *axes)
-
-    def flatten(self, start_dim=0, end_dim=-1):
-        return ops.flatten(self, start_dim, end_dim)
-
-    def squeeze(self, axis=None):
-        return ops.squeeze(self, axis)
-
-    def unsqueeze(self, axis):
-        return ops.unsqueeze(self, axis)
-
-    def expand(self, *shape):
-        return ops.expand(self, *shape)
-
-    def broadcast_to(self, shape):
-        return ops.broadcast_to(self, shape)
-
-    def split(self, split_size_or_sections, axis=0):
-        return ops.split(self, split_size_or_sections, axis)
 
 
 def as_tensor(value):

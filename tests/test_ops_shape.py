@@ -186,9 +186,9 @@ def test_shape_errors_name_the_op_and_shapes():
         x.permute(0, 0)
     with pytest.raises(ValueError, match=r"pad: \(1,\)"):
         mg.pad(x, (1,))
-    with pytest.raises(ValueError, match="unsqueeze: axis 3 is out of range"):
+    with pytest.raises(IndexError, match="unsqueeze: dim 3 is out of range"):
         x.unsqueeze(3)
-    with pytest.raises(ValueError, match="stack: axis -4 is out of range"):
+    with pytest.raises(IndexError, match="stack: dim -4 is out of range"):
         mg.stack([x, x], axis=-4)
 
 

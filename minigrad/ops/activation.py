@@ -10,6 +10,12 @@ import numpy as np
 
 from minigrad.autograd import Function
 from minigrad.backend import array_module
+from minigrad.ops.dims import dim_spellings, normalize_dim
+
+
+__all__ = [
+    "gelu", "leaky_relu", "log_softmax", "relu", "sigmoid", "softmax", "softplus", "tanh",
+]
 
 
 class ReLU(Function):
@@ -220,9 +226,11 @@ def softplus(a, beta=1.0, threshold=20.0):
     return Softplus.apply(a, beta=beta, threshold=threshold)
 
 
-def softmax(a, axis=-1):
-    return Softmax.apply(a, axis=axis)
+@dim_spellings
+def softmax(a, dim=-1):
+    return Softmax.apply(a, axis=normalize_dim(dim, a.shape, "softmax"))
 
 
-def log_softmax(a, axis=-1):
-    return LogSoftmax.apply(a, axis=axis)
+@dim_spellings
+def log_softmax(a, dim=-1):
+    return LogSoftmax.apply(a, axis=normalize_dim(dim, a.shape, "log_softmax"))

@@ -14,6 +14,11 @@ from minigrad.autograd import Function
 from minigrad.backend import array_module, device_of, kernels
 
 
+__all__ = [
+    "matmul",
+]
+
+
 def _check_shapes(a_shape, b_shape):
     if len(a_shape) == 0 or len(b_shape) == 0:
         raise ValueError(f"matmul: both operands need at least one dimension, got shapes "

@@ -1,8 +1,9 @@
 """Reductions: sum, var, max/min, logsumexp, the composite mean, and argmax/argmin (which
 have no gradient).
 
-``axis`` is None (all axes), an int or a tuple of ints, negative counting from the end;
-``keepdims`` keeps reduced axes with size 1, as in NumPy (PyTorch's ``dim``/``keepdim``).
+``dim`` is None (all dims), an int or a tuple of ints, negative counting from the end;
+``keepdim`` keeps reduced dims with size 1. NumPy's spellings ``axis``/``keepdims`` work too
+(``ops.dims``). The Function classes take the normalized ``axis`` tuple.
 
 Backward of a reduction: every input element that fed an output element receives that output's
 gradient (times the local derivative), so the gradient is reshaped to keep the reduced axes and
@@ -13,19 +14,12 @@ import numpy as np
 
 from minigrad.autograd import Function
 from minigrad.backend import array_module
+from minigrad.ops.dims import dim_spellings, normalize_dims
 
 
-def normalize_axes(axis, ndim, op="reduce"):
-    """``axis`` as a sorted tuple of non-negative axes (all axes for None); ``op`` names the
-    caller in the error for an axis outside [-ndim, ndim)."""
-    if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    for a in axes:
-        if not -ndim <= a < ndim:
-            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} "
-                             "dimensions")
-    return tuple(sorted(a % ndim for a in axes))
+__all__ = [
+    "argmax", "argmin", "logsumexp", "max", "mean", "min", "sum", "var",
+]
 
 
 def keep_reduced_axes(grad, axes, keepdims):
@@ -40,7 +34,7 @@ class Sum(Function):
 
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False):
-        ctx.axes, ctx.keepdims, ctx.shape = normalize_axes(axis, a.ndim), keepdims, a.shape
+        ctx.axes, ctx.keepdims, ctx.shape = normalize_dims(axis, a.shape), keepdims, a.shape
         return a.sum(axis=ctx.axes, keepdims=keepdims)
 
     @staticmethod
@@ -59,7 +53,7 @@ class Var(Function):
 
     @staticmethod
     def forward(ctx, a, axis=None, correction=1, keepdims=False):
-        axes = normalize_axes(axis, a.ndim)
+        axes = normalize_dims(axis, a.shape)
         centered = a - a.mean(axis=axes, keepdims=True)
         count = int(np.prod([a.shape[i] for i in axes]))
         ctx.axes, ctx.keepdims, ctx.divisor = axes, keepdims, count - correction
@@ -83,7 +77,7 @@ class Extremum(Function):
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False, largest=True):
         xp = array_module(a)
-        axes = normalize_axes(axis, a.ndim)
+        axes = normalize_dims(axis, a.shape)
         out = (xp.max if largest else xp.min)(a, axis=axes, keepdims=True)
         is_extreme = (a == out).astype(a.dtype)
         ctx.axes, ctx.keepdims = axes, keepdims
@@ -106,7 +100,7 @@ class LogSumExp(Function):
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False):
         xp = array_module(a)
-        axes = normalize_axes(axis, a.ndim)
+        axes = normalize_dims(axis, a.shape)
         m = a.max(axis=axes, keepdims=True)
         e = xp.exp(a - m)
         total = e.sum(axis=axes, keepdims=True)
@@ -122,34 +116,47 @@ class LogSumExp(Function):
 
 
 # --------------------------------------------------------------------------- public functions
-def sum(a, axis=None, keepdims=False):
-    return Sum.apply(a, axis=axis, keepdims=keepdims)
+@dim_spellings
+def sum(a, dim=None, keepdim=False):
+    """sum_i a_i over ``dim`` (None: every dim; an int or a tuple of ints)."""
+    return Sum.apply(a, axis=normalize_dims(dim, a.shape, "sum"), keepdims=keepdim)
 
 
-def mean(a, axis=None, keepdims=False):
+@dim_spellings
+def mean(a, dim=None, keepdim=False):
     """sum / n, with n the number of elements reduced into each output (a composite: its
-    gradient, 1/n for every element, comes from Sum and Mul)."""
-    count = int(np.prod([a.shape[i] for i in normalize_axes(axis, a.ndim, "mean")]))
-    return Sum.apply(a, axis=axis, keepdims=keepdims) * (1.0 / count)
+    gradient, 1/n for every element, comes from Sum and Mul). The mean of nothing is NaN, as
+    in PyTorch."""
+    dims = normalize_dims(dim, a.shape, "mean")
+    count = int(np.prod([a.shape[i] for i in dims]))
+    scale = 1.0 / count if count else float("nan")  # the mean of nothing is NaN, as in PyTorch
+    return Sum.apply(a, axis=dims, keepdims=keepdim) * scale
 
 
-def var(a, axis=None, correction=1, keepdims=False):
-    """Variance over ``axis`` with ``correction`` subtracted from the count (1 = unbiased)."""
-    return Var.apply(a, axis=axis, correction=correction, keepdims=keepdims)
+@dim_spellings
+def var(a, dim=None, correction=1, keepdim=False):
+    """Variance over ``dim`` with ``correction`` subtracted from the count (1 = unbiased)."""
+    return Var.apply(a, axis=normalize_dims(dim, a.shape, "var"), correction=correction,
+                     keepdims=keepdim)
 
 
-def max(a, axis=None, keepdims=False):
-    """Largest value over ``axis`` (values only, like ``numpy.max`` and ``torch.amax``)."""
-    return Extremum.apply(a, axis=axis, keepdims=keepdims, largest=True)
+@dim_spellings
+def max(a, dim=None, keepdim=False):
+    """Largest value over ``dim`` (values only, like ``numpy.max`` and ``torch.amax``)."""
+    return Extremum.apply(a, axis=normalize_dims(dim, a.shape, "max"), keepdims=keepdim,
+                          largest=True)
 
 
-def min(a, axis=None, keepdims=False):
-    """Smallest value over ``axis`` (values only, like ``numpy.min`` and ``torch.amin``)."""
-    return Extremum.apply(a, axis=axis, keepdims=keepdims, largest=False)
+@dim_spellings
+def min(a, dim=None, keepdim=False):
+    """Smallest value over ``dim`` (values only, like ``numpy.min`` and ``torch.amin``)."""
+    return Extremum.apply(a, axis=normalize_dims(dim, a.shape, "min"), keepdims=keepdim,
+                          largest=False)
 
 
-def logsumexp(a, axis=None, keepdims=False):
-    return LogSumExp.apply(a, axis=axis, keepdims=keepdims)
+@dim_spellings
+def logsumexp(a, dim=None, keepdim=False):
+    return LogSumExp.apply(a, axis=normalize_dims(dim, a.shape, "logsumexp"), keepdims=keepdim)
 
 
 class ArgExtremum(Function):
@@ -162,11 +169,20 @@ class ArgExtremum(Function):
         return index(a, axis=axis, keepdims=keepdims).astype(np.int64)
 
 
-def argmax(a, axis=None, keepdims=False):
-    """Index of the largest value (int64, no gradient); over the flattened tensor if axis=None."""
-    return ArgExtremum.apply(a, axis=axis, keepdims=keepdims, largest=True)
+def _arg_extremum(name, a, dim, keepdim, largest):
+    if dim is not None:  # one dim (a 0-d tensor has none to name: its index is 0)
+        dim = normalize_dims(dim, a.shape, name)
+        dim = dim[0] if dim else None
+    return ArgExtremum.apply(a, axis=dim, keepdims=keepdim, largest=largest)
 
 
-def argmin(a, axis=None, keepdims=False):
-    """Index of the smallest value (int64, no gradient); over the flattened tensor if axis=None."""
-    return ArgExtremum.apply(a, axis=axis, keepdims=keepdims, largest=False)
+@dim_spellings
+def argmax(a, dim=None, keepdim=False):
+    """Index of the largest value (int64, no gradient); over the flattened tensor if dim=None."""
+    return _arg_extremum("argmax", a, dim, keepdim, largest=True)
+
+
+@dim_spellings
+def argmin(a, dim=None, keepdim=False):
+    """Index of the smallest value (int64, no gradient); over the flattened tensor if dim=None."""
+    return _arg_extremum("argmin", a, dim, keepdim, largest=False)

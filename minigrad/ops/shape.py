@@ -10,7 +10,13 @@ import numpy as np
 
 from minigrad.autograd import Function, TensorBase, tensor_inputs, unbroadcast
 from minigrad.backend import array_module
-from minigrad.ops.reduce import normalize_axes
+from minigrad.ops.dims import dim_spellings, normalize_dim, normalize_dims
+
+
+__all__ = [
+    "broadcast_to", "cat", "concatenate", "expand", "flatten", "getitem", "pad", "permute",
+    "reshape", "split", "squeeze", "stack", "transpose", "unsqueeze",
+]
 
 
 def shape_argument(shape):
@@ -140,7 +146,8 @@ def permute(a, *axes):
 
 
 def transpose(a, dim0=-2, dim1=-1):
-    """Swap two axes (PyTorch's ``transpose``); the default swaps the last two."""
+    """Swap two dims (PyTorch's ``transpose``); the default swaps the last two."""
+    dim0, dim1 = (normalize_dim(d, a.shape, "transpose") for d in (dim0, dim1))
     axes = list(range(a.ndim))
     axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
     return Permute.apply(a, axes=tuple(axes))
@@ -162,22 +169,24 @@ def flatten(a, start_dim=0, end_dim=-1):
     """Merge axes start_dim..end_dim (inclusive) into one."""
     if a.ndim == 0:
         return reshape(a, 1)
-    (start,) = normalize_axes(start_dim, a.ndim, "flatten")
-    (end,) = normalize_axes(end_dim, a.ndim, "flatten")
+    start, end = (normalize_dim(d, a.shape, "flatten") for d in (start_dim, end_dim))
     return reshape(a, a.shape[:start] + (-1,) + a.shape[end + 1:])
 
 
-def squeeze(a, axis=None):
-    """Drop axes of size 1 (all of them, or only ``axis``, which is kept if its size is not 1)."""
-    axes = normalize_axes(axis, a.ndim, "squeeze")
+@dim_spellings
+def squeeze(a, dim=None):
+    """Drop dims of size 1 (all of them, or only those of ``dim``, an int or a tuple; a named
+    dim whose size is not 1 is kept)."""
+    axes = normalize_dims(dim, a.shape, "squeeze")
     drop = {i for i in axes if a.shape[i] == 1}
     return reshape(a, tuple(n for i, n in enumerate(a.shape) if i not in drop))
 
 
-def unsqueeze(a, axis):
-    """Insert an axis of size 1 at position ``axis`` (negative counts from the new end)."""
-    (axis,) = normalize_axes(axis, a.ndim + 1, "unsqueeze")
-    return reshape(a, a.shape[:axis] + (1,) + a.shape[axis:])
+@dim_spellings
+def unsqueeze(a, dim):
+    """Insert a dim of size 1 at position ``dim`` (negative counts from the new end)."""
+    dim = normalize_dim(dim, a.shape, "unsqueeze", new=1)
+    return reshape(a, a.shape[:dim] + (1,) + a.shape[dim:])
 
 
 def _index_arrays(index):
@@ -191,13 +200,14 @@ def getitem(a, index):
     return GetItem.apply(a, index=_index_arrays(index))
 
 
-def cat(tensors, axis=0):
+@dim_spellings
+def cat(tensors, dim=0):
     """Join tensors along an existing axis; all other axes must match."""
     if not tensors:
         raise ValueError("cat: needs at least one tensor")
     tensors = tensor_inputs("cat", tensors)
     first = tensors[0]
-    (axis,) = normalize_axes(axis, first.ndim, "cat")
+    axis = normalize_dim(dim, first.shape, "cat")
     for t in tensors[1:]:
         if t.ndim != first.ndim or any(
                 i != axis and n != m for i, (n, m) in enumerate(zip(t.shape, first.shape))):
@@ -208,20 +218,22 @@ def cat(tensors, axis=0):
 concatenate = cat
 
 
-def stack(tensors, axis=0):
-    """Join same-shape tensors along a new axis."""
+@dim_spellings
+def stack(tensors, dim=0):
+    """Join same-shape tensors along a new dim."""
     tensors = tensor_inputs("stack", tensors)
     shapes = {t.shape for t in tensors}
     if len(shapes) != 1:
         raise ValueError(f"stack: all tensors must have the same shape, got {sorted(shapes)}")
-    (axis,) = normalize_axes(axis, tensors[0].ndim + 1, "stack")
-    return cat([unsqueeze(t, axis) for t in tensors], axis=axis)
+    dim = normalize_dim(dim, tensors[0].shape, "stack", new=1)
+    return cat([unsqueeze(t, dim) for t in tensors], dim=dim)
 
 
-def split(a, split_size_or_sections, axis=0):
+@dim_spellings
+def split(a, split_size_or_sections, dim=0):
     """Cut ``a`` along ``axis`` into pieces of ``split_size`` (the last may be smaller), or of
     the listed sizes (PyTorch's ``split``); returns a tuple of tensors."""
-    (axis,) = normalize_axes(axis, a.ndim, "split")
+    axis = normalize_dim(dim, a.shape, "split")
     length = a.shape[axis]
     if isinstance(split_size_or_sections, int):
         sizes = [split_size_or_sections] * (length // split_size_or_sections)

@@ -1,16 +1,21 @@
-"""Elementwise ops: arithmetic, exp/log/sqrt, abs/sign, clip, maximum/minimum, where, casts.
+"""Binary elementwise ops: arithmetic, pow, maximum/minimum, where, and the comparisons.
 
 Each op is a ``Function`` whose ``backward`` multiplies the incoming gradient by the local
-derivative. Binary ops broadcast like NumPy; the engine sums their gradients back to each
-input's shape (``autograd.unbroadcast``), so the backward methods here return full-shape
-gradients.
+derivatives dz/da and dz/db. Binary ops broadcast like NumPy; the engine sums their gradients
+back to each input's shape (``autograd.unbroadcast``), so the backward methods here return
+full-shape gradients. Operands follow PyTorch's type promotion (``_operands``).
 """
 
 import numpy as np
 
-from minigrad import backend
 from minigrad.autograd import Function, TensorBase, first_tensor
 from minigrad.backend import array_module
+from minigrad.ops.unary import cast
+
+__all__ = [
+    "add", "div", "eq", "ge", "gt", "le", "lt", "maximum", "minimum", "mul", "ne", "pow", "sub",
+    "where",
+]
 
 
 class Add(Function):
@@ -75,18 +80,6 @@ class Div(Function):
         return grad_a, grad_b
 
 
-class Neg(Function):
-    """z = -a;  dz/da = -1."""
-
-    @staticmethod
-    def forward(ctx, a):
-        return -a
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (-grad,)
-
-
 class Pow(Function):
     """z = a^b;  dz/da = b a^(b-1),  dz/db = a^b ln a (needs a > 0).
 
@@ -114,95 +107,6 @@ class Pow(Function):
             if ctx.needs_input_grad[1]:
                 grad_b = xp.where((a == 0) & (b >= 0), 0, grad * out * xp.log(a))
         return grad_a, grad_b
-
-
-class Exp(Function):
-    """z = e^a;  dz/da = e^a = z."""
-
-    @staticmethod
-    def forward(ctx, a):
-        out = array_module(a).exp(a)
-        ctx.save_for_backward(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        (out,) = ctx.saved_tensors
-        return (grad * out,)
-
-
-class Log(Function):
-    """z = ln a;  dz/da = 1/a."""
-
-    @staticmethod
-    def forward(ctx, a):
-        ctx.save_for_backward(a)
-        return array_module(a).log(a)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (a,) = ctx.saved_tensors
-        return (grad / a,)
-
-
-class Sqrt(Function):
-    """z = sqrt(a);  dz/da = 1 / (2 sqrt(a)) = 1 / (2z)."""
-
-    @staticmethod
-    def forward(ctx, a):
-        out = array_module(a).sqrt(a)
-        ctx.save_for_backward(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        (out,) = ctx.saved_tensors
-        return (grad / (2 * out),)
-
-
-class Abs(Function):
-    """z = |a|;  dz/da = sign(a) (0 at a = 0, as in PyTorch)."""
-
-    @staticmethod
-    def forward(ctx, a):
-        ctx.save_for_backward(a)
-        return array_module(a).abs(a)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (a,) = ctx.saved_tensors
-        return (grad * array_module(a).sign(a),)
-
-
-class Sign(Function):
-    """z = sign(a) in {-1, 0, 1};  dz/da = 0 everywhere it is defined."""
-
-    @staticmethod
-    def forward(ctx, a):
-        return array_module(a).sign(a)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (grad * 0,)
-
-
-class Clip(Function):
-    """z = min(max(a, lo), hi);  dz/da = 1 where lo <= a <= hi, else 0 (PyTorch's clamp)."""
-
-    @staticmethod
-    def forward(ctx, a, lo=None, hi=None):
-        inside = array_module(a).ones(a.shape, dtype=bool)
-        if lo is not None:
-            inside &= a >= lo
-        if hi is not None:
-            inside &= a <= hi
-        ctx.save_for_backward(inside)
-        return array_module(a).clip(a, lo, hi)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (inside,) = ctx.saved_tensors
-        return (grad * inside,)
 
 
 class Maximum(Function):
@@ -241,32 +145,6 @@ class Where(Function):
         zero = grad.dtype.type(0)
         xp = array_module(grad)
         return None, xp.where(cond, grad, zero), xp.where(cond, zero, grad)
-
-
-class Cast(Function):
-    """z = a converted to another dtype; the gradient is converted back."""
-
-    @staticmethod
-    def forward(ctx, a, dtype=None):
-        ctx.input_dtype = a.dtype
-        return a.astype(dtype, copy=False)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (grad.astype(ctx.input_dtype),)
-
-
-class ToDevice(Function):
-    """z = a copied to another device; the gradient is copied back."""
-
-    @staticmethod
-    def forward(ctx, a, device="cpu"):
-        ctx.input_device = backend.device_of(a)
-        return backend.to_device(a, device)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (backend.to_device(grad, ctx.input_device),)
 
 
 # --------------------------------------------------------------------------- public functions
@@ -328,41 +206,6 @@ def pow(a, exponent):
     return _binary(Pow, a, exponent)
 
 
-def neg(a):
-    return Neg.apply(a)
-
-
-def exp(a):
-    return Exp.apply(a)
-
-
-def log(a):
-    return Log.apply(a)
-
-
-def sqrt(a):
-    return Sqrt.apply(a)
-
-
-def abs(a):
-    return Abs.apply(a)
-
-
-def sign(a):
-    return Sign.apply(a)
-
-
-def clip(a, min=None, max=None):
-    """Limit values to [min, max]; either bound may be None, a number, or a tensor that
-    broadcasts against ``a`` (bounds are constants: no gradient flows to them). PyTorch's
-    ``clamp``."""
-    lo, hi = (bound.data if isinstance(bound, TensorBase) else bound for bound in (min, max))
-    return Clip.apply(a, lo=lo, hi=hi)
-
-
-clamp = clip
-
-
 def maximum(a, b):
     return _binary(Maximum, a, b, take_max=True)
 
@@ -374,14 +217,6 @@ def minimum(a, b):
 def where(condition, a, b):
     """Pick ``a`` where ``condition`` is true, else ``b`` (all three broadcast together)."""
     return Where.apply(condition, *_operands("Where", a, b))
-
-
-def cast(a, dtype):
-    return Cast.apply(a, dtype=np.dtype(dtype))
-
-
-def to_device(a, device):
-    return ToDevice.apply(a, device=device)
 
 
 # --------------------------------------------------------------------------- comparisons
