@@ -1,10 +1,11 @@
 """One mechanism for testing every op: an ``OpCase`` says how to draw inputs for an op and how to
-call it in minigrad and in PyTorch; ``op_tests(cases)`` turns a list of cases into two tests,
+call it in minigrad and in PyTorch; ``op_tests(cases)`` turns a list of cases into three tests,
 
 * ``test_gradcheck``: backward equals central differences (float64, minigrad.testing);
 * ``test_matches_torch``: forward values and input gradients equal PyTorch's (float32 and
   float64) on the case's fixed ``examples``, and, when PyTorch is installed, on inputs that
-  Hypothesis draws as well.
+  Hypothesis draws as well;
+* ``test_float16``: the op keeps float16 and its results follow float64's.
 
 Hypothesis draws the shapes and keyword arguments, and a seed for the values; the values come
 from a normal distribution, then ``domain`` moves them where the op is differentiable (positive
@@ -132,7 +133,36 @@ def op_tests(cases):
         if torch_reference.source == "live":
             assert_matches_torch_on_drawn_inputs(case, dtype)
 
-    return test_gradcheck, test_matches_torch
+    @pytest.mark.parametrize("case", cases, ids=ids)
+    def test_float16(case):
+        assert_float16_follows_float64(case)
+
+    return test_gradcheck, test_matches_torch, test_float16
+
+
+def assert_float16_follows_float64(case):
+    """float16 goes through the op: the output and the gradients stay float16, and are within
+    float16 rounding of the same computation in float64 on the same (float16) values. Checked
+    on the case's largest fixed example."""
+    shapes_i, kwargs = max(case.examples, key=lambda ex: sum(np.prod(s) for s in ex[0]))
+    halves = case.values(shapes_i, seed=0, dtype=np.float16)
+    results = {}
+    for dtype in (np.float16, np.float64):
+        tensors = [mg.tensor(a.astype(dtype) if np.issubdtype(a.dtype, np.floating) else a,
+                             requires_grad=case.requires_grad(i, a))
+                   for i, a in enumerate(halves)]
+        out = case.fn(*tensors, **kwargs)
+        out.backward(mg.ones_like(out))
+        results[dtype] = out, [t.grad for t in tensors if t.requires_grad]
+    (out16, grads16), (out64, grads64) = results[np.float16], results[np.float64]
+    tol = dict(rtol=2e-2, atol=2e-2)
+    assert out16.dtype == np.float16, f"{case.name}: float16 inputs gave {out16.dtype}"
+    np.testing.assert_allclose(out16.numpy().astype(np.float64), out64.numpy(), **tol,
+                               err_msg=f"{case.name} forward in float16")
+    for g16, g64 in zip(grads16, grads64):
+        assert g16.dtype == np.float16, f"{case.name}: a float16 input got a {g16.dtype} grad"
+        np.testing.assert_allclose(g16.numpy().astype(np.float64), g64.numpy(), **tol,
+                                   err_msg=f"{case.name} gradient in float16")
 
 
 def example_reference(torch_reference, case, i, dtype):

@@ -174,7 +174,7 @@ CASES = [
            examples=[example([(3, 4), (3, 4)])]),
 ]
 
-test_gradcheck, test_matches_torch = op_tests(CASES)
+test_gradcheck, test_matches_torch, test_float16 = op_tests(CASES)
 
 
 def loss_and_gradient(lib, loss_fn, logits, target):

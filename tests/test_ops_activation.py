@@ -48,7 +48,7 @@ CASES = [
            lambda x, axis: x.log_softmax(axis), examples=SOFTMAX_EXAMPLES),
 ]
 
-test_gradcheck, test_matches_torch = op_tests(CASES)
+test_gradcheck, test_matches_torch, test_float16 = op_tests(CASES)
 
 
 @pytest.mark.parametrize("name", ["sigmoid", "softplus", "softmax", "log_softmax", "tanh"])

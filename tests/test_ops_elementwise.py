@@ -51,7 +51,7 @@ CASES = [
                      ([(3, 1), (1, 4), (3, 4)], {})]),
 ]
 
-test_gradcheck, test_matches_torch = op_tests(CASES)
+test_gradcheck, test_matches_torch, test_float16 = op_tests(CASES)
 
 
 def test_python_scalars_keep_the_tensor_dtype():

@@ -23,7 +23,7 @@ CASES = [
            lambda a, b: a @ b, examples=[([(4,), (4,)], {})]),
 ]
 
-test_gradcheck, test_matches_torch = op_tests(CASES)
+test_gradcheck, test_matches_torch, test_float16 = op_tests(CASES)
 
 
 @pytest.mark.parametrize("a_shape, b_shape, message", [

@@ -65,7 +65,7 @@ CASES = [
               lambda x, axis, keepdims: x.logsumexp(torch_dims(axis, x), keepdims)),
 ]
 
-test_gradcheck, test_matches_torch = op_tests(CASES)
+test_gradcheck, test_matches_torch, test_float16 = op_tests(CASES)
 
 
 @pytest.mark.parametrize("reduce", ["max", "min"])

@@ -146,7 +146,7 @@ CASES = [
                   ([(2, 2, 3)], {"pad": (1, 1)})]),
 ]
 
-test_gradcheck, test_matches_torch = op_tests(CASES)
+test_gradcheck, test_matches_torch, test_float16 = op_tests(CASES)
 
 
 def test_getitem_with_repeated_indices_adds_the_gradients():

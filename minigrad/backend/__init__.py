@@ -131,3 +131,12 @@ def kernels(device="cpu"):
     if _cpu_kernels is None:
         set_cpu_kernels(os.environ.get("MINIGRAD_CPU_KERNELS") or default_cpu_kernels())
     return _cpu_kernels
+
+
+def kernels_for(array):
+    """The kernel set to run on ``array``: its device's (``kernels``), except that float16 on
+    the CPU runs the NumPy reference kernels, since Numba has no float16 type."""
+    device = device_of(array)
+    if device == "cpu" and array.dtype == np.float16:
+        return kernel_set("numpy")
+    return kernels(device)

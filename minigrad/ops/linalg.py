@@ -11,7 +11,7 @@ batch axes. Where the kernels issue adds fast GEMMs, they plug in behind this op
 """
 
 from minigrad.autograd import Function
-from minigrad.backend import array_module, device_of, kernels
+from minigrad.backend import array_module, kernels_for
 
 
 __all__ = [
@@ -38,7 +38,7 @@ class MatMul(Function):
         _check_shapes(a.shape, b.shape)
         ctx.save_for_backward(a, b)
         try:
-            return kernels(device_of(a)).matmul(a, b)
+            return kernels_for(a).matmul(a, b)
         except ValueError:  # the batch axes do not broadcast
             raise ValueError(f"matmul: batch dimensions of shapes {a.shape} and {b.shape} "
                              "cannot be broadcast together") from None
@@ -56,10 +56,10 @@ class MatMul(Function):
             grad = xp.expand_dims(grad, -2)
         grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_a = kernels(device_of(a)).matmul(grad, xp.swapaxes(b2, -1, -2))
+            grad_a = kernels_for(a).matmul(grad, xp.swapaxes(b2, -1, -2))
             grad_a = grad_a.reshape(grad_a.shape[:-2] + (-1,)) if a.ndim == 1 else grad_a
         if ctx.needs_input_grad[1]:
-            grad_b = kernels(device_of(a)).matmul(xp.swapaxes(a2, -1, -2), grad)
+            grad_b = kernels_for(a).matmul(xp.swapaxes(a2, -1, -2), grad)
             grad_b = grad_b.reshape(grad_b.shape[:-1]) if b.ndim == 1 else grad_b
         return grad_a, grad_b
 

@@ -1,7 +1,7 @@
 """Neural-network ops with their own kernels or fused backward: convolution, pooling, linear,
 softmax cross-entropy.
 
-The math lives in the kernels (``minigrad.backend.kernels(device)``; the readable reference is
+The math lives in the kernels (``minigrad.backend.kernels_for(array)``; the readable reference is
 ``backend/numpy_ref.py``, with the index math in its docstring). These Functions only connect
 the kernels to the graph: forward saves what backward needs, backward calls the matching
 gradient kernels. ``Linear`` and ``SoftmaxCrossEntropy`` are fused versions of composites
@@ -11,7 +11,7 @@ other layers (batch norm, dropout, the other losses) are composites of ordinary 
 """
 
 from minigrad.autograd import Function
-from minigrad.backend import array_module, device_of, kernels
+from minigrad.backend import array_module, kernels_for
 from minigrad.backend.geometry import output_size
 from minigrad.ops.activation import log_softmax_array
 
@@ -45,12 +45,12 @@ class Conv2d(Function):
         check_window_fits("conv2d", x.shape, weight.shape[2:], stride, padding, dilation)
         ctx.geometry = (stride, padding, dilation)
         ctx.save_for_backward(x, weight)
-        return kernels(device_of(x)).conv2d_forward(x, weight, *ctx.geometry)
+        return kernels_for(x).conv2d_forward(x, weight, *ctx.geometry)
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
-        k = kernels(device_of(x))
+        k = kernels_for(x)
         grad_x = (k.conv2d_backward_input(grad, weight, x.shape, *ctx.geometry)
                   if ctx.needs_input_grad[0] else None)
         grad_w = (k.conv2d_backward_weight(grad, x, weight.shape, *ctx.geometry)
@@ -70,7 +70,7 @@ class MaxPool2d(Function):
     def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1)):
         _check_image_batch("max_pool2d", x)
         check_window_fits("max_pool2d", x.shape, kernel_size, stride, padding, dilation)
-        out, winner = kernels(device_of(x)).max_pool2d_forward(x, kernel_size, stride, padding,
+        out, winner = kernels_for(x).max_pool2d_forward(x, kernel_size, stride, padding,
                                                                dilation)
         ctx.args = (x.shape, kernel_size, stride, padding, dilation)
         ctx.save_for_backward(winner)
@@ -79,7 +79,7 @@ class MaxPool2d(Function):
     @staticmethod
     def backward(ctx, grad):
         (winner,) = ctx.saved_tensors
-        return (kernels(device_of(grad)).max_pool2d_backward(grad, winner, *ctx.args),)
+        return (kernels_for(grad).max_pool2d_backward(grad, winner, *ctx.args),)
 
 
 class AvgPool2d(Function):
@@ -91,11 +91,11 @@ class AvgPool2d(Function):
         _check_image_batch("avg_pool2d", x)
         check_window_fits("avg_pool2d", x.shape, kernel_size, stride, padding)
         ctx.args = (x.shape, kernel_size, stride, padding)
-        return kernels(device_of(x)).avg_pool2d_forward(x, kernel_size, stride, padding)
+        return kernels_for(x).avg_pool2d_forward(x, kernel_size, stride, padding)
 
     @staticmethod
     def backward(ctx, grad):
-        return (kernels(device_of(grad)).avg_pool2d_backward(grad, *ctx.args),)
+        return (kernels_for(grad).avg_pool2d_backward(grad, *ctx.args),)
 
 
 class Linear(Function):
@@ -108,13 +108,13 @@ class Linear(Function):
     @staticmethod
     def forward(ctx, x, weight, bias=None):
         ctx.save_for_backward(x, weight)
-        y = kernels(device_of(x)).matmul(x, weight.T)
+        y = kernels_for(x).matmul(x, weight.T)
         return y if bias is None else y + bias
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
-        k = kernels(device_of(x))
+        k = kernels_for(x)
         grad_2d = grad.reshape(-1, grad.shape[-1])
         grad_x = k.matmul(grad, weight) if ctx.needs_input_grad[0] else None
         grad_w = (k.matmul(grad_2d.T, x.reshape(-1, x.shape[-1]))

@@ -143,6 +143,12 @@ class ToDevice(Function):
 
 
 # --------------------------------------------------------------------------- public functions
+def as_floating(a):
+    """``a`` itself if it holds floats, else cast to float32, PyTorch's default float: the
+    float math of an integer or bool tensor (``exp``, ``sin``, ``mean``) gives float32."""
+    return a if a.dtype.kind == "f" else cast(a, np.float32)
+
+
 def neg(a):
     return Neg.apply(a)
 

@@ -1,0 +1,3 @@
+"""Indexing ops: gather, scatter, index_select, masked ops, sort, topk."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Rounding: floor, ceil, round, trunc, frac."""
+
+__all__ = []
