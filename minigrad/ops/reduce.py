@@ -10,6 +10,8 @@ gradient (times the local derivative), so the gradient is reshaped to keep the r
 broadcast back over them.
 """
 
+from typing import Any, NamedTuple
+
 import numpy as np
 
 from minigrad.autograd import Function
@@ -20,6 +22,14 @@ from minigrad.ops.dims import dim_spellings, normalize_dims
 __all__ = [
     "argmax", "argmin", "logsumexp", "max", "mean", "min", "sum", "var",
 ]
+
+
+class ValuesIndices(NamedTuple):
+    """What PyTorch's max/min/sort/topk/median/mode with a dim return: ``(values, indices)``,
+    so ``_, predicted = scores.max(1)`` works, and so does ``scores.max(1).indices``."""
+
+    values: Any
+    indices: Any
 
 
 def keep_reduced_axes(grad, axes, keepdims):
