@@ -70,6 +70,15 @@ class no_grad(_GradMode):
     enabled = False
 
 
+class inference_mode(no_grad):
+    """PyTorch's ``inference_mode``: here the same as ``no_grad`` (``mode=False`` records as
+    usual). PyTorch's version also skips version counting; minigrad's counters cost nothing."""
+
+    def __init__(self, mode=True):
+        super().__init__()
+        self.enabled = not mode
+
+
 class enable_grad(_GradMode):
     """Turn recording back on inside a ``no_grad`` region."""
 
@@ -88,6 +97,7 @@ class TensorBase:
         self._ctx = None
         self._requires_grad = False
         self.requires_grad = requires_grad
+        self._version = 0  # how many in-place changes ``data`` has had (see ``saved_versions``)
 
     def _wrap(self, data):
         """A new tensor (of the plain tensor class, never a subclass such as Parameter) around
@@ -211,6 +221,7 @@ class Function:
         self.needs_input_grad = ()
         self.freed = False
         self.output = None  # set to the output Tensor when it asks to retain its grad
+        self.saved_versions = ()  # (input index, tensor, its version) for each saved input
 
     def save_for_backward(self, *arrays):
         """Keep arrays that ``backward`` needs (read back as ``ctx.saved_tensors``)."""
@@ -244,12 +255,33 @@ class Function:
         if _grad_enabled and any(needs_grad) and out.data.dtype.kind == "f":
             ctx.parents = inputs
             ctx.needs_input_grad = needs_grad
+            ctx.saved_versions = _saved_versions(ctx, inputs)
             out.requires_grad = True
             out._ctx = ctx
         return out
 
     def __repr__(self):
         return f"<{type(self).__name__} node>"
+
+
+def _saved_versions(ctx, inputs):
+    """The version of each input whose array ``forward`` saved for ``backward``: if the input
+    is changed in place before ``backward`` runs, its saved array no longer holds the values
+    the gradient needs, and ``check_saved_versions`` refuses to compute a wrong gradient."""
+    saved = [id(array) for array in ctx.saved_tensors]
+    return tuple((i, x, x._version) for i, x in enumerate(inputs) if id(x.data) in saved)
+
+
+def check_saved_versions(node):
+    """RuntimeError, naming the op, if an input ``node`` saved was changed in place since."""
+    for i, tensor, version in node.saved_versions:
+        if tensor._version != version:
+            raise RuntimeError(
+                f"backward of {type(node).__name__}: its input {i} (shape "
+                f"{tuple(tensor.data.shape)}), saved for the gradient, was modified by an "
+                f"in-place operation: it is at version {tensor._version}, the gradient needs "
+                f"version {version}; change a .clone() of it instead, or change it after "
+                "backward()")
 
 
 def first_tensor(name, values):
@@ -377,7 +409,8 @@ def backward(tensor, grad=None, retain_graph=False):
         if pending is not None:
             _count_down(node, pending)
         if not retain_graph:
-            node.parents, node.saved_tensors, node.freed = (), (), True
+            node.parents = node.saved_tensors = node.saved_versions = ()
+            node.freed = True
 
 
 def _node_backward(node, grad_out):
@@ -386,6 +419,7 @@ def _node_backward(node, grad_out):
         return ()
     if node.output is not None:  # retain_grad() was called on this intermediate
         _accumulate(node.output, grad_out)
+    check_saved_versions(node)
     grad_inputs = _call(type(node), "backward", node, grad_out)
     return grad_inputs if isinstance(grad_inputs, tuple) else (grad_inputs,)
 

@@ -19,9 +19,7 @@ NumPy array keeps its dtype. Only floating-point tensors can require grad.
 import numpy as np
 
 from minigrad import backend, ops
-from minigrad import random as mg_random
-from minigrad.autograd import TensorBase
-from minigrad.ops.shape import shape_argument
+from minigrad.autograd import TensorBase, is_grad_enabled, no_grad
 
 
 def _is_array(value):
@@ -84,8 +82,18 @@ class Tensor(TensorBase):
         """The shape, or the length of one dimension (PyTorch's ``Tensor.size``)."""
         return self.shape if dim is None else self.shape[dim]
 
+    def dim(self):
+        """The number of dimensions (``ndim``), PyTorch's ``Tensor.dim()``."""
+        return self.data.ndim
+
     def numel(self):
         return int(self.data.size)
+
+    nelement = numel
+
+    def element_size(self):
+        """Bytes per element."""
+        return self.data.itemsize
 
     def __len__(self):
         return len(self.data)
@@ -142,20 +150,125 @@ class Tensor(TensorBase):
             return ops.to_device(self, target)
         return ops.cast(self, target)
 
+    def type(self, dtype=None):
+        """Cast to ``dtype``; without one, the dtype's name (PyTorch gives a type name such as
+        "torch.FloatTensor"; minigrad's types are NumPy's dtypes)."""
+        return str(self.dtype) if dtype is None else ops.cast(self, dtype)
+
+    def type_as(self, other):
+        return ops.cast(self, other.dtype)
+
+    def half(self):
+        return ops.cast(self, np.float16)
+
     def float(self):
         return ops.cast(self, np.float32)
 
     def double(self):
         return ops.cast(self, np.float64)
 
+    def int(self):
+        return ops.cast(self, np.int32)
+
     def long(self):
         return ops.cast(self, np.int64)
+
+    def bool(self):
+        return ops.cast(self, np.bool_)
 
     def cpu(self):
         return self.to("cpu")
 
     def cuda(self):
         return self.to("cuda")
+
+    def is_floating_point(self):
+        return self.dtype.kind == "f"
+
+    # ----------------------------------------------------------------- in place
+    # PyTorch's in-place methods (``add_``) and operators (``+=``) change ``data`` itself and
+    # count the change in ``_version``, so a graph that saved this tensor refuses to compute a
+    # gradient from the old values (``autograd.check_saved_versions``). minigrad records no
+    # in-place op in a graph, so a tensor that requires grad is changed in place only under
+    # ``no_grad`` (the optimizer's update, ``p -= lr * p.grad``), as PyTorch demands of leaves.
+    def _write(self, name, value, index=Ellipsis):
+        """``data[index] = value`` in place, after the checks above; returns self."""
+        if self.requires_grad and is_grad_enabled():
+            if self.is_leaf:
+                raise RuntimeError(f"{name}: a leaf tensor that requires grad cannot be changed "
+                                   "in place while grad mode is on; update it under "
+                                   "`with minigrad.no_grad():`, as optimizers do")
+            raise RuntimeError(f"{name}: this tensor is part of a graph, and minigrad records "
+                               "no in-place op; use the out-of-place op instead")
+        value = value.data if isinstance(value, Tensor) else value
+        if not np.can_cast(np.result_type(value), self.dtype, "same_kind"):
+            raise TypeError(f"{name}: the result's dtype {np.result_type(value)} cannot be "
+                            f"written into a {self.dtype} tensor in place")
+        target_shape = np.shape(self.data[index])
+        if np.broadcast_shapes(np.shape(value), target_shape) != target_shape:
+            raise ValueError(f"{name}: a result of shape {np.shape(value)} does not fit in place "
+                             f"into shape {target_shape}")
+        self.data[index] = value
+        self._version += 1
+        return self
+
+    def _update(self, name, op, *args, **kwargs):
+        """``self = op(self, *args)`` in place (see ``_write``)."""
+        with no_grad():
+            result = op(self, *args, **kwargs)
+        return self._write(name, result)
+
+    def add_(self, other, alpha=1):
+        return self._update("add_", ops.add, other if alpha == 1 else other * alpha)
+
+    def sub_(self, other, alpha=1):
+        return self._update("sub_", ops.sub, other if alpha == 1 else other * alpha)
+
+    def mul_(self, other):
+        return self._update("mul_", ops.mul, other)
+
+    def div_(self, other):
+        return self._update("div_", ops.div, other)
+
+    def pow_(self, exponent):
+        return self._update("pow_", ops.pow, exponent)
+
+    def clamp_(self, min=None, max=None):
+        return self._update("clamp_", ops.clip, min, max)
+
+    clip_ = clamp_
+
+    def neg_(self):
+        return self._update("neg_", ops.neg)
+
+    def zero_(self):
+        return self._write("zero_", 0)
+
+    def fill_(self, value):
+        return self._write("fill_", value)
+
+    def copy_(self, source):
+        """Copy ``source``'s values (broadcast to this shape, cast to this dtype) into self."""
+        source = as_tensor(source)
+        if backend.device_of(source.data) != self.device:
+            source = source.to(self.device)
+        return self._write("copy_", source.data.astype(self.dtype, copy=False))
+
+    def __setitem__(self, index, value):
+        """``x[index] = value`` writes in place (same rules as ``add_``)."""
+        self._write("__setitem__", value, ops.shape._index_arrays(index))
+
+    def __iadd__(self, other):
+        return self._update("+=", ops.add, other)
+
+    def __isub__(self, other):
+        return self._update("-=", ops.sub, other)
+
+    def __imul__(self, other):
+        return self._update("*=", ops.mul, other)
+
+    def __itruediv__(self, other):
+        return self._update("/=", ops.div, other)
 
     # ----------------------------------------------------------------- operators
     def __add__(self, other):
@@ -247,77 +360,36 @@ class Tensor(TensorBase):
         """All axes reversed, as NumPy's ``.T``."""
         return ops.permute(self, *reversed(range(self.ndim)))
 
+    def t(self):
+        """The transpose of a tensor of at most 2 dims (PyTorch's ``t``)."""
+        if self.ndim > 2:
+            raise ValueError(f"t: expects a tensor of at most 2 dims, got shape {self.shape}; "
+                             "use transpose(dim0, dim1) or permute")
+        return self.T
+
+    def expand_as(self, other):
+        return ops.expand(self, other.shape)
+
+    def reshape_as(self, other):
+        return ops.reshape(self, other.shape)
+
+    view_as = reshape_as
+
 
 def as_tensor(value):
     """``value`` as a Tensor: itself if it is one, else a new Tensor (no copy of an array)."""
     return value if isinstance(value, Tensor) else Tensor(value)
 
 
-# ------------------------------------------------------------------------- constructors
 def tensor(data, dtype=None, requires_grad=False, device="cpu"):
     """A new leaf Tensor holding a copy of ``data``."""
     array = _to_array(data, dtype).copy()
     return Tensor(backend.to_device(array, device), requires_grad=requires_grad)
 
 
-def _full(shape, value, dtype, requires_grad, device):
-    array = np.full(shape_argument(shape), value, dtype=np.float32 if dtype is None else dtype)
-    return Tensor(backend.to_device(array, device), requires_grad=requires_grad)
-
-
-def zeros(*shape, dtype=None, requires_grad=False, device="cpu"):
-    """``zeros(2, 3)`` or ``zeros((2, 3))``: a float32 tensor of zeros."""
-    return _full(shape, 0, dtype, requires_grad, device)
-
-
-def ones(*shape, dtype=None, requires_grad=False, device="cpu"):
-    return _full(shape, 1, dtype, requires_grad, device)
-
-
-def full(shape, fill_value, dtype=None, requires_grad=False, device="cpu"):
-    """A tensor filled with ``fill_value``; its dtype follows the value (1.0 float32, 1 int64)."""
-    if dtype is None:
-        dtype = _to_array(fill_value).dtype
-    return _full((shape,), fill_value, dtype, requires_grad, device)
-
-
-def arange(start, stop=None, step=1, dtype=None, requires_grad=False, device="cpu"):
-    """Values from ``start`` (inclusive) to ``stop`` (exclusive); int64 if all are ints."""
-    if stop is None:
-        start, stop = 0, start
-    array = np.arange(start, stop, step)
-    if dtype is None and array.dtype == np.float64:
-        dtype = np.float32
-    return tensor(array, dtype, requires_grad, device)
-
-
-def randn(*shape, dtype=None, requires_grad=False, device="cpu"):
-    """Samples from the standard normal distribution N(0, 1), from the seeded generator."""
-    array = mg_random.generator().standard_normal(shape_argument(shape))
-    return tensor(array, dtype or np.float32, requires_grad, device)
-
-
-def rand(*shape, dtype=None, requires_grad=False, device="cpu"):
-    """Samples from the uniform distribution on [0, 1), from the seeded generator."""
-    array = mg_random.generator().random(shape_argument(shape))
-    return tensor(array, dtype or np.float32, requires_grad, device)
-
-
-def _like(fill):
-    def constructor(other, dtype=None, requires_grad=False):
-        return fill(other.shape, dtype=dtype or other.dtype, requires_grad=requires_grad,
-                    device=other.device)
-
-    constructor.__name__ = f"{fill.__name__}_like"
-    constructor.__doc__ = f"``{fill.__name__}`` with the shape, dtype and device of a tensor."
-    return constructor
-
-
-zeros_like = _like(zeros)
-ones_like = _like(ones)
-randn_like = _like(randn)
-rand_like = _like(rand)
-
-
-def full_like(other, fill_value, dtype=None, requires_grad=False):
-    return full(other.shape, fill_value, dtype or other.dtype, requires_grad, other.device)
+def from_numpy(array):
+    """A tensor sharing ``array``'s memory and dtype (a float64 array stays float64, as in
+    PyTorch; ``tensor(array)`` copies)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a NumPy array, got {type(array).__name__}")
+    return Tensor(array)

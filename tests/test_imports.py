@@ -16,10 +16,10 @@ PACKAGE = pathlib.Path(__file__).parents[1] / "minigrad"
 # Lowest first. A module belongs to the first floor one of whose names is it or a package
 # holding it; the package's own __init__ (the public API) is the top floor.
 FLOORS = [
-    ("base", ["minigrad.backend", "minigrad.random", "minigrad.report"]),
+    ("base", ["minigrad.backend", "minigrad.random", "minigrad.report", "minigrad.dtypes"]),
     ("engine", ["minigrad.autograd"]),
     ("ops", ["minigrad.ops"]),
-    ("tensor", ["minigrad.tensor"]),
+    ("tensor", ["minigrad.tensor", "minigrad.creation"]),
     ("tools", ["minigrad.serialization", "minigrad.metrics", "minigrad.testing",
                "minigrad.profiler", "minigrad.viz", "minigrad.timing", "minigrad.plot",
                "minigrad.cli"]),

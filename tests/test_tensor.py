@@ -126,3 +126,50 @@ def test_non_numeric_data_is_refused():
         mg.tensor([mg.tensor(1.0), mg.tensor(2.0)])
     with pytest.raises(TypeError, match="holds numbers"):
         mg.Tensor("abc")
+
+
+def test_subpackages_are_attributes_of_the_package():
+    """``import minigrad as mg; mg.optim.SGD`` as ``torch.optim.SGD``, imported on first use."""
+    import minigrad
+
+    for name in minigrad.SUBMODULES:
+        assert getattr(minigrad, name).__name__ == f"minigrad.{name}"
+        assert name in dir(minigrad)
+    with pytest.raises(AttributeError, match="no attribute 'optimm'"):
+        minigrad.optimm
+
+
+def test_import_minigrad_imports_no_subpackage_until_asked(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys, minigrad as mg; loaded = [m for m in ('minigrad.nn', 'minigrad.optim', "
+            "'minigrad.prune', 'minigrad.data') if m in sys.modules]; print(loaded); "
+            "mg.optim; print('minigrad.optim' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    assert out[0] == "[]" and out[1] == "True"
+
+
+def test_conversions_and_pytorch_attribute_methods():
+    x = mg.tensor([[1.5, -2.0, 0.0]])
+    assert x.dim() == 2 and x.nelement() == 3 and x.element_size() == 4
+    assert x.half().dtype == np.float16 and x.double().dtype == np.float64
+    assert x.int().dtype == np.int32 and x.int().tolist() == [[1, -2, 0]]
+    assert x.bool().tolist() == [[True, True, False]]
+    assert x.type() == "float32" and x.type(mg.float64).dtype == np.float64
+    assert x.type_as(mg.arange(2)).dtype == np.int64
+    assert x.is_floating_point() and not x.long().is_floating_point()
+    assert x.t().shape == (3, 1) and mg.arange(3).t().shape == (3,)
+    assert x.expand_as(mg.zeros(4, 3)).shape == (4, 3)
+    assert x.view_as(mg.zeros(3)).shape == x.reshape_as(mg.zeros(3, 1)).shape[:1]
+    with pytest.raises(ValueError, match=r"t: expects a tensor of at most 2 dims, got shape"):
+        mg.zeros(2, 2, 2).t()
+
+
+def test_inference_mode_records_no_graph():
+    x = mg.ones(2, requires_grad=True)
+    with mg.inference_mode():
+        assert not (x * 2).requires_grad
+    with mg.inference_mode(False):
+        assert (x * 2).requires_grad

@@ -76,6 +76,28 @@ def check_device(device):
     return device
 
 
+class device(str):
+    """A device, as ``torch.device``: ``device("cuda")``, ``device("cuda:0")``,
+    ``device("cpu")``. It is the device's name as a string ("cpu" or "cuda"), so it compares
+    equal to ``Tensor.device`` and is accepted wherever a device name is; ``.type`` and
+    ``.index`` as PyTorch's (minigrad uses one GPU: index 0)."""
+
+    def __new__(cls, type, index=None):
+        name, _, number = str(type).partition(":")
+        if number:
+            index = int(number)
+        if index not in (None, 0):
+            raise ValueError(f"device: minigrad uses one GPU, index 0; got {type!r} "
+                             f"index {index}")
+        self = super().__new__(cls, check_device(name))
+        self.index = index
+        return self
+
+    @property
+    def type(self):
+        return str(self)
+
+
 def to_device(array, device):
     """Copy ``array`` to ``device`` (no copy when it is already there)."""
     if check_device(device) == device_of(array):
