@@ -8,11 +8,12 @@ import math
 
 import numpy as np
 
-from minigrad.tensor import ones, tensor, zeros
+from minigrad.creation import ones, zeros
 from minigrad.nn import functional as F
 from minigrad.nn import init
 from minigrad.nn.module import Module, Parameter
 from minigrad.ops.nn import pair
+from minigrad.tensor import tensor
 
 
 def _default_init(weight, bias):
