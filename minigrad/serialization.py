@@ -2,8 +2,14 @@
 
 ``save(obj, path)`` stores a nested structure of dicts (str keys), lists, tuples, Tensors,
 NumPy arrays, NumPy scalars and the Python scalars int, float, str, bool, None.
-``load(path)`` gives it back with the same types: Tensors as Tensors (on the CPU, with
-``requires_grad=False`` and no ``grad``), arrays as arrays, tuples as tuples.
+``load(path)`` gives it back with the same types: Tensors as Tensors (on the CPU, or on
+``map_location``, with ``requires_grad=False`` and no ``grad``), arrays as arrays, tuples as
+tuples.
+
+A model is saved as its ``state_dict``, never as the Module itself (``torch.save(model)``
+pickles the class; minigrad stores no code): ``save(model.state_dict(), path)``, then
+``model.load_state_dict(load(path))`` into a freshly built model. Optimizers, schedulers and
+DataLoaders alike.
 
 The file is an ordinary uncompressed zip, readable by ``np.load(path, allow_pickle=False)``:
 
@@ -20,7 +26,8 @@ A node is the value itself for int, float, str, bool and None, and a tagged obje
 
 Subclasses come back as their base type (a namedtuple as a tuple, an OrderedDict as a dict),
 and an array that occurs twice in ``obj`` is stored twice and loads as two arrays. Nothing is
-ever unpickled, so loading a file cannot run code. Writing is atomic: the file is written
+ever unpickled, so loading a file cannot run code (``load``'s ``weights_only`` is accepted
+for PyTorch's sake; either way the answer is the same). Writing is atomic: the file is written
 under a temporary name in the same folder, flushed to disk, then renamed over ``path``, so
 a crash never leaves a half-written file at ``path``.
 """
@@ -33,6 +40,7 @@ import zlib
 
 import numpy as np
 
+from minigrad import backend
 from minigrad.tensor import Tensor
 
 FORMAT = "minigrad"
@@ -66,6 +74,11 @@ def _encode(obj, arrays, where):
         return _array_reference(np.asarray(obj), "numpy_scalar", arrays, where)
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
+    if callable(getattr(obj, "state_dict", None)):  # a Module, an optimizer, a DataLoader
+        raise TypeError(f"save: cannot store the {type(obj).__name__} at {where}: minigrad "
+                        "saves tensors and plain data, never whole objects (that would need "
+                        "pickle); save its state instead, mg.save(model.state_dict(), path), "
+                        "and load it into a newly built one: model.load_state_dict(mg.load(path))")
     if isinstance(obj, dict):
         for key in obj:
             if not isinstance(key, str):
@@ -169,35 +182,55 @@ def _load_array(node, entries, path):
     return array
 
 
-def _decode(node, entries, path):
-    """Rebuild the object that the tree ``node`` describes."""
+def _decode(node, entries, path, device):
+    """Rebuild the object that the tree ``node`` describes, its Tensors on ``device``."""
     if node is None or isinstance(node, (bool, int, float, str)):
         return node
     node_type = node.get("type") if isinstance(node, dict) else None
     if node_type in ARRAY_TYPES:
         array = _load_array(node, entries, path)
         if node_type == "tensor":
-            return Tensor(array)
+            return Tensor(backend.to_device(array, device))
         return array[()] if node_type == "numpy_scalar" else array
     if node_type == "dict":
-        return {key: _decode(value, entries, path) for key, value in node["items"].items()}
+        return {key: _decode(value, entries, path, device)
+                for key, value in node["items"].items()}
     if node_type in ("list", "tuple"):
-        items = [_decode(value, entries, path) for value in node["items"]]
+        items = [_decode(value, entries, path, device) for value in node["items"]]
         return tuple(items) if node_type == "tuple" else items
     raise ValueError(f"load: {path!r} has a malformed metadata node: {str(node)[:200]}")
 
 
-def load(path):
-    """Read what ``save`` wrote at ``path``.
+def _map_location_device(map_location):
+    """The device ``load`` puts Tensors on: "cpu" for None, else the device ``map_location``
+    names ("cpu", "cuda", "cuda:0", a ``torch.device``-like object)."""
+    if map_location is None:
+        return "cpu"
+    if isinstance(map_location, dict) or callable(map_location):
+        raise TypeError(f"load: map_location must name a device ('cpu' or 'cuda'), got a "
+                        f"{type(map_location).__name__}; PyTorch's remapping by dict or "
+                        f"function has nothing to remap here, as the file records no devices")
+    try:
+        return backend.device(map_location)
+    except ValueError as error:
+        raise ValueError(f"load: map_location {map_location!r}: {error}") from None
+
+
+def load(path, map_location=None, *, weights_only=None):
+    """Read what ``save`` wrote at ``path``; its Tensors go to ``map_location`` (a device name,
+    as in ``torch.load``; None: the CPU, as the file records no device). NumPy arrays stay
+    NumPy arrays. ``weights_only`` is accepted for PyTorch's sake and changes nothing: loading
+    never unpickles, so a file cannot run code whatever it says.
 
     Raises ValueError, naming the path and the reason, for a truncated or corrupt file, a
     file that is not a minigrad .npz, a newer format version, or arrays that do not match
     the metadata; FileNotFoundError if there is no file.
     """
+    device = _map_location_device(map_location)
     path = os.fspath(path)
     entries = _read_entries(path)
     tree = _read_tree(entries.pop(METADATA_ENTRY, None), path)
     try:
-        return _decode(tree, entries, path)
+        return _decode(tree, entries, path, device)
     except (KeyError, TypeError, AttributeError) as error:  # a node lacks a field or has a bad one
         raise ValueError(f"load: {path!r} has malformed metadata ({error!r})") from error

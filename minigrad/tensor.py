@@ -145,9 +145,10 @@ class Tensor(TensorBase):
 
     # ----------------------------------------------------------------- conversions
     def to(self, target):
-        """Move to a device (``"cpu"``/``"cuda"``) or cast to a dtype; differentiable."""
-        if isinstance(target, str) and target in backend.DEVICES:
-            return ops.to_device(self, target)
+        """Move to a device (``"cpu"``, ``"cuda"``, ``"cuda:0"``, a ``minigrad.device``) or
+        cast to a dtype; differentiable."""
+        if isinstance(target, str) and target.partition(":")[0] in backend.DEVICES:
+            return ops.to_device(self, backend.device(target))
         return ops.cast(self, target)
 
     def type(self, dtype=None):

@@ -1,7 +1,8 @@
 """Data: the IDX reader (every element type, gzipped or raw, every malformed-file error), the
 real MNIST / Fashion-MNIST files and the bundled subset, DataLoader batching and its
 reproducible, resumable shuffling, transforms, download from a local mirror with md5 checks,
-the synthetic data sets, and Subset / random_split."""
+the synthetic data sets, and Subset / random_split; PyTorch's habits: the DataLoader's worker
+options, torchvision's ToTensor and the raw image a user's MNIST transform receives."""
 
 import gzip
 import hashlib
@@ -15,9 +16,9 @@ import pytest
 import minigrad as mg
 from minigrad.data import (MNIST, DataLoader, Dataset, FashionMNIST, Subset, TensorDataset,
                            TransformedDataset, default_collate, random_split, read_idx)
-from minigrad.data.mnist import BUNDLED_SUBSET
+from minigrad.data.mnist import BUNDLED_SUBSET, MNIST_MEAN, MNIST_STD, normalized_mnist
 from minigrad.data.synthetic import make_linear_regression, make_moons, make_spirals
-from minigrad.data.transforms import Compose, Normalize, RandomShift, ScaleToUnit
+from minigrad.data.transforms import Compose, Normalize, RandomShift, ScaleToUnit, ToTensor
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -564,3 +565,131 @@ def test_random_split_is_deterministic_for_a_seed():
 def test_random_split_bad_lengths_name_the_lengths_and_the_size(lengths, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         random_split(numbered(10), lengths, seed=0)
+
+
+# ----------------------------------------------------------------------------- PyTorch's habits
+def test_loader_takes_torchs_worker_options_single_process():
+    mg.manual_seed(0)
+    plain = epoch_labels(DataLoader(numbered(10), batch_size=4, shuffle=True, drop_last=True))
+    mg.manual_seed(0)
+    options = dict(batch_size=4, shuffle=True, drop_last=True, num_workers=0, pin_memory=False,
+                   timeout=0, worker_init_fn=lambda worker_id: 1 / 0, persistent_workers=False,
+                   prefetch_factor=None, collate_fn=None, sampler=None)
+    assert epoch_labels(DataLoader(numbered(10), **options)) == plain  # worker_init_fn unused
+    with pytest.warns(UserWarning, match="num_workers=4, pin_memory=True do nothing here"):
+        loader = DataLoader(numbered(10), batch_size=4, num_workers=4, pin_memory=True,
+                            persistent_workers=True, prefetch_factor=2, timeout=5)
+    assert epoch_labels(loader) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert epoch_labels(DataLoader(numbered(3), shuffle=None)) == [[0], [1], [2]]
+    with pytest.raises(TypeError, match="positional"):
+        DataLoader(numbered(3), 1, False, None)  # torch's 4th argument is the sampler
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"num_workers": -1}, "num_workers option should be non-negative"),
+    ({"timeout": -1}, "timeout option should be non-negative"),
+    ({"prefetch_factor": 2}, "prefetch_factor option could only be specified in multiprocessing"),
+    ({"persistent_workers": True}, "persistent_workers option needs num_workers > 0"),
+    ({"seed": 1, "generator": np.random.default_rng(0)}, "give seed or generator, not both"),
+])
+def test_loader_refuses_what_torch_refuses(options, message):
+    with pytest.raises(ValueError, match=message):
+        DataLoader(numbered(4), shuffle=True, **options)
+
+
+def test_loader_generator_gives_the_shuffling_seed():
+    def first_epoch(generator_seed):
+        loader = DataLoader(numbered(20), batch_size=5, shuffle=True,
+                            generator=np.random.default_rng(generator_seed))
+        return loader.seed, epoch_labels(loader)
+
+    seed, labels = first_epoch(3)
+    assert seed == int(np.random.default_rng(3).integers(2**63))
+    assert first_epoch(3) == (seed, labels) and first_epoch(4)[1] != labels
+    mg.manual_seed(0)
+    before = mg.randn(2).numpy()
+    mg.manual_seed(0)
+    first_epoch(5)  # drew from its own generator, not minigrad's
+    np.testing.assert_array_equal(mg.randn(2).numpy(), before)
+    with pytest.raises(TypeError, match=r"generator must be a numpy.random.Generator .*, got int"):
+        DataLoader(numbered(4), shuffle=True, generator=0)
+
+
+def torchvision_to_tensor(torch, image):
+    """torchvision.transforms.ToTensor on an ndarray, step by step as its source does it."""
+    if image.ndim == 2:
+        image = image[:, :, None]
+    tensor = torch.from_numpy(image.transpose((2, 0, 1))).contiguous()
+    return tensor.to(torch.float32).div(255) if tensor.dtype == torch.uint8 else tensor
+
+
+TO_TENSOR_SHAPES = [(5, 7), (5, 7, 1), (5, 7, 3), (4, 6, 4), (2, 2, 3)]
+
+
+@pytest.mark.parametrize("shape", TO_TENSOR_SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", [np.uint8, np.float64])
+def test_to_tensor_matches_torchvision(shape, dtype, torch_reference):
+    image = np.random.default_rng(0).integers(0, 256, size=shape).astype(dtype)
+    expected = torch_reference(f"to_tensor-{shape}-{np.dtype(dtype).name}", lambda torch: {
+        "out": torchvision_to_tensor(torch, image).numpy()})["out"]
+    out = ToTensor()(image)
+    assert out.shape == expected.shape and out.dtype == expected.dtype
+    assert out.flags.c_contiguous
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_to_tensor_keeps_channels_first_images_and_refuses_batches():
+    image = np.arange(2 * 5 * 6, dtype=np.uint8).reshape(2, 5, 6)
+    chw = np.concatenate([image[:1], image[:1], image[:1]])  # (3, 5, 6): RGB, channels first
+    np.testing.assert_array_equal(ToTensor()(chw), chw / np.float32(255))
+    np.testing.assert_array_equal(ToTensor()(image[:1]), image[:1] / np.float32(255))
+    with pytest.raises(ValueError, match=r"one image .* got shape \(4, 1, 5, 6\)"):
+        ToTensor()(np.zeros((4, 1, 5, 6), np.uint8))
+    with pytest.raises(ValueError, match=r"got shape \(5, 6\) \(an image \(H, W\)\? start "
+                                         r"with ToTensor\(\)\)"):
+        Normalize((0.5,), (0.5,))(np.zeros((5, 6), np.float32))
+
+
+def test_mnist_user_transform_receives_the_raw_uint8_image():
+    received = []
+    data = MNIST(train=False, transform=lambda image: received.append(image) or image.sum(),
+                 target_transform=lambda label: 10 * label)
+    x, y = data[5]
+    assert len(received) == 1 and received[0].dtype == np.uint8 and received[0].shape == (28, 28)
+    np.testing.assert_array_equal(received[0], data.data[5])
+    assert received[0].max() > 200  # 0..255, not scaled
+    assert x == data.data[5].sum() and y == 10 * data.targets[5]
+    xb, yb = data.get_batch([5, 0])
+    assert xb.tolist() == [x, data.data[0].sum()] and yb.tolist() == [y, 10 * data.targets[0]]
+
+
+def test_mnist_with_torchvision_normalization(torch_reference):
+    indices = [0, 7, 123]
+    data = MNIST(train=False, transform=Compose([ToTensor(), Normalize((0.1307,), (0.3081,))]))
+
+    def torchvision_normalized(torch):
+        images = [torchvision_to_tensor(torch, data.data[i]).sub_(torch.tensor([0.1307])[:, None,
+                  None]).div_(torch.tensor([0.3081])[:, None, None]) for i in indices]
+        return {"images": torch.stack(images).numpy()}
+
+    expected = torch_reference("mnist-normalized", torchvision_normalized)["images"]
+    for i, index in enumerate(indices):
+        x, y = data[index]
+        assert x.dtype == np.float32 and x.shape == (1, 28, 28) and y == data.targets[index]
+        np.testing.assert_allclose(x, expected[i], rtol=1e-6, atol=1e-6)
+    xb, _ = next(iter(DataLoader(data, batch_size=3)))
+    assert xb.shape == (3, 1, 28, 28) and xb.dtype == np.float32
+    np.testing.assert_allclose(xb.numpy()[0], expected[0], rtol=1e-6, atol=1e-6)
+    assert expected.min() < -0.4 and expected.max() > 2.5  # normalized, not [0, 1]
+
+
+def test_normalized_mnist_is_scaled_then_standardized_in_one_call_per_batch():
+    data, raw = normalized_mnist(train=False), MNIST(train=False)
+    images, labels = data.get_batch([3, 9])
+    expected = (raw.data[[3, 9]][:, None] / np.float32(255) - np.float32(MNIST_MEAN)) \
+        / np.float32(MNIST_STD)
+    assert images.shape == (2, 1, 28, 28) and images.dtype == np.float32
+    np.testing.assert_allclose(images, expected, rtol=1e-6)
+    np.testing.assert_array_equal(labels, raw.targets[[3, 9]])
+    np.testing.assert_array_equal(data[3][0], images[0])
+    assert len(data) == len(raw) and len(normalized_mnist(train=False, limit=50)) == 50

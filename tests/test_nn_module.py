@@ -188,3 +188,104 @@ def test_submodule_paths_and_errors():
         outer.add_module("x", 3)
     with pytest.raises(KeyError, match="without '.'"):
         outer.add_module("a.b", nn.ReLU())
+
+
+# ----------------------------------------------------------------- PyTorch's Module methods
+def tree():
+    """Block's tensors, nested one level deeper: a Sequential holding a Block and a Linear."""
+    return nn.Sequential(Block(), nn.Linear(4, 2))
+
+
+def test_traversal_parameters_buffers_children_modules():
+    model = tree()
+    assert [n for n, _ in model.named_children()] == ["0", "1"]
+    assert [type(m).__name__ for m in model.children()] == ["Block", "Linear"]
+    assert [type(m).__name__ for m in model.modules()] == [
+        "Sequential", "Block", "Linear", "BatchNorm1d", "Linear"]  # depth first, as PyTorch
+    assert len(list(model.parameters())) == 7 and list(model.parameters(recurse=False)) == []
+    assert list(model[1].parameters(recurse=False)) == [model[1].weight, model[1].bias]
+    assert [b.shape for b in model.buffers()] == [(), (2,), (4,), (4,), ()]
+    assert list(model.buffers(recurse=False)) == []
+
+
+def test_requires_grad_freezes_and_unfreezes_every_parameter_and_returns_self():
+    model = tree()
+    assert model[0].requires_grad_(False) is model[0]
+    assert [p.requires_grad for p in model.parameters()] == [False] * 5 + [True] * 2
+    model(mg.randn(5, 3)).sum().backward()
+    assert [p.grad is None for p in model.parameters()] == [True] * 5 + [False] * 2
+    model.requires_grad_()
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_zero_grad_to_none_or_to_zeros():
+    layer = nn.Linear(3, 2)
+    layer(mg.randn(4, 3)).sum().backward()
+    grad = layer.weight.grad
+    layer.zero_grad(set_to_none=False)
+    assert layer.weight.grad is grad and np.all(grad.numpy() == 0)
+    layer.zero_grad()
+    assert layer.weight.grad is None and layer.bias.grad is None
+
+
+def dtypes(model):
+    return [str(t.dtype).removeprefix("torch.") for t in model.state_dict().values()]
+
+
+@pytest.mark.parametrize("convert", ["half", "double", "float", "type-float64", "type-int32",
+                                     "to-float64", "to-float16"])
+def test_dtype_conversions_follow_torch(convert, torch_reference):
+    def apply(lib, model):
+        name, _, dtype = convert.partition("-")
+        if name == "type":  # every tensor, integer buffers included: freeze for an int type
+            return model.requires_grad_(dtype.startswith("float")).type(getattr(lib, dtype))
+        return getattr(model, name)(*([getattr(lib, dtype)] if dtype else []))
+
+    def torch_dtypes(torch):
+        model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+        assert apply(torch, model) is model
+        return {"dtypes": np.array(dtypes(model))}
+
+    expected = torch_reference(convert, torch_dtypes)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    weight = model[0].weight
+    assert apply(np, model) is model
+    assert dtypes(model) == expected["dtypes"].tolist()
+    assert model[0].weight is weight  # in place: an optimizer keeps the same Parameters
+
+
+def test_casting_casts_gradients_and_keeps_training_with_the_same_optimizer():
+    model = nn.Linear(3, 2)
+    opt = mg.optim.SGD(model.parameters(), lr=0.1)
+    model(mg.randn(4, 3)).sum().backward()
+    model.double()
+    assert model.weight.grad.dtype == np.float64
+    opt.step()
+    assert model.weight.dtype == np.float64
+    out = model(mg.randn(4, 3, dtype=np.float64))
+    assert out.dtype == np.float64
+    before = model.weight.numpy().copy()
+    opt.zero_grad()
+    out.sum().backward()
+    opt.step()
+    assert not np.array_equal(model.weight.numpy(), before)
+
+
+def test_to_takes_a_device_a_dtype_both_or_a_tensor():
+    model = nn.Linear(2, 2)
+    assert model.to("cpu") is model and model.weight.device == "cpu"
+    model.to("cpu", np.float64)
+    assert model.weight.dtype == np.float64
+    model.to(dtype=np.float16, device="cpu", non_blocking=True)
+    assert model.bias.dtype == np.float16
+    model.to(mg.zeros(1))
+    assert model.weight.dtype == np.float32 and model.cpu() is model
+    with pytest.raises(TypeError, match="Module.to only accepts floating-point dtypes, got int64"):
+        model.to(np.int64)
+    with pytest.raises(TypeError, match="expected a device .* got 'gpu'"):
+        model.to("gpu")
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['memory'\]"):
+        model.to(memory="x")
+    with pytest.raises(TypeError, match="parameter 'weight' requires grad"):
+        model.type(np.int64)
+    assert model.weight.dtype == np.float32  # refused before anything changed

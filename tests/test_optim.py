@@ -1,7 +1,8 @@
 """Optimizers: the same parameter trajectory as torch.optim for every optimizer and option; a
 state_dict round trip resumes the identical trajectory; full-batch gradient descent is the
-textbook formula; parameters without a gradient are skipped; bad hyperparameters, groups and
-states are refused."""
+textbook formula; parameters without a gradient are skipped, frozen ones (requires_grad=False)
+among them, as in PyTorch, until they are unfrozen; bad hyperparameters, groups and states are
+refused."""
 
 import numpy as np
 import pytest
@@ -54,19 +55,23 @@ def case_id(case):
     return "-".join([name, *options])
 
 
-def trajectory(lib, name, options, steps=50, resume_at=None, carry_state=lambda s: s):
+def trajectory(lib, name, options, steps=50, resume_at=None, carry_state=lambda s: s,
+               frozen_until=0):
     """Train a 3-4-2 MLP on fixed data with optimizer ``name`` (from ``lib.optim``); returns
     the weights after every step. At step ``resume_at`` a fresh optimizer takes over, loading
-    ``carry_state(old.state_dict())`` (None: loading nothing)."""
+    ``carry_state(old.state_dict())`` (None: loading nothing). The first layer is frozen
+    (``requires_grad=False``, yet given to the optimizer) until step ``frozen_until``."""
     rng = np.random.default_rng(0)
     w1, w2 = rng.standard_normal((4, 3)), rng.standard_normal((2, 4))
     x, y = rng.standard_normal((16, 3)), rng.standard_normal((16, 2))
     make = (lambda a, g=False: lib.tensor(a.astype(np.float32), requires_grad=g))
-    params = [make(w1, True), make(w2, True)]
+    params = [make(w1), make(w2, True)]
     make_optimizer = getattr(optim if lib is mg else lib.optim, name)
     opt = make_optimizer(params, lr=LR[name], **options)
     history = []
     for step in range(steps):
+        if step == frozen_until:
+            params[0].requires_grad = True
         if resume_at == step:
             state = carry_state(opt.state_dict())
             opt = make_optimizer(params, lr=LR[name], **options)
@@ -211,11 +216,48 @@ def test_param_groups_have_their_own_hyperparameters():
     (lambda p: optim.Adam([{"params": [p]}, {"params": [p], "lr": 0.1}]),
      "Adam: a parameter appears in more than one group"),
     (lambda p: optim.SGD([], lr=0.1), "empty parameter list"),
-    (lambda p: optim.SGD([mg.ones(2)], lr=0.1), "only optimize tensors that require grad"),
 ])
 def test_bad_hyperparameters_and_groups_are_refused(make, message):
     with pytest.raises(ValueError, match=message):
         make(nn.Parameter(np.ones(2, dtype=np.float32)))
+
+
+@pytest.mark.parametrize("name", sorted(LR))
+def test_a_frozen_layer_stays_put_and_trains_once_unfrozen_as_in_torch(name, torch_reference):
+    """The first layer is frozen for 10 of 20 steps; AdamW's default weight decay would move it
+    if a frozen parameter were stepped."""
+    expected = torch_reference(f"frozen-{name}", lambda torch: {
+        f"w{i}": np.stack([step[i] for step in trajectory(torch, name, {}, 20, frozen_until=10)])
+        for i in range(2)})
+    ours = trajectory(mg, name, {}, 20, frozen_until=10)
+    theirs = [[expected["w0"][step], expected["w1"][step]] for step in range(20)]
+    assert_same_trajectory(ours, theirs)
+    initial = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)  # as trajectory's
+    first, second = (np.stack([step[i] for step in ours]) for i in range(2))
+    np.testing.assert_array_equal(first[:10], np.broadcast_to(initial, first[:10].shape))
+    assert np.abs(first[-1] - initial).max() > 1e-3, "unfrozen, the first layer must train"
+    assert np.abs(second[9] - second[0]).max() > 1e-3, "the second layer trains while it waits"
+
+
+def test_a_frozen_parameter_is_accepted_and_gets_no_state():
+    frozen, trained = mg.ones(2), nn.Parameter(np.ones(2, dtype=np.float32))
+    opt = optim.Adam([frozen, trained], lr=0.1)
+    trained.grad = mg.ones(2)
+    opt.step()
+    np.testing.assert_array_equal(frozen.numpy(), 1.0)
+    assert frozen not in opt.state and trained in opt.state
+
+
+def test_what_torch_refuses_as_a_parameter_is_refused_naming_it():
+    leaf = nn.Parameter(np.ones((2, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"SGD: can't optimize a non-leaf Tensor \(parameter 1 "
+                                         r"of group 0, shape \(2, 3\), computed by Mul\)"):
+        optim.SGD([leaf, leaf * 2], lr=0.1)
+    with pytest.raises(TypeError, match="Adam: can only optimize Tensors, but parameter 0 of "
+                                        "group 1 is a ndarray"):
+        optim.Adam([{"params": [leaf]}, {"params": [np.ones(2)]}])
+    with pytest.raises(TypeError, match=r"got one Tensor of shape \(2, 3\); pass \[tensor\]"):
+        optim.SGD(leaf, lr=0.1)
 
 
 def test_state_dict_from_another_shape_or_type_is_refused():

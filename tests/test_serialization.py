@@ -207,3 +207,55 @@ def test_saved_archive_is_a_plain_zip(saved):
     with zipfile.ZipFile(saved) as archive:
         assert archive.testzip() is None
         assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
+
+
+# ----------------------------------------------------------------------------- PyTorch habits
+@pytest.mark.parametrize("make, at", [
+    (lambda: mg.nn.Linear(2, 2), "the Linear at obj:"),
+    (lambda: {"model": mg.nn.Sequential(mg.nn.ReLU())}, r"the Sequential at obj\['model'\]"),
+    (lambda: [mg.optim.SGD([mg.ones(1)], lr=0.1)], r"the SGD at obj\[0\]"),
+])
+def test_saving_a_module_or_optimizer_itself_suggests_its_state_dict(tmp_path, make, at):
+    with pytest.raises(TypeError, match=at + r".* mg\.save\(model\.state_dict\(\), path\)"):
+        save(make(), tmp_path / "model.npz")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("map_location", [None, "cpu", mg.backend.device("cpu")])
+@pytest.mark.parametrize("weights_only", [None, True, False])
+def test_load_takes_map_location_and_weights_only(tmp_path, map_location, weights_only):
+    state = {"w": mg.randn(2, 3), "step": np.array(4)}
+    save(state, tmp_path / "state.npz")
+    loaded = load(tmp_path / "state.npz", map_location, weights_only=weights_only)
+    assert_same(loaded, state)
+    assert loaded["w"].device == "cpu"
+
+
+@pytest.mark.parametrize("map_location, error, message", [
+    ({"cuda:0": "cpu"}, TypeError, "map_location must name a device .*got a dict"),
+    (lambda storage, location: storage, TypeError, "map_location must name a device .*function"),
+    ("tpu", ValueError, "map_location 'tpu': unknown device 'tpu'"),
+    ("cuda:1", ValueError, "map_location 'cuda:1': .*one GPU"),
+])
+def test_a_map_location_that_names_no_device_is_refused(saved, map_location, error, message):
+    with pytest.raises(error, match=message):
+        load(saved, map_location=map_location)
+
+
+def cuda_available():
+    try:
+        mg.backend.cupy_module()
+    except RuntimeError:
+        return False
+    return True
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not cuda_available(), reason="needs CuPy and a CUDA GPU")
+@pytest.mark.parametrize("map_location", ["cuda", "cuda:0"])
+def test_map_location_cuda_puts_the_tensors_on_the_gpu_and_arrays_stay_numpy(saved, map_location):
+    loaded = load(saved, map_location=map_location)
+    assert loaded["model"]["weight"].device == "cuda"
+    assert isinstance(loaded["optimizer"]["state"]["0"]["exp_avg"], np.ndarray)
+    np.testing.assert_array_equal(loaded["model"]["weight"].numpy(),
+                                  load(saved)["model"]["weight"].numpy())

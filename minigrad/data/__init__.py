@@ -6,8 +6,8 @@
         ...
 
 Modules: ``dataset`` (Dataset, TensorDataset, TransformedDataset, Subset, random_split),
-``loader`` (DataLoader, default_collate), ``transforms`` (ScaleToUnit, Normalize, Compose,
-RandomShift), ``mnist`` (read_idx, MNIST, FashionMNIST), ``synthetic``
+``loader`` (DataLoader, default_collate), ``transforms`` (ToTensor, ScaleToUnit, Normalize,
+Compose, RandomShift), ``mnist`` (read_idx, MNIST, FashionMNIST), ``synthetic``
 (make_linear_regression, make_spirals, make_moons).
 
 A validation set cut from the training data: ``train, val = random_split(data, [0.9, 0.1])``.

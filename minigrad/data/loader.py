@@ -18,9 +18,17 @@ own share of every epoch. The loader still counts epochs and passes the count on
 
 A batch comes from ``dataset.get_batch(indices)`` when the dataset has it (one vectorized
 call), otherwise from ``collate_fn([dataset[i] for i in indices])``.
+
+The loader is single-process: batches are read in the main process, when the loop asks for
+them. PyTorch's options for worker processes and pinned memory are accepted, and checked as
+PyTorch checks them, so code written for ``torch.utils.data.DataLoader`` runs unchanged, but
+they do nothing: ``num_workers > 0`` and ``pin_memory=True`` (a warning says so),
+``persistent_workers``, ``prefetch_factor``, ``timeout`` (there is no worker to wait for) and
+``worker_init_fn`` (never called, as there is no worker to initialise).
 """
 
 import math
+import warnings
 
 import numpy as np
 
@@ -49,22 +57,62 @@ def default_collate(samples):
     return _stack(samples, 0)
 
 
-class DataLoader:
-    """Iterate over ``dataset`` in batches of ``batch_size`` Tensors.
+def _check_process_options(num_workers, pin_memory, timeout, prefetch_factor,
+                           persistent_workers):
+    """PyTorch's checks of the worker and memory options (its messages), and the warning that
+    here they do nothing."""
+    if num_workers < 0:
+        raise ValueError("DataLoader: num_workers option should be non-negative; use "
+                         "num_workers=0 to disable multiprocessing")
+    if timeout < 0:
+        raise ValueError("DataLoader: timeout option should be non-negative")
+    if num_workers == 0 and prefetch_factor is not None:
+        raise ValueError("DataLoader: prefetch_factor option could only be specified in "
+                         "multiprocessing; let num_workers > 0 to enable multiprocessing, "
+                         "otherwise set prefetch_factor to None")
+    if prefetch_factor is not None and prefetch_factor < 0:
+        raise ValueError("DataLoader: prefetch_factor option should be non-negative")
+    if persistent_workers and num_workers == 0:
+        raise ValueError("DataLoader: persistent_workers option needs num_workers > 0")
+    if num_workers > 0 or pin_memory:
+        warnings.warn(f"DataLoader: num_workers={num_workers}, pin_memory={pin_memory} do "
+                      "nothing here: minigrad's loader reads every batch in the main process",
+                      stacklevel=3)
 
-    ``shuffle``: a new order each epoch (see the module docstring); ``drop_last``: skip a last
-    batch smaller than ``batch_size``; ``collate_fn``: turns a list of samples into a batch
-    (default ``default_collate``; a dataset's ``get_batch`` is used only without one);
-    ``seed``: the shuffling seed, drawn from ``minigrad.random.generator()`` when None;
-    ``sampler``: chooses the indices of each epoch instead (see the module docstring), so it
-    excludes ``shuffle``.
+
+class DataLoader:
+    """Iterate over ``dataset`` in batches of ``batch_size`` Tensors, with PyTorch's arguments.
+
+    ``shuffle``: a new order each epoch (see the module docstring; None is False);
+    ``drop_last``: skip a last batch smaller than ``batch_size``; ``collate_fn``: turns a list
+    of samples into a batch (default ``default_collate``; a dataset's ``get_batch`` is used only
+    without one); ``sampler``: chooses the indices of each epoch instead (see the module
+    docstring), so it excludes ``shuffle``. The shuffling seed is ``seed``, or else drawn from
+    ``generator`` (a ``numpy.random.Generator``, in the place of PyTorch's ``torch.Generator``),
+    or else from ``minigrad.random.generator()``.
+
+    ``num_workers``, ``pin_memory``, ``timeout``, ``worker_init_fn``, ``prefetch_factor`` and
+    ``persistent_workers`` are checked as PyTorch checks them and otherwise do nothing: this
+    loader is single-process (see the module docstring). Every argument after ``shuffle`` is
+    keyword-only, as PyTorch's order differs from minigrad's.
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, collate_fn=None,
-                 seed=None, sampler=None):
+    def __init__(self, dataset, batch_size=1, shuffle=None, *, sampler=None, num_workers=0,
+                 collate_fn=None, pin_memory=False, drop_last=False, timeout=0,
+                 worker_init_fn=None, generator=None, prefetch_factor=None,
+                 persistent_workers=False, seed=None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        _check_process_options(num_workers, pin_memory, timeout, prefetch_factor,
+                               persistent_workers)
+        if generator is not None and not isinstance(generator, np.random.Generator):
+            raise TypeError(f"DataLoader: generator must be a numpy.random.Generator (minigrad's "
+                            f"random numbers are NumPy's), got {type(generator).__name__}")
+        if generator is not None and seed is not None:
+            raise ValueError("DataLoader: give seed or generator, not both (the seed is drawn "
+                             "from the generator)")
+        shuffle = bool(shuffle)
         if sampler is not None and shuffle:
             raise ValueError("DataLoader: sampler and shuffle=True exclude each other (the "
                              "sampler decides the order; shuffle it there)")
@@ -73,10 +121,14 @@ class DataLoader:
                             f"length, got {type(sampler).__name__}")
         self.dataset, self.batch_size, self.sampler = dataset, int(batch_size), sampler
         self.shuffle, self.drop_last, self.collate_fn = shuffle, drop_last, collate_fn
+        self.num_workers, self.pin_memory, self.timeout = num_workers, pin_memory, timeout
+        self.worker_init_fn, self.prefetch_factor = worker_init_fn, prefetch_factor
+        self.persistent_workers = persistent_workers
         # Only a shuffling loader draws a seed, so building an evaluation loader does not
         # change what the model's initialisation or dropout draw afterwards.
         if seed is None and shuffle:
-            seed = int(mg_random.generator().integers(2**63))
+            source = mg_random.generator() if generator is None else generator
+            seed = int(source.integers(2**63))
         self.seed = seed
         self.epoch = 0  # the epoch the next iter() will run
 

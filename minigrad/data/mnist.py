@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from minigrad.data.dataset import Dataset, TensorDataset
-from minigrad.data.transforms import Compose, Normalize, ScaleToUnit
+from minigrad.data.dataset import Dataset, TensorDataset, TransformedDataset
+from minigrad.data.transforms import Normalize, ScaleToUnit
 
 IDX_TYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -130,11 +130,18 @@ class MNIST(Dataset):
 
     ``root``: the folder with the four IDX files (``train-images-idx3-ubyte`` etc., raw or
     ``.gz``); None reads the subset bundled with minigrad. ``train``: the training or the test
-    split. ``download``: fetch missing files from ``url`` into ``root`` first. ``transform``:
-    applied to images of shape (1, 28, 28) or batches (B, 1, 28, 28); default ``ScaleToUnit()``.
+    split. ``download``: fetch missing files from ``url`` into ``root`` first.
 
-    ``data`` holds the uint8 images (N, 28, 28), ``targets`` the int64 labels (N,). An item is
-    ``(transform(image[None]), label)``; ``get_batch`` returns the same for many at once.
+    ``data`` holds the uint8 images (N, 28, 28), ``targets`` the int64 labels (N,). Without a
+    ``transform`` an item is ``(image[None] / 255, label)``: float32 (1, 28, 28) in [0, 1].
+    As in torchvision, a ``transform`` receives the raw image instead, uint8 0..255 of shape
+    (28, 28) (torchvision's PIL image), so it starts with ``ToTensor()`` to get float32
+    (1, 28, 28) in [0, 1]:
+
+        MNIST(transform=Compose([ToTensor(), Normalize((0.1307,), (0.3081,))]))
+
+    and ``target_transform`` receives the label. ``get_batch`` returns the items of many
+    indices stacked: one vectorized call without transforms, one transform call per image with.
     """
 
     url = "https://ossci-datasets.s3.amazonaws.com/mnist/"
@@ -147,9 +154,10 @@ class MNIST(Dataset):
     folder = "mnist"  # its folder in the project's shared data, for error messages
     bundled = BUNDLED_SUBSET
 
-    def __init__(self, root=None, train=True, download=False, transform=None):
+    def __init__(self, root=None, train=True, download=False, transform=None,
+                 target_transform=None):
         self.root, self.train = root, train
-        self.transform = ScaleToUnit() if transform is None else transform
+        self.transform, self.target_transform = transform, target_transform
         if root is None:
             if download:
                 raise ValueError(f"{type(self).__name__}: download=True needs root, the folder "
@@ -194,11 +202,19 @@ class MNIST(Dataset):
         return len(self.data)
 
     def __getitem__(self, index):
-        return self.transform(self.data[index][None]), self.targets[index]
+        image, label = self.data[index], self.targets[index]
+        image = ScaleToUnit()(image[None]) if self.transform is None else self.transform(image)
+        return image, label if self.target_transform is None else self.target_transform(label)
 
     def get_batch(self, indices):
-        indices = np.asarray(indices)
-        return self.transform(self.data[indices][:, None]), self.targets[indices]
+        images, labels = self.data[np.asarray(indices)], self.targets[np.asarray(indices)]
+        if self.transform is None:
+            images = ScaleToUnit()(images[:, None])
+        else:
+            images = np.stack([self.transform(image) for image in images])
+        if self.target_transform is not None:
+            labels = np.stack([self.target_transform(label) for label in labels])
+        return images, labels
 
     def __repr__(self):
         source = "bundled subset" if self.root is None else str(self.root)
@@ -224,12 +240,12 @@ class FashionMNIST(MNIST):
 
 def normalized_mnist(root=None, train=True, limit=None):
     """MNIST as the lessons feed it to a network: pixels scaled to [0, 1], then standardized,
-    x <- (x - MNIST_MEAN) / MNIST_STD, so inputs have mean ~0 and variance ~1. ``limit`` keeps
-    only the first ``limit`` images, as an in-memory TensorDataset (the bundled subset is
-    stratified and the original files are in no particular order, so a prefix holds every
-    digit about equally)."""
-    transform = Compose([ScaleToUnit(), Normalize((MNIST_MEAN,), (MNIST_STD,))])
-    dataset = MNIST(root, train=train, transform=transform)
+    x <- (x - MNIST_MEAN) / MNIST_STD, so inputs have mean ~0 and variance ~1. A
+    TransformedDataset, so a batch is normalized in one call (``MNIST(transform=...)`` would
+    make one call per image); ``limit`` keeps only the first ``limit`` images, as an in-memory
+    TensorDataset (the bundled subset is stratified and the original files are in no
+    particular order, so a prefix holds every digit about equally)."""
+    dataset = TransformedDataset(MNIST(root, train=train), Normalize((MNIST_MEAN,), (MNIST_STD,)))
     if limit is None:
         return dataset
     return TensorDataset(*dataset.get_batch(np.arange(min(limit, len(dataset)))))

@@ -1,6 +1,8 @@
 """Transforms: functions applied to images as they are read, to one item ``(C, H, W)`` or to a
-whole batch ``(B, C, H, W)`` of NumPy arrays alike.
+whole batch ``(B, C, H, W)`` of NumPy arrays alike (``ToTensor`` takes one image).
 
+    ToTensor()             torchvision's: an image (H, W), (H, W, C) or (C, H, W) to (C, H, W),
+                           uint8 0..255 to float32 in [0, 1]
     ScaleToUnit()          x -> x / 255             uint8 0..255 to float32 in [0, 1]
     Normalize(mean, std)   x -> (x - mean_c) / std_c  per channel c
     Compose([t1, t2])      x -> t2(t1(x))
@@ -10,6 +12,11 @@ whole batch ``(B, C, H, W)`` of NumPy arrays alike.
 
 Normalizing with the training set's mean and standard deviation gives inputs with mean 0 and
 standard deviation 1, the scale that weight initialisations such as Kaiming's assume.
+
+As in torchvision, a dataset hands its raw image (MNIST: uint8, 28 x 28) to a user's transform,
+so a pipeline starts with ``ToTensor()``, e.g. ``Compose([ToTensor(), Normalize((0.1307,),
+(0.3081,))])``. Every transform returns a NumPy array, not a Tensor: the DataLoader makes the
+Tensors when it stacks a batch.
 """
 
 import numpy as np
@@ -20,8 +27,41 @@ from minigrad import random as mg_random
 def _check_item_or_batch(name, x):
     """The image transforms take one item (C, H, W) or a batch (B, C, H, W)."""
     if x.ndim not in (3, 4):
+        hint = " (an image (H, W)? start with ToTensor())" if x.ndim == 2 else ""
         raise ValueError(f"{name} expects an item (C, H, W) or a batch (B, C, H, W), got shape "
-                         f"{x.shape}")
+                         f"{x.shape}{hint}")
+
+
+CHANNEL_COUNTS = (1, 3, 4)  # gray, RGB, RGBA: the sizes a channel axis of an image has
+
+
+class ToTensor:
+    """One image to channels-first ``(C, H, W)``, as torchvision's ``ToTensor``: uint8 pixels
+    0..255 become float32 in [0, 1] (x / 255); any other dtype keeps its values and dtype, only
+    the layout changes (torchvision's rule too).
+
+    Layouts: ``(H, W)`` (grayscale, such as MNIST's raw images) gives ``(1, H, W)``;
+    ``(H, W, C)``, torchvision's reading of a 3-d array, gives ``(C, H, W)``. An array already
+    ``(C, H, W)`` is kept as it is, recognised when its first axis has 1, 3 or 4 entries and its
+    last has not, so ``(1, 28, 28)`` stays ``(1, 28, 28)`` where torchvision would read it as
+    a 28 x 1 image of 28 channels."""
+
+    def __call__(self, image):
+        image = np.asarray(image)
+        if image.ndim == 2:
+            image = image[None]
+        elif image.ndim != 3:
+            raise ValueError(f"ToTensor expects one image (H, W), (H, W, C) or (C, H, W), got "
+                             f"shape {image.shape} (a batch? apply it to each image)")
+        elif not (image.shape[0] in CHANNEL_COUNTS and image.shape[-1] not in CHANNEL_COUNTS):
+            image = image.transpose(2, 0, 1)  # (H, W, C) -> (C, H, W)
+        image = np.ascontiguousarray(image)
+        if image.dtype == np.uint8:
+            return image.astype(np.float32) / np.float32(255)
+        return image
+
+    def __repr__(self):
+        return "ToTensor()"
 
 
 class ScaleToUnit:

@@ -17,14 +17,48 @@ A tensor may also be *parametrized* (``minigrad.nn.utils.parametrize``): ``modul
 then computed from stored tensors at every access; ``parametrizations`` maps such names to how.
 Calling a module runs its forward pre-hooks, ``forward``, then its forward hooks: the seam that
 quantization observers and distillation losses plug into.
+
+``to(device)``, ``to(dtype)``, ``half``/``float``/``double``, ``type`` and ``requires_grad_``
+change every parameter and buffer in place and return the module, as in PyTorch: the
+Parameters stay the same objects, so an optimizer made before still holds them.
 """
 
 from collections import OrderedDict
 from types import MappingProxyType
 
+import numpy as np
+
 from minigrad import backend
 from minigrad.autograd import RemovableHandle
 from minigrad.tensor import Tensor
+
+
+def _device_and_dtype(args, kwargs):
+    """``(device, dtype)`` from the arguments of ``Module.to`` (None where not given)."""
+    unknown = set(kwargs) - {"device", "dtype", "non_blocking"}
+    if unknown:
+        raise TypeError(f"Module.to: unexpected keyword argument(s) {sorted(unknown)}")
+    device, dtype = kwargs.get("device"), kwargs.get("dtype")
+    positional = [arg for arg in args if not isinstance(arg, bool)]  # non_blocking
+    if len(positional) > 2:
+        raise TypeError(f"Module.to: takes a device and/or a dtype, got {len(positional)} "
+                        "arguments")
+    for arg in positional:
+        if isinstance(arg, Tensor):
+            device, dtype = arg.device, arg.dtype
+        elif isinstance(arg, str) and arg.partition(":")[0] in backend.DEVICES:
+            device = arg
+        else:
+            try:
+                dtype = np.dtype(arg)
+            except TypeError:
+                raise TypeError(f"Module.to: expected a device ('cpu', 'cuda'), a dtype or a "
+                                f"Tensor, got {arg!r}") from None
+    if dtype is not None and np.dtype(dtype).kind != "f":
+        raise TypeError(f"Module.to only accepts floating-point dtypes, got {np.dtype(dtype)} "
+                        "(to cast every tensor, integer ones included, use Module.type)")
+    return (None if device is None else backend.device(device),
+            None if dtype is None else np.dtype(dtype))
 
 
 class Parameter(Tensor):
@@ -237,7 +271,7 @@ class Module:
     def buffers(self, recurse=True):
         return (b for _, b in self.named_buffers(recurse))
 
-    # ----------------------------------------------------------------- modes and devices
+    # ----------------------------------------------------------------- modes, devices, dtypes
     def train(self, mode=True):
         """Training mode (dropout drops, batch norm uses batch statistics); returns self."""
         for module in self.modules():
@@ -256,19 +290,84 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none=True):
+        """Forget every parameter's gradient (None), or with ``set_to_none=False`` fill it
+        with zeros where there is one (PyTorch's)."""
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
                 p.grad.data[...] = 0
 
-    def to(self, device):
-        """Move every parameter and buffer (and gradients) to ``device``, in place."""
-        for tensor in list(self.parameters()) + [b for b in self.buffers() if b is not None]:
-            tensor.data = backend.to_device(tensor.data, device)
-            if tensor.grad is not None:
-                tensor.grad.data = backend.to_device(tensor.grad.data, device)
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` of every parameter, in place; returns self. False freezes the
+        module: backward gives its parameters no gradient, so optimizers skip them."""
+        for p in self.parameters():
+            p.requires_grad = requires_grad
         return self
+
+    def _convert_tensors(self, convert):
+        """``data = convert(data)`` for every parameter, buffer and gradient, in place; returns
+        self. The Parameters stay the same objects (as in PyTorch's ``Module._apply``), so an
+        optimizer built before keeps training them."""
+        for tensor in [*self.parameters(), *self.buffers()]:
+            tensor.data = convert(tensor.data)
+            if tensor.grad is not None:
+                tensor.grad.data = convert(tensor.grad.data)
+        return self
+
+    def _cast_floating(self, dtype):
+        """Cast the floating-point parameters and buffers to ``dtype``; integer and bool ones
+        (a step count, a mask) keep theirs. Returns self."""
+        return self._convert_tensors(
+            lambda data: data.astype(dtype, copy=False) if data.dtype.kind == "f" else data)
+
+    def half(self):
+        """Floating-point parameters and buffers to float16; returns self."""
+        return self._cast_floating(np.float16)
+
+    def float(self):
+        """Floating-point parameters and buffers to float32; returns self."""
+        return self._cast_floating(np.float32)
+
+    def double(self):
+        """Floating-point parameters and buffers to float64; returns self."""
+        return self._cast_floating(np.float64)
+
+    def type(self, dst_type):
+        """Cast *every* parameter and buffer to ``dst_type``, integer ones included (as
+        PyTorch's ``Module.type``; ``to(dtype)`` casts only the floating-point ones); returns
+        self. A parameter that requires grad can only be floating point."""
+        dtype = np.dtype(dst_type)
+        if dtype.kind != "f":
+            trained = [name for name, p in self.named_parameters() if p.requires_grad]
+            if trained:
+                raise TypeError(f"{type(self).__name__}.type({dtype}): parameter "
+                                f"{trained[0]!r} requires grad, and only floating-point "
+                                "tensors can (freeze it first: requires_grad_(False))")
+        return self._convert_tensors(lambda data: data.astype(dtype, copy=False))
+
+    def to(self, *args, **kwargs):
+        """Move and/or cast every parameter and buffer (and gradient), in place; returns self.
+
+        As PyTorch's: ``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(tensor)``
+        (that tensor's device and dtype), or the keywords ``device=``, ``dtype=`` and
+        ``non_blocking=`` (accepted; every copy here completes before ``to`` returns). A dtype
+        must be floating point, and casts only the floating-point tensors."""
+        device, dtype = _device_and_dtype(args, kwargs)
+        if dtype is not None:
+            self._cast_floating(dtype)
+        if device is not None:
+            self._convert_tensors(lambda data: backend.to_device(data, device))
+        return self
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        """Move to the GPU: ``device`` None, 0, "cuda" or "cuda:0" (minigrad uses one GPU)."""
+        if device is None or isinstance(device, int):
+            device = backend.device("cuda", device)
+        return self.to(device)
 
     # ----------------------------------------------------------------- state
     def state_dict(self):

@@ -6,6 +6,13 @@ hyperparameters (``lr``, ``momentum``, ...), defaults filled in from the constru
 ``step()`` reads each parameter's ``.grad`` and updates ``.data`` in place, so the model's
 parameters stay the same objects; a parameter whose ``.grad`` is None is left alone.
 
+As in PyTorch, the parameters may include frozen ones (``requires_grad=False``, a layer kept
+fixed while fine-tuning the rest): backward gives them no ``.grad``, so ``step()`` skips them,
+and they start training as soon as ``p.requires_grad = True`` is set again. Refused, as in
+PyTorch, are only what cannot be a parameter: something that is not a Tensor, and a non-leaf
+Tensor (computed by an op, so its ``.grad`` is never filled and ``step()`` could not write
+into what produced it).
+
 What every update rule starts with, turning ``.grad`` into the gradient g it follows, is
 ``gradient_with_weight_decay`` here.
 """
@@ -37,6 +44,9 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups = []
         self.state = {}  # Parameter -> dict of arrays
+        if isinstance(params, Tensor):  # list(tensor) would iterate over its rows
+            raise TypeError(f"{type(self).__name__}: params should be an iterable of Tensors "
+                            f"or dicts, got one Tensor of shape {params.shape}; pass [tensor]")
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
@@ -49,10 +59,16 @@ class Optimizer:
         group = dict(group)
         params = group["params"]
         group["params"] = [params] if isinstance(params, Tensor) else list(params)
-        for p in group["params"]:
-            if not isinstance(p, Tensor) or not p.requires_grad:
-                raise ValueError(f"{type(self).__name__}: can only optimize tensors that "
-                                 "require grad")
+        for i, p in enumerate(group["params"]):
+            where = f"parameter {i} of group {len(self.param_groups)}"
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: can only optimize Tensors, but {where} "
+                                f"is a {type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError(f"{type(self).__name__}: can't optimize a non-leaf Tensor "
+                                 f"({where}, shape {p.shape}, computed by "
+                                 f"{type(p.grad_fn).__name__}); optimize the leaf it was "
+                                 "computed from, or a copy: t.detach().requires_grad_()")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in group["params"]) or len(
                 {id(p) for p in group["params"]}) != len(group["params"]):
