@@ -192,8 +192,9 @@ class Tensor(TensorBase):
     # gradient from the old values (``autograd.check_saved_versions``). minigrad records no
     # in-place op in a graph, so a tensor that requires grad is changed in place only under
     # ``no_grad`` (the optimizer's update, ``p -= lr * p.grad``), as PyTorch demands of leaves.
-    def _write(self, name, value, index=Ellipsis):
-        """``data[index] = value`` in place, after the checks above; returns self."""
+    def _write(self, name, value, target=None, index=Ellipsis):
+        """``target[index] = value`` in place, after the checks above; ``target`` is ``data``
+        or a view of it (None: ``data``). Returns self."""
         if self.requires_grad and is_grad_enabled():
             if self.is_leaf:
                 raise RuntimeError(f"{name}: a leaf tensor that requires grad cannot be changed "
@@ -201,15 +202,16 @@ class Tensor(TensorBase):
                                    "`with minigrad.no_grad():`, as optimizers do")
             raise RuntimeError(f"{name}: this tensor is part of a graph, and minigrad records "
                                "no in-place op; use the out-of-place op instead")
+        target = self.data if target is None else target
         value = value.data if isinstance(value, Tensor) else value
         if not np.can_cast(np.result_type(value), self.dtype, "same_kind"):
             raise TypeError(f"{name}: the result's dtype {np.result_type(value)} cannot be "
                             f"written into a {self.dtype} tensor in place")
-        target_shape = np.shape(self.data[index])
+        target_shape = np.shape(target[index])
         if np.broadcast_shapes(np.shape(value), target_shape) != target_shape:
             raise ValueError(f"{name}: a result of shape {np.shape(value)} does not fit in place "
                              f"into shape {target_shape}")
-        self.data[index] = value
+        target[index] = value
         self._version += 1
         return self
 
@@ -256,8 +258,13 @@ class Tensor(TensorBase):
         return self._write("copy_", source.data.astype(self.dtype, copy=False))
 
     def __setitem__(self, index, value):
-        """``x[index] = value`` writes in place (same rules as ``add_``)."""
-        self._write("__setitem__", value, ops.shape._index_arrays(index))
+        """``x[index] = value`` writes in place (same rules as ``add_``), the index read as
+        ``x[index]`` reads it (``ops.shape.torch_index``: ints and slices, then arrays)."""
+        basic, advanced = ops.shape.torch_index(index, self.shape)
+        if advanced:  # data[basic] is a view (its array dims are kept as slices): write into it
+            self._write("__setitem__", value, self.data[basic], advanced)
+        else:
+            self._write("__setitem__", value, index=basic)
 
     def __iadd__(self, other):
         return self._update("+=", ops.add, other)
@@ -339,10 +346,20 @@ class Tensor(TensorBase):
     # Each op's method is the op itself (``x.exp()`` is ``ops.exp(x)``), so the two take the
     # same arguments, in both spellings of a dim (``dim=``/``axis=``).
     exp, log, sqrt, abs, sign, pow = ops.exp, ops.log, ops.sqrt, ops.abs, ops.sign, ops.pow
+    neg, negative, absolute, square = ops.neg, ops.negative, ops.absolute, ops.square
+    sin, cos, tan, asin, acos, atan = ops.sin, ops.cos, ops.tan, ops.asin, ops.acos, ops.atan
+    arcsin, arccos, arctan = ops.arcsin, ops.arccos, ops.arctan
+    sinh, cosh, asinh, acosh, atanh = ops.sinh, ops.cosh, ops.asinh, ops.acosh, ops.atanh
+    arcsinh, arccosh, arctanh = ops.arcsinh, ops.arccosh, ops.arctanh
+    rsqrt, reciprocal, erf = ops.rsqrt, ops.reciprocal, ops.erf
+    log2, log10, log1p, expm1, exp2 = ops.log2, ops.log10, ops.log1p, ops.expm1, ops.exp2
+    floor, ceil, round, trunc, fix, frac = (ops.floor, ops.ceil, ops.round, ops.trunc, ops.fix,
+                                            ops.frac)
     clip = clamp = ops.clip
     maximum, minimum = ops.maximum, ops.minimum
     relu, sigmoid, tanh, softmax, log_softmax = (ops.relu, ops.sigmoid, ops.tanh, ops.softmax,
                                                  ops.log_softmax)
+    hardshrink = ops.hardshrink
     matmul = ops.matmul
 
     # reductions
@@ -354,7 +371,14 @@ class Tensor(TensorBase):
     reshape = view = ops.reshape
     transpose, permute, flatten, squeeze, unsqueeze = (ops.transpose, ops.permute, ops.flatten,
                                                        ops.squeeze, ops.unsqueeze)
-    expand, broadcast_to, split = ops.expand, ops.broadcast_to, ops.split
+    expand, broadcast_to, split, chunk, narrow = (ops.expand, ops.broadcast_to, ops.split,
+                                                  ops.chunk, ops.narrow)
+    flip, roll, repeat, tile, repeat_interleave = (ops.flip, ops.roll, ops.repeat, ops.tile,
+                                                   ops.repeat_interleave)
+    tril, triu, diag, diagonal, diag_embed, trace = (ops.tril, ops.triu, ops.diag, ops.diagonal,
+                                                     ops.diag_embed, ops.trace)
+    unfold, unflatten = ops.unfold, ops.unflatten
+    movedim, moveaxis, swapaxes, swapdims = ops.movedim, ops.moveaxis, ops.swapaxes, ops.swapdims
 
     @property
     def T(self):
