@@ -241,6 +241,9 @@ class Tensor(TensorBase):
 
     clip_ = clamp_
 
+    def masked_fill_(self, mask, value):
+        return self._update("masked_fill_", ops.masked_fill, mask, value)
+
     def neg_(self):
         return self._update("neg_", ops.neg)
 
@@ -360,7 +363,18 @@ class Tensor(TensorBase):
     relu, sigmoid, tanh, softmax, log_softmax = (ops.relu, ops.sigmoid, ops.tanh, ops.softmax,
                                                  ops.log_softmax)
     hardshrink = ops.hardshrink
-    matmul = ops.matmul
+    matmul, dot, vdot, mv, mm, bmm, outer, ger, inner = (ops.matmul, ops.dot, ops.vdot, ops.mv,
+                                                         ops.mm, ops.bmm, ops.outer, ops.ger,
+                                                         ops.inner)
+
+    # indexing
+    gather, scatter, scatter_add, index_select, index_add = (ops.gather, ops.scatter,
+                                                             ops.scatter_add, ops.index_select,
+                                                             ops.index_add)
+    take, take_along_dim, masked_fill, masked_select = (ops.take, ops.take_along_dim,
+                                                        ops.masked_fill, ops.masked_select)
+    nonzero, argwhere = ops.nonzero, ops.argwhere
+    sort, argsort, msort, topk, kthvalue = ops.sort, ops.argsort, ops.msort, ops.topk, ops.kthvalue
 
     # reductions
     sum, mean, var, max, min, logsumexp = (ops.sum, ops.mean, ops.var, ops.max, ops.min,
