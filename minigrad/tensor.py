@@ -222,10 +222,10 @@ class Tensor(TensorBase):
         return self._write(name, result)
 
     def add_(self, other, alpha=1):
-        return self._update("add_", ops.add, other if alpha == 1 else other * alpha)
+        return self._update("add_", ops.add, other, alpha=alpha)
 
     def sub_(self, other, alpha=1):
-        return self._update("sub_", ops.sub, other if alpha == 1 else other * alpha)
+        return self._update("sub_", ops.sub, other, alpha=alpha)
 
     def mul_(self, other):
         return self._update("mul_", ops.mul, other)
@@ -312,6 +312,45 @@ class Tensor(TensorBase):
     def __rpow__(self, base):
         return ops.pow(base, self)
 
+    def __floordiv__(self, other):
+        return ops.floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return ops.floor_divide(other, self)
+
+    def __mod__(self, other):
+        return ops.remainder(self, other)
+
+    def __rmod__(self, other):
+        return ops.remainder(other, self)
+
+    def __and__(self, other):
+        return ops.bitwise_and(self, other)
+
+    def __rand__(self, other):
+        return ops.bitwise_and(other, self)
+
+    def __or__(self, other):
+        return ops.bitwise_or(self, other)
+
+    def __ror__(self, other):
+        return ops.bitwise_or(other, self)
+
+    def __xor__(self, other):
+        return ops.bitwise_xor(self, other)
+
+    def __rxor__(self, other):
+        return ops.bitwise_xor(other, self)
+
+    def __invert__(self):
+        return ops.bitwise_not(self)
+
+    def __lshift__(self, other):
+        return ops.bitwise_left_shift(self, other)
+
+    def __rshift__(self, other):
+        return ops.bitwise_right_shift(self, other)
+
     def __matmul__(self, other):
         return ops.matmul(self, other)
 
@@ -375,6 +414,26 @@ class Tensor(TensorBase):
                                                         ops.masked_fill, ops.masked_select)
     nonzero, argwhere = ops.nonzero, ops.argwhere
     sort, argsort, msort, topk, kthvalue = ops.sort, ops.argsort, ops.msort, ops.topk, ops.kthvalue
+
+    add, sub, subtract, mul, multiply = ops.add, ops.sub, ops.subtract, ops.mul, ops.multiply
+    div, divide, true_divide, floor_divide = ops.div, ops.divide, ops.true_divide, ops.floor_divide
+    fmod, remainder, atan2, arctan2, hypot = (ops.fmod, ops.remainder, ops.atan2, ops.arctan2,
+                                              ops.hypot)
+    copysign, xlogy, lerp = ops.copysign, ops.xlogy, ops.lerp
+    eq, ne, lt, le, gt, ge = ops.eq, ops.ne, ops.lt, ops.le, ops.gt, ops.ge
+    greater, less, greater_equal, less_equal, not_equal = (ops.greater, ops.less,
+                                                           ops.greater_equal, ops.less_equal,
+                                                           ops.not_equal)
+    equal, isclose, allclose = ops.equal, ops.isclose, ops.allclose
+    logical_and, logical_or, logical_xor, logical_not = (ops.logical_and, ops.logical_or,
+                                                         ops.logical_xor, ops.logical_not)
+    bitwise_and, bitwise_or, bitwise_xor, bitwise_not = (ops.bitwise_and, ops.bitwise_or,
+                                                         ops.bitwise_xor, ops.bitwise_not)
+    bitwise_left_shift, bitwise_right_shift = ops.bitwise_left_shift, ops.bitwise_right_shift
+
+    def where(self, condition, other):
+        """``where(condition, self, other)``: PyTorch's method puts self second."""
+        return ops.where(condition, self, other)
 
     # reductions
     sum, mean, var, max, min, logsumexp = (ops.sum, ops.mean, ops.var, ops.max, ops.min,
