@@ -9,8 +9,10 @@ import minigrad as mg
 from minigrad.nn import functional as F
 from helpers import OpCase, away_from_zero, import_torch, op_tests
 
-# PyTorch warns that kl_div's 'mean' is not the true KL; we test that it matches anyway.
-pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")
+# PyTorch warns that kl_div's 'mean' is not the true KL, and that padding="same" with an even
+# kernel copies the input; we test that they match anyway.
+pytestmark = [pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning"),
+              pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")]
 
 
 def torch_F():
@@ -99,6 +101,128 @@ def conv2d_case(name, geometry, **options):
                   lambda x, w, b, **kw: torch_F().conv2d(x, w, b, **kw), **options)
 
 
+
+def from_examples(name, fn, torch_fn, examples, **options):
+    """An OpCase whose Hypothesis draws pick among its fixed ``examples`` (new values each
+    time): small geometries chosen by hand, so the gradchecks stay fast."""
+    return OpCase(name, lambda data: data.draw(st.sampled_from(examples)), fn, torch_fn,
+                  examples=examples, **options)
+
+
+def unpool_after_pool(x, kernel_size, stride, padding, output_size=None):
+    return F.max_unpool2d(*F.max_pool2d(x, kernel_size, stride, padding, return_indices=True),
+                          kernel_size, stride, padding, output_size)
+
+
+def torch_unpool_after_pool(x, kernel_size, stride, padding, output_size=None):
+    out, indices = torch_F().max_pool2d(x, kernel_size, stride, padding, return_indices=True)
+    return torch_F().max_unpool2d(out, indices, kernel_size, stride, padding, output_size)
+
+
+def with_positional(fn, *names):
+    """``fn`` taking the keyword arguments ``names`` as positional ones (their order in
+    PyTorch's signature), so a case checks that order too."""
+    return lambda *tensors, **kw: fn(*tensors, *(kw.pop(n) for n in names), **kw)
+
+
+LAYER_CASES = [
+    from_examples("conv1d", lambda x, w, b, **kw: F.conv1d(x, w, b, **kw),
+                  lambda x, w, b, **kw: torch_F().conv1d(x, w, b, **kw), [
+                      example([(2, 3, 7), (2, 3, 3), (2,)], stride=1, padding=0, dilation=1),
+                      example([(1, 2, 8), (3, 2, 2), (3,)], stride=2, padding=1, dilation=2),
+                      example([(2, 1, 5), (2, 1, 4), (2,)], padding="same"),
+                      example([(1, 2, 6), (2, 2, 3), (2,)], padding="same", dilation=2),
+                      example([(1, 2, 4), (2, 2, 3), (2,)], padding="valid", stride=(2,))]),
+    from_examples("conv2d_padding_strings", lambda x, w, b, **kw: F.conv2d(x, w, b, **kw),
+                  lambda x, w, b, **kw: torch_F().conv2d(x, w, b, **kw), [
+                      example([(1, 2, 5, 4), (2, 2, 2, 3), (2,)], padding="same",
+                              dilation=(1, 2)),
+                      example([(1, 1, 4, 4), (2, 1, 3, 3), (2,)], padding="same"),
+                      example([(1, 1, 5, 4), (1, 1, 3, 2), (1,)], padding="valid", stride=2)]),
+    from_examples("conv_transpose2d", with_positional(
+        F.conv_transpose2d, "stride", "padding", "output_padding", "groups", "dilation"),
+        with_positional(lambda *a, **kw: torch_F().conv_transpose2d(*a, **kw),
+                        "stride", "padding", "output_padding", "groups", "dilation"), [
+            example([(2, 3, 3, 4), (3, 2, 3, 2), (2,)], stride=1, padding=0, output_padding=0,
+                    groups=1, dilation=1),
+            example([(1, 2, 3, 3), (2, 3, 3, 3), (3,)], stride=2, padding=1, output_padding=1,
+                    groups=1, dilation=1),
+            example([(1, 2, 3, 2), (2, 2, 2, 3), (2,)], stride=(2, 3), padding=(0, 1),
+                    output_padding=(1, 2), groups=1, dilation=(1, 2)),
+            # output_padding 1 >= stride 1, allowed below the dilation 2
+            example([(1, 1, 3, 3), (1, 2, 3, 2), (2,)], stride=1, padding=1, output_padding=1,
+                    groups=1, dilation=2),
+            example([(2, 1, 2, 2), (1, 1, 2, 2), (1,)], stride=3, padding=0, output_padding=2,
+                    groups=1, dilation=1)]),
+    from_examples("conv_transpose1d", lambda x, w, b, **kw: F.conv_transpose1d(x, w, b, **kw),
+                  lambda x, w, b, **kw: torch_F().conv_transpose1d(x, w, b, **kw), [
+                      example([(2, 3, 4), (3, 2, 3), (2,)], stride=2, padding=1,
+                              output_padding=1),
+                      example([(1, 2, 3), (2, 3, 2), (3,)], dilation=2)]),
+    from_examples("max_pool2d_ceil_mode", lambda x, **kw: F.max_pool2d(x, ceil_mode=True, **kw),
+                  lambda x, **kw: torch_F().max_pool2d(x, ceil_mode=True, **kw), [
+                      example([(2, 2, 5, 5)], kernel_size=2, stride=2),
+                      example([(1, 2, 6, 7)], kernel_size=3, stride=2, padding=1),
+                      example([(1, 1, 5, 6)], kernel_size=(2, 3), stride=(3, 2), padding=(1, 1),
+                              dilation=(2, 1))]),
+    from_examples("max_pool2d_values_at_indices",
+                  lambda x, **kw: F.max_pool2d(x, return_indices=True, **kw)[0],
+                  lambda x, **kw: torch_F().max_pool2d(x, return_indices=True, **kw)[0], [
+                      example([(2, 2, 5, 5)], kernel_size=3, stride=1, padding=1),
+                      example([(1, 2, 5, 6)], kernel_size=2, stride=2, ceil_mode=True)]),
+    from_examples("max_pool1d", lambda x, **kw: F.max_pool1d(x, **kw),
+                  lambda x, **kw: torch_F().max_pool1d(x, **kw), [
+                      example([(2, 3, 7)], kernel_size=2),
+                      example([(1, 2, 8)], kernel_size=3, stride=2, padding=1, ceil_mode=True),
+                      example([(1, 2, 7)], kernel_size=2, stride=1, dilation=3)]),
+    from_examples("avg_pool2d_options", lambda x, **kw: F.avg_pool2d(x, **kw),
+                  lambda x, **kw: torch_F().avg_pool2d(x, **kw), [
+                      example([(2, 2, 5, 5)], kernel_size=2, ceil_mode=True),
+                      example([(1, 2, 6, 5)], kernel_size=3, stride=2, padding=1,
+                              count_include_pad=False),
+                      example([(1, 2, 6, 5)], kernel_size=3, stride=2, padding=1, ceil_mode=True,
+                              count_include_pad=False),
+                      # counted padding, but never past it: the last windows divide by less
+                      example([(1, 1, 5, 5)], kernel_size=(2, 3), stride=2, padding=(1, 1),
+                              ceil_mode=True),
+                      example([(1, 2, 4, 5)], kernel_size=2, stride=1, divisor_override=3)]),
+    from_examples("avg_pool1d", lambda x, **kw: F.avg_pool1d(x, **kw),
+                  lambda x, **kw: torch_F().avg_pool1d(x, **kw), [
+                      example([(2, 3, 7)], kernel_size=3, stride=2, padding=1,
+                              count_include_pad=False, ceil_mode=True),
+                      example([(1, 2, 5)], kernel_size=2)]),
+    from_examples("adaptive_avg_pool2d_sizes", lambda x, **kw: F.adaptive_avg_pool2d(x, **kw),
+                  lambda x, **kw: torch_F().adaptive_avg_pool2d(x, **kw), [
+                      example([(2, 3, 5, 4)], output_size=(2, 3)),
+                      example([(1, 2, 7, 6)], output_size=(3, 4)),  # overlapping windows
+                      example([(1, 2, 4, 5)], output_size=(4, None)),
+                      example([(2, 5, 4)], output_size=7)]),  # (C, H, W), larger than the input
+    from_examples("interpolate_nearest", lambda x, **kw: F.interpolate(x, **kw),
+                  lambda x, **kw: torch_F().interpolate(x, **kw), [
+                      example([(2, 2, 5, 4)], size=(3, 7)),
+                      example([(1, 2, 3, 2)], scale_factor=2),
+                      example([(1, 1, 5, 4)], scale_factor=(1.5, 0.6)),
+                      # out = in and out = 2 in: PyTorch's 2-D kernel copies, whatever the factor
+                      example([(1, 1, 5, 4)], scale_factor=(1.1, 2.1)),
+                      example([(2, 2, 5)], size=7),
+                      example([(1, 2, 6)], scale_factor=0.5),
+                      example([(1, 2, 4)], scale_factor=1.7)]),
+    from_examples("interpolate_bilinear",
+                  lambda x, **kw: F.interpolate(x, mode="bilinear", **kw),
+                  lambda x, **kw: torch_F().interpolate(x, mode="bilinear", **kw), [
+                      example([(2, 2, 5, 4)], size=(3, 7), align_corners=False),
+                      example([(2, 2, 5, 4)], size=(3, 7), align_corners=True),
+                      example([(1, 1, 4, 4)], scale_factor=(1.5, 0.6)),
+                      example([(1, 1, 5, 4)], scale_factor=(1.1, 2.1), align_corners=False),
+                      example([(1, 2, 3, 3)], size=(1, 5), align_corners=True)]),
+    from_examples("max_unpool2d_after_max_pool2d", unpool_after_pool, torch_unpool_after_pool, [
+        example([(2, 2, 4, 6)], kernel_size=2, stride=2, padding=0),
+        # Windows that overlap would put one input in two places' gradients (PyTorch's too):
+        # the unpooling's gradient is a gather, so an input that wins k windows gets k times.
+        example([(1, 2, 5, 5)], kernel_size=2, stride=3, padding=1, output_size=(5, 5)),
+        example([(1, 1, 5, 4)], kernel_size=2, stride=2, padding=0, output_size=(5, 4))]),
+]
+
 CASES = [
     # conv2d's gradcheck perturbs every input and weight entry: seconds at the full geometry
     # (slow), so the fast subset checks the same geometry options on one small sample.
@@ -174,7 +298,7 @@ CASES = [
            examples=[example([(3, 4), (3, 4)])]),
 ]
 
-test_gradcheck, test_matches_torch, test_float16 = op_tests(CASES)
+test_gradcheck, test_matches_torch, test_float16 = op_tests(CASES + LAYER_CASES)
 
 
 def loss_and_gradient(lib, loss_fn, logits, target):
@@ -283,3 +407,140 @@ def test_window_and_bias_errors_name_the_op_and_shapes():
         F.max_pool2d(mg.zeros(1, 1, 2, 2), 3)
     with pytest.raises(ValueError, match=r"linear: bias \(4,\) does not match weight \(3, 2\)"):
         F.linear(mg.zeros(5, 2), mg.zeros(3, 2), mg.zeros(4))
+
+
+INDEX_CASES = [("max_pool2d", (2, 2, 6, 7), dict(kernel_size=2)),
+               ("max_pool2d", (2, 2, 6, 7), dict(kernel_size=3, stride=2, padding=1,
+                                                 ceil_mode=True)),
+               ("max_pool2d", (1, 2, 6, 7), dict(kernel_size=(2, 3), stride=(1, 2),
+                                                 dilation=(2, 1), ceil_mode=True)),
+               ("max_pool1d", (2, 3, 9), dict(kernel_size=3, stride=2, padding=1,
+                                              ceil_mode=True))]
+
+
+@pytest.mark.parametrize("i", range(len(INDEX_CASES)))
+def test_max_pool_indices_match_torch(i, torch_reference):
+    name, shape, kwargs = INDEX_CASES[i]
+    x = np.random.default_rng(i).standard_normal(shape)
+    expected = torch_reference(f"{name}_indices_{i}", lambda torch: dict(zip(
+        ("out", "indices"),
+        getattr(torch_F(), name)(torch.tensor(x), return_indices=True, **kwargs))))
+    out, indices = getattr(F, name)(mg.tensor(x, requires_grad=True), return_indices=True,
+                                    **kwargs)
+    assert indices.dtype == expected["indices"].dtype == np.int64
+    assert not indices.requires_grad and out.requires_grad
+    np.testing.assert_array_equal(indices.numpy(), expected["indices"])
+    np.testing.assert_array_equal(out.numpy(), expected["out"])
+
+
+def test_max_unpool2d_puts_values_back_as_torch(torch_reference):
+    x = np.random.default_rng(0).standard_normal((2, 2, 5, 6))
+
+    def compute(torch):
+        out, indices = torch_F().max_pool2d(torch.tensor(x), 2, return_indices=True)
+        return {"default": torch_F().max_unpool2d(out, indices, 2),
+                "output_size": torch_F().max_unpool2d(out, indices, 2, output_size=(5, 7))}
+
+    expected = torch_reference("max_unpool2d", compute)
+    out, indices = F.max_pool2d(mg.tensor(x), 2, return_indices=True)
+    np.testing.assert_array_equal(F.max_unpool2d(out, indices, 2).numpy(), expected["default"])
+    unpooled = F.max_unpool2d(out, indices, 2, output_size=(2, 2, 5, 7))
+    np.testing.assert_array_equal(unpooled.numpy(), expected["output_size"])
+
+
+def test_conv_transpose2d_is_the_adjoint_of_conv2d():
+    """<conv2d(x, w), y> = <x, conv_transpose2d(y, w)>: the transposed convolution is the
+    gradient of the convolution with respect to its input."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 2))
+    geometry = dict(stride=(2, 1), padding=(1, 0), dilation=(1, 2))
+    y = rng.standard_normal(F.conv2d(mg.tensor(x), mg.tensor(w), **geometry).shape)
+    back = F.conv_transpose2d(mg.tensor(y), mg.tensor(w), output_padding=(0, 0), **geometry)
+    assert back.shape == x.shape
+    forward = (F.conv2d(mg.tensor(x), mg.tensor(w), **geometry).numpy() * y).sum()
+    assert forward == pytest.approx((x * back.numpy()).sum(), rel=1e-12)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: F.linear(mg.zeros(2, 3, dtype=np.float64), mg.zeros(4, 3)),
+     r"linear: input float64, weight float32 must all have one dtype; convert the input to "
+     r"the weight's dtype \(x\.float\(\)\) or the model to the input's \(model\.double\(\)\)"),
+    (lambda: F.linear(mg.zeros(2, 3), mg.zeros(4, 3), mg.zeros(4, dtype=np.float64)),
+     r"linear: input float32, weight float32, bias float64 must all have one dtype"),
+    (lambda: F.conv2d(mg.zeros(1, 1, 4, 4, dtype=np.float64), mg.zeros(1, 1, 3, 3)),
+     r"conv2d: input float64, weight float32 .*x\.float\(\).*model\.double\(\)"),
+    (lambda: F.conv1d(mg.zeros(1, 1, 4, dtype=np.float16), mg.zeros(1, 1, 3)),
+     r"conv1d: input float16, weight float32 .*x\.float\(\).*model\.half\(\)"),
+    (lambda: F.conv_transpose2d(mg.zeros(1, 1, 4, 4), mg.zeros(1, 1, 3, 3, dtype=np.float64)),
+     r"conv_transpose2d: input float32, weight float64 .*x\.double\(\).*model\.float\(\)"),
+    (lambda: F.conv2d(mg.zeros(1, 1, 4, 4, dtype=np.int64), mg.zeros(1, 1, 3, 3)),
+     r"conv2d: input int64, weight float32 must all have one dtype; convert the input to the "
+     r"weight's dtype \(x\.float\(\)\)$"),
+])
+def test_layers_refuse_inputs_of_another_dtype(call, message):
+    with pytest.raises(TypeError, match=message):
+        call()
+
+
+def test_linear_layer_refuses_a_float64_batch():
+    with pytest.raises(TypeError, match=r"linear: input float64, weight float32"):
+        mg.nn.Linear(3, 2)(mg.tensor(np.ones((4, 3))))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: F.conv2d(mg.zeros(1, 2, 4, 4), mg.zeros(2, 1, 3, 3), groups=2), ValueError,
+     r"conv2d: groups=2 is not supported \(only groups=1\)"),
+    (lambda: F.conv_transpose2d(mg.zeros(1, 2, 4, 4), mg.zeros(2, 1, 3, 3), groups=2),
+     ValueError, r"conv_transpose2d: groups=2 is not supported"),
+    (lambda: F.conv2d(mg.zeros(1, 1, 5, 5), mg.zeros(1, 1, 3, 3), stride=2, padding="same"),
+     ValueError, r"conv2d: padding='same' needs stride 1, got stride \(2, 2\)"),
+    (lambda: F.conv1d(mg.zeros(1, 1, 5), mg.zeros(1, 1, 3), padding="full"), ValueError,
+     r"conv1d: padding must be an int, a tuple, 'valid' or 'same', got 'full'"),
+    (lambda: F.conv1d(mg.zeros(1, 2, 5), mg.zeros(1, 3, 3)), ValueError,
+     r"conv1d: input \(1, 2, 5\) \(N, C, 1 spatial dims\) and weight \(1, 3, 3\)"),
+    (lambda: F.conv1d(mg.zeros(1, 1, 2), mg.zeros(1, 1, 3)), ValueError,
+     r"conv1d: input \(1, 1, 2\) with kernel \(3,\).*does not fit an input of size 2"),
+    (lambda: F.conv1d(mg.zeros(1, 1, 5), mg.zeros(1, 1, 3), stride=(1, 2)), ValueError,
+     r"conv1d: expected an int or a 1-tuple, got \(1, 2\)"),
+    (lambda: F.conv_transpose2d(mg.zeros(1, 1, 3, 3), mg.zeros(1, 1, 3, 3), stride=2,
+                                output_padding=2), ValueError,
+     r"conv_transpose2d: output_padding \(2, 2\) must be smaller than the stride \(2, 2\) or "
+     r"the dilation \(1, 1\)"),
+    (lambda: F.conv_transpose1d(mg.zeros(1, 2, 3), mg.zeros(3, 1, 2)), ValueError,
+     r"conv_transpose1d: input \(1, 2, 3\) \(N, C_in, \.\.\.\) and weight \(3, 1, 2\)"),
+    (lambda: F.conv_transpose2d(mg.zeros(1, 1, 1, 1), mg.zeros(1, 1, 1, 1), padding=1),
+     ValueError, r"conv_transpose2d: .* gives an empty output \(-1, -1\)"),
+    (lambda: F.max_pool2d(mg.zeros(1, 1, 5, 5), 2, padding=2), ValueError,
+     r"max_pool2d: padding \(2, 2\) must be at most half of kernel_size \(2, 2\)"),
+    (lambda: F.avg_pool1d(mg.zeros(1, 1, 5), 3, padding=2), ValueError,
+     r"avg_pool1d: padding \(2,\) must be at most half of kernel_size \(3,\)"),
+    (lambda: F.max_pool1d(mg.zeros(1, 5), 2), ValueError,
+     r"max_pool1d: expected an \(N, C, L\) input, got shape \(1, 5\)"),
+    (lambda: F.avg_pool2d(mg.zeros(1, 1, 4, 4), 2, divisor_override=0), ValueError,
+     "avg_pool2d: divisor_override must not be 0"),
+    (lambda: F.max_unpool2d(mg.ones(1, 1, 2, 2), mg.tensor([[[[0, 1], [2, 16]]]]), 2),
+     ValueError, r"max_unpool2d: indices 0\.\.16 are outside the output plane \(4, 4\)"),
+    (lambda: F.max_unpool2d(mg.ones(1, 1, 2, 2), mg.zeros(1, 1, 2, 2), 2), TypeError,
+     "max_unpool2d: indices must be integers, got float32"),
+    (lambda: F.max_unpool2d(mg.ones(1, 1, 2, 2), mg.tensor([[[[0, 1], [2, 3]]]]), 2,
+                            output_size=(7, 4)), ValueError,
+     r"max_unpool2d: output_size \(7, 4\) must end with \(H, W\) each within a stride \(2, 2\) "
+     r"of \(4, 4\)"),
+    (lambda: F.interpolate(mg.zeros(1, 1, 4, 4), size=2, scale_factor=2), ValueError,
+     "interpolate: give exactly one of size and scale_factor"),
+    (lambda: F.interpolate(mg.zeros(1, 1, 4), size=2, mode="bilinear"), ValueError,
+     r"interpolate: mode 'bilinear' takes 4-D inputs, got shape \(1, 1, 4\)"),
+    (lambda: F.interpolate(mg.zeros(1, 1, 4, 4), size=2, align_corners=True), ValueError,
+     "interpolate: align_corners can only be set with mode='bilinear'"),
+    (lambda: F.interpolate(mg.zeros(1, 1, 4, 4), size=2, mode="bicubic"), ValueError,
+     "interpolate: mode must be 'nearest' or 'bilinear', got 'bicubic'"),
+    (lambda: F.interpolate(mg.zeros(1, 1, 4, 4), scale_factor=(2, 2, 2)), ValueError,
+     r"interpolate: scale_factor \(2, 2, 2\) must have one entry per spatial dim \(2\)"),
+    (lambda: F.interpolate(mg.zeros(1, 1, 4, 4), scale_factor=0.2), ValueError,
+     r"interpolate: the output size \(0, 0\) of an input of spatial size \(4, 4\)"),
+    (lambda: F.adaptive_avg_pool2d(mg.zeros(1, 1, 4, 4), (0, 2)), ValueError,
+     r"adaptive_avg_pool2d: output_size \(0, 2\) must be positive"),
+])
+def test_convolution_and_pooling_errors_name_what_is_wrong(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

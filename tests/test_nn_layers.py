@@ -11,6 +11,7 @@ import pytest
 import minigrad as mg
 from minigrad import nn
 from minigrad.models import LeNet5
+from minigrad.nn import layers
 
 
 def with_prefix(arrays, prefix):
@@ -66,6 +67,25 @@ LAYERS = [
     ("Tanh", lambda m: m.Tanh(), (3, 4)),
     ("GELU", lambda m: m.GELU(), (3, 4)),
     ("Softmax", lambda m: m.Softmax(dim=1), (3, 4)),
+    ("Conv1d", lambda m: m.Conv1d(3, 4, 3, stride=2, padding=1), (2, 3, 9)),
+    ("Conv1d_same", lambda m: m.Conv1d(2, 3, 4, padding="same", bias=False), (1, 2, 7)),
+    ("Conv2d_same", lambda m: m.Conv2d(2, 3, (3, 2), padding="same"), (1, 2, 5, 6)),
+    ("ConvTranspose2d", lambda m: m.ConvTranspose2d(3, 2, 3, stride=2, padding=1,
+                                                    output_padding=1), (2, 3, 4, 4)),
+    ("ConvTranspose2d_dilated", lambda m: m.ConvTranspose2d(2, 3, (2, 3), stride=(1, 2),
+                                                            dilation=(2, 1), bias=False),
+     (1, 2, 3, 4)),
+    ("ConvTranspose1d", lambda m: m.ConvTranspose1d(3, 2, 4, stride=2, padding=1), (2, 3, 5)),
+    ("MaxPool2d_ceil_mode", lambda m: m.MaxPool2d(3, stride=2, ceil_mode=True), (2, 3, 6, 6)),
+    ("MaxPool1d", lambda m: m.MaxPool1d(2, padding=1, ceil_mode=True), (2, 3, 7)),
+    ("AvgPool2d_options", lambda m: m.AvgPool2d(3, 2, 1, ceil_mode=True,
+                                                count_include_pad=False), (2, 3, 6, 6)),
+    ("AvgPool2d_divisor_override", lambda m: m.AvgPool2d(2, divisor_override=3), (1, 2, 4, 5)),
+    ("AvgPool1d", lambda m: m.AvgPool1d(3, stride=2, padding=1), (2, 3, 8)),
+    ("AdaptiveAvgPool2d_sizes", lambda m: m.AdaptiveAvgPool2d((3, 2)), (2, 3, 7, 5)),
+    ("Upsample_nearest", lambda m: m.Upsample(scale_factor=2), (1, 2, 3, 4)),
+    ("Upsample_bilinear", lambda m: m.Upsample(size=(5, 3), mode="bilinear",
+                                               align_corners=True), (1, 2, 3, 4)),
 ]
 
 
@@ -75,10 +95,65 @@ def torch_layer_step(torch, make, shape):
     return torch_step(torch, make(torch.nn), x)
 
 
+# PyTorch warns that padding="same" with an even kernel copies the input.
+@pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
 @pytest.mark.parametrize("name, make, shape", LAYERS, ids=[name for name, _, _ in LAYERS])
 def test_layer_matches_torch_with_the_same_weights(name, make, shape, torch_reference):
+    """PyTorch's state_dict loads (strictly: same names and shapes), then one step agrees."""
     expected = torch_reference(name, lambda torch: torch_layer_step(torch, make, shape))
-    assert_same_step(make(nn), expected)
+    assert_same_step(make(layers), expected)
+
+
+REPRS = [
+    ("Conv1d", lambda m: m.Conv1d(2, 3, 3, stride=2, padding=1, bias=False)),
+    ("Conv2d_same", lambda m: m.Conv2d(2, 3, 3, padding="same", dilation=2)),
+    ("ConvTranspose2d", lambda m: m.ConvTranspose2d(2, 3, 3, stride=2, padding=1,
+                                                    output_padding=1)),
+    ("ConvTranspose1d", lambda m: m.ConvTranspose1d(2, 3, 3, dilation=2)),
+    ("MaxPool2d", lambda m: m.MaxPool2d(3, 2, ceil_mode=True)),
+    ("MaxPool1d", lambda m: m.MaxPool1d(2)),
+    ("AvgPool1d", lambda m: m.AvgPool1d(3, padding=1)),
+    ("AvgPool2d", lambda m: m.AvgPool2d((2, 3), count_include_pad=False)),
+    ("MaxUnpool2d", lambda m: m.MaxUnpool2d(2, padding=1)),
+    ("AdaptiveAvgPool2d", lambda m: m.AdaptiveAvgPool2d((3, None))),
+    ("Upsample_factor", lambda m: m.Upsample(scale_factor=2, mode="bilinear")),
+    ("Upsample_size", lambda m: m.Upsample(size=(4, 5))),
+]
+
+
+@pytest.mark.parametrize("name, make", REPRS, ids=[name for name, _ in REPRS])
+def test_layer_settings_print_as_in_torch(name, make, torch_reference):
+    expected = torch_reference(f"repr_{name}", lambda torch: {
+        "extra_repr": np.array(make(torch.nn).extra_repr())})
+    assert make(layers).extra_repr() == str(expected["extra_repr"])
+
+
+def torch_pool_and_unpool(torch, x):
+    pool, unpool = torch.nn.MaxPool2d(2, return_indices=True), torch.nn.MaxUnpool2d(2)
+    x_theirs = torch.tensor(x, requires_grad=True)
+    out, indices = pool(x_theirs)
+    unpooled = unpool(out, indices, output_size=x.shape)
+    unpooled.backward(torch.ones_like(unpooled))
+    return {"indices": indices, "unpooled": unpooled, "grad": x_theirs.grad}
+
+
+def test_max_pool_indices_feed_max_unpool_as_in_torch(torch_reference):
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 5)).astype(np.float32)
+    expected = torch_reference("MaxPool2d_MaxUnpool2d", lambda torch: torch_pool_and_unpool(
+        torch, x))
+    x_ours = mg.tensor(x, requires_grad=True)
+    out, indices = layers.MaxPool2d(2, return_indices=True)(x_ours)
+    unpooled = layers.MaxUnpool2d(2)(out, indices, output_size=x.shape)
+    unpooled.backward(mg.ones_like(unpooled))
+    assert indices.dtype == np.int64
+    np.testing.assert_array_equal(indices.numpy(), expected["indices"])
+    np.testing.assert_array_equal(unpooled.numpy(), expected["unpooled"])
+    np.testing.assert_array_equal(x_ours.grad.numpy(), expected["grad"])
+
+
+def test_conv_layers_refuse_groups():
+    with pytest.raises(ValueError, match=r"ConvTranspose2d: groups=2 is not supported"):
+        layers.ConvTranspose2d(2, 2, 3, groups=2)
 
 
 def torch_batch_norm_statistics(torch, cls, shape):

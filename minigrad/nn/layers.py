@@ -49,17 +49,32 @@ class Linear(Module):
                 f"bias={self.bias is not None}")
 
 
-class Conv2d(Module):
-    """2-D convolution, weight (out_channels, in_channels, KH, KW); groups=1 only."""
+def _one_tuple(value):
+    """An int or a 1-tuple as a 1-tuple: 3 -> (3,)."""
+    return (value,) if isinstance(value, int) else tuple(value)
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, bias=True):
+
+class _ConvNd(Module):
+    """Shared by the convolution layers: PyTorch's arguments and attribute names, the weight
+    (out_channels, in_channels, *kernel_size), or (in_channels, out_channels, *kernel_size)
+    for a transposed convolution, and the default initialisation; groups=1 only.
+    ``as_tuple`` makes the window arguments per-axis tuples (``pair`` in 2-D)."""
+
+    transposed = False
+    as_tuple = staticmethod(pair)
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, output_padding=0):
         super().__init__()
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride = pair(kernel_size), pair(stride)
-        self.padding, self.dilation = pair(padding), pair(dilation)
-        self.weight = Parameter(np.empty((out_channels, in_channels) + self.kernel_size,
-                                         dtype=np.float32))
+        if groups != 1:
+            raise ValueError(f"{type(self).__name__}: groups={groups} is not supported "
+                             "(only groups=1)")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride = self.as_tuple(kernel_size), self.as_tuple(stride)
+        self.padding = padding if isinstance(padding, str) else self.as_tuple(padding)
+        self.dilation, self.output_padding = self.as_tuple(dilation), self.as_tuple(output_padding)
+        channels = (in_channels, out_channels) if self.transposed else (out_channels, in_channels)
+        self.weight = Parameter(np.empty(channels + self.kernel_size, dtype=np.float32))
         self.register_parameter(
             "bias", Parameter(np.empty(out_channels, dtype=np.float32)) if bias else None)
         self.reset_parameters()
@@ -68,53 +83,176 @@ class Conv2d(Module):
         """Draw fresh weights with the default initialisation (in place)."""
         _default_init(self.weight, self.bias)
 
-    def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
-
     def extra_repr(self):
         text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}")
-        if self.padding != (0, 0):
+        zeros, ones = (0,) * len(self.kernel_size), (1,) * len(self.kernel_size)
+        if self.padding != zeros:
             text += f", padding={self.padding}"
-        if self.dilation != (1, 1):
+        if self.dilation != ones:
             text += f", dilation={self.dilation}"
+        if self.output_padding != zeros:
+            text += f", output_padding={self.output_padding}"
         return text + ("" if self.bias is not None else ", bias=False")
 
 
-class MaxPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1):
+class Conv1d(_ConvNd):
+    """1-D convolution over (N, C, L) inputs, weight (out_channels, in_channels, K)."""
+
+    as_tuple = staticmethod(_one_tuple)
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias)
+
+    def forward(self, x):
+        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution, weight (out_channels, in_channels, KH, KW); groups=1 only."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, bias=True, groups=1):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+
+class ConvTranspose1d(_ConvNd):
+    """1-D transposed convolution over (N, C, L) inputs, weight (in_channels, out_channels,
+    K)."""
+
+    transposed = True
+    as_tuple = staticmethod(_one_tuple)
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, output_padding)
+
+    def forward(self, x):
+        return F.conv_transpose1d(x, self.weight, self.bias, self.stride, self.padding,
+                                  self.output_padding, 1, self.dilation)
+
+
+class ConvTranspose2d(_ConvNd):
+    """2-D transposed convolution, weight (in_channels, out_channels, KH, KW): the gradient
+    of a Conv2d with respect to its input, used to upsample (decoders, GAN generators)."""
+
+    transposed = True
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, output_padding)
+
+    def forward(self, x):
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
+                                  self.output_padding, 1, self.dilation)
+
+
+class _MaxPoolNd(Module):
+    """Shared by MaxPool1d and MaxPool2d: PyTorch's arguments, and ``pool``, the function."""
+
+    pool = None
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
         super().__init__()
         self.kernel_size, self.stride = kernel_size, kernel_size if stride is None else stride
         self.padding, self.dilation = padding, dilation
+        self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
     def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation)
+        return self.pool(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                         self.ceil_mode, self.return_indices)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class MaxPool1d(_MaxPoolNd):
+    """Max pooling over (N, C, L) inputs (``F.max_pool1d``)."""
+
+    pool = staticmethod(F.max_pool1d)
+
+
+class MaxPool2d(_MaxPoolNd):
+    """Max pooling over (N, C, H, W) inputs (``F.max_pool2d``)."""
+
+    pool = staticmethod(F.max_pool2d)
+
+
+class _AvgPoolNd(Module):
+    """Shared by AvgPool1d and AvgPool2d: PyTorch's arguments."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, kernel_size if stride is None else stride
+        self.padding, self.ceil_mode = padding, ceil_mode
+        self.count_include_pad = count_include_pad
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AvgPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0):
-        super().__init__()
-        self.kernel_size, self.stride = kernel_size, kernel_size if stride is None else stride
-        self.padding = padding
+class AvgPool1d(_AvgPoolNd):
+    """Average pooling over (N, C, L) inputs (``F.avg_pool1d``); the window arguments are kept
+    as 1-tuples, as in PyTorch."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True):
+        super().__init__(_one_tuple(kernel_size), None if stride is None else _one_tuple(stride),
+                         _one_tuple(padding), ceil_mode, count_include_pad)
 
     def forward(self, x):
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return F.avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad)
+
+
+class AvgPool2d(_AvgPoolNd):
+    """Average pooling over (N, C, H, W) inputs (``F.avg_pool2d``)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, divisor_override=None):
+        super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
+        self.divisor_override = divisor_override
+
+    def forward(self, x):
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad, self.divisor_override)
+
+
+class MaxUnpool2d(Module):
+    """Puts max_pool2d's values back where they came from (``F.max_unpool2d``); forward takes
+    the pooled values and max_pool2d's indices."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = pair(kernel_size)
+        self.stride = self.kernel_size if stride is None else pair(stride)
+        self.padding = pair(padding)
+
+    def forward(self, x, indices, output_size=None):
+        return F.max_unpool2d(x, indices, self.kernel_size, self.stride, self.padding,
+                              output_size)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class AdaptiveAvgPool2d(Module):
-    """Global average pooling to (N, C, 1, 1); only output_size=1 is supported."""
+    """Average pooling to a fixed (H_out, W_out) whatever the input's size (None keeps that
+    axis's size); output_size=1 is global average pooling."""
 
-    def __init__(self, output_size=1):
+    def __init__(self, output_size):
         super().__init__()
-        if pair(output_size) != (1, 1):
-            raise ValueError(f"AdaptiveAvgPool2d: only output_size=1 is supported, "
-                             f"got {output_size}")
         self.output_size = output_size
 
     def forward(self, x):
@@ -122,6 +260,28 @@ class AdaptiveAvgPool2d(Module):
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
+
+
+class Upsample(Module):
+    """Resizes (N, C, L) or (N, C, H, W) inputs to ``size`` or by ``scale_factor``
+    (``F.interpolate``: "nearest" or "bilinear")."""
+
+    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None):
+        super().__init__()
+        if isinstance(scale_factor, (tuple, list)):
+            scale_factor = tuple(float(f) for f in scale_factor)
+        elif scale_factor is not None:
+            scale_factor = float(scale_factor)
+        self.size, self.scale_factor = size, scale_factor
+        self.mode, self.align_corners = mode, align_corners
+
+    def forward(self, x):
+        return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners)
+
+    def extra_repr(self):
+        if self.scale_factor is not None:
+            return f"scale_factor={self.scale_factor!r}, mode={self.mode!r}"
+        return f"size={self.size!r}, mode={self.mode!r}"
 
 
 class _BatchNorm(Module):

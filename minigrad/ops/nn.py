@@ -1,14 +1,18 @@
-"""Neural-network ops with their own kernels or fused backward: convolution, pooling, linear,
-softmax cross-entropy.
+"""Neural-network ops with their own kernels or fused backward: convolution and transposed
+convolution, pooling (and max pooling's indices, max unpooling), linear, softmax cross-entropy.
 
 The math lives in the kernels (``minigrad.backend.kernels_for(array)``; the readable reference is
 ``backend/numpy_ref.py``, with the index math in its docstring). These Functions only connect
 the kernels to the graph: forward saves what backward needs, backward calls the matching
-gradient kernels. ``Linear`` and ``SoftmaxCrossEntropy`` are fused versions of composites
-(fewer graph nodes, no scatter in the backward), each tested against its composite. The
-other layers (batch norm, dropout, the other losses) are composites of ordinary ops in
-``minigrad.nn.functional``.
+gradient kernels. What the kernels do not know (ceil_mode, a divisor other than KH*KW, output
+padding) is geometry computed here: extra padding below and to the right of the input, and a
+per-position rescaling of the kernel's mean. ``Linear`` and ``SoftmaxCrossEntropy`` are fused
+versions of composites (fewer graph nodes, no scatter in the backward), each tested against
+its composite. The other layers (batch norm, dropout, the other losses) are composites of
+ordinary ops in ``minigrad.nn.functional``.
 """
+
+import numpy as np
 
 from minigrad.autograd import Function
 from minigrad.backend import array_module, kernels_for
@@ -21,16 +25,72 @@ def pair(value):
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
-def check_window_fits(name, x_shape, kernel_hw, stride, padding, dilation=(1, 1)):
-    """ValueError naming the op and the shapes when the window does not fit the input."""
+def window_geometry(name, x_shape, kernel, stride, padding, dilation, ceil_mode=False):
+    """(output sizes, extra padding at the end) of a window op over the last ``len(kernel)``
+    axes of ``x_shape`` (one ``pool_output_size`` per axis); ValueError naming the op and the
+    shapes when the window does not fit the input."""
     try:
-        for axis in (0, 1):
-            output_size(x_shape[2 + axis], kernel_hw[axis], stride[axis], padding[axis],
-                        dilation[axis])
+        sizes = [pool_output_size(x_shape[len(x_shape) - len(kernel) + axis], kernel[axis],
+                                  stride[axis], padding[axis], dilation[axis], ceil_mode)
+                 for axis in range(len(kernel))]
     except ValueError as error:
-        raise ValueError(f"{name}: input {tuple(x_shape)} with kernel {tuple(kernel_hw)}, "
+        raise ValueError(f"{name}: input {tuple(x_shape)} with kernel {tuple(kernel)}, "
                          f"stride {stride}, padding {padding}, dilation {dilation}: "
                          f"{error}") from None
+    return tuple(out for out, _ in sizes), tuple(extra for _, extra in sizes)
+
+
+def check_window_fits(name, x_shape, kernel_hw, stride, padding, dilation=(1, 1)):
+    """ValueError naming the op and the shapes when the window does not fit the input."""
+    window_geometry(name, x_shape, kernel_hw, stride, padding, dilation)
+
+
+def pool_output_size(size, kernel, stride, padding, dilation, ceil_mode):
+    """(H_out, extra) along one axis: the number of windows, and how far the last one reaches
+    past the padding on the right (bottom), which the input must be padded with in addition.
+
+    Rounding down, H_out = (H + 2p - d(K - 1) - 1) // s + 1 (``geometry.output_size``) and the
+    windows stay inside the padded input (extra = 0). ``ceil_mode`` rounds up instead, keeping
+    a last partial window only if it starts inside the input or the left padding,
+    (H_out - 1) s < H + p: PyTorch's rule.
+    """
+    out = output_size(size, kernel, stride, padding, dilation)
+    if ceil_mode:
+        out = -(-(size + 2 * padding - dilation * (kernel - 1) - 1) // stride) + 1
+        if (out - 1) * stride >= size + padding:
+            out -= 1
+    reach = (out - 1) * stride + dilation * (kernel - 1) + 1
+    return out, max(0, reach - (size + 2 * padding))
+
+
+def pad_end(x, extra, value):
+    """x (N, C, H, W) with ``extra`` = (rows, columns) of ``value`` added below and right."""
+    if not any(extra):
+        return x
+    widths = ((0, 0), (0, 0), (0, extra[0]), (0, extra[1]))
+    return array_module(x).pad(x, widths, mode="constant", constant_values=value)
+
+
+_CASTS = {"float16": "half", "float32": "float", "float64": "double"}
+
+
+def check_same_dtype(name, x, weight, bias=None):
+    """TypeError naming the op and the dtypes when input, weight (and bias) differ, as PyTorch
+    raises: a layer never converts its input (the float64 copy would be silently slower, and
+    its gradients a different dtype from the weights'). Takes arrays or tensors."""
+    dtypes = {"input": x.dtype, "weight": weight.dtype}
+    if bias is not None:
+        dtypes["bias"] = bias.dtype
+    if len(set(dtypes.values())) == 1:
+        return
+    fixes = []
+    if str(weight.dtype) in _CASTS:
+        fixes.append(f"the input to the weight's dtype (x.{_CASTS[str(weight.dtype)]}())")
+    if str(x.dtype) in _CASTS:
+        fixes.append(f"the model to the input's (model.{_CASTS[str(x.dtype)]}())")
+    listed = ", ".join(f"{role} {dtype}" for role, dtype in dtypes.items())
+    raise TypeError(f"{name}: {listed} must all have one dtype; convert "
+                    f"{' or '.join(fixes) or 'them with .to()'}")
 
 
 class Conv2d(Function):
@@ -58,44 +118,231 @@ class Conv2d(Function):
         return grad_x, grad_w
 
 
+def transposed_output_size(name, x_shape, weight_shape, stride, padding, output_padding,
+                           dilation):
+    """The spatial output size of a transposed convolution of an (N, C_in, ...) input with
+    (C_in, C_out, ...) weights, along each axis H_out = (H - 1) s - 2p + d (K - 1) +
+    output_padding + 1; ValueError naming the op and what is wrong."""
+    spatial = len(stride)
+    if (len(x_shape) != spatial + 2 or len(weight_shape) != spatial + 2
+            or x_shape[1] != weight_shape[0]):
+        raise ValueError(f"{name}: input {tuple(x_shape)} (N, C_in, ...) and weight "
+                         f"{tuple(weight_shape)} (C_in, C_out, ...) must have {spatial} spatial "
+                         "dims and agree on C_in")
+    if any(op >= max(s, d) for op, s, d in zip(output_padding, stride, dilation)):
+        raise ValueError(f"{name}: output_padding {tuple(output_padding)} must be smaller than "
+                         f"the stride {tuple(stride)} or the dilation {tuple(dilation)}")
+    out = tuple((n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, k, s, p, op, d in zip(
+        x_shape[2:], weight_shape[2:], stride, padding, output_padding, dilation))
+    if min(out) < 1:
+        raise ValueError(f"{name}: input {tuple(x_shape)} with kernel {tuple(weight_shape[2:])}, "
+                         f"stride {tuple(stride)}, padding {tuple(padding)}, dilation "
+                         f"{tuple(dilation)} gives an empty output {out}")
+    return out
+
+
+class ConvTranspose2d(Function):
+    """The transposed convolution: the adjoint of x -> conv2d(x, w), so the gradient of a
+    convolution with respect to its input. With weight (C_in, C_out, KH, KW), each input
+    x[n, c, i, j] adds x[n, c, i, j] w[c, :, kh, kw] to out[n, :, i*s - p + kh*d, j*s - p + kw*d],
+    and H_out = (H - 1) s - 2p + d (KH - 1) + output_padding + 1.
+
+    forward is the ``conv2d_backward_input`` kernel (x in the place of dL/dout); then
+        dL/dx = conv2d(dL/dout, w)                       (``conv2d_forward``)
+        dL/dw = ``conv2d_backward_weight`` with x in the place of dL/dout, dL/dout of the input.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, stride=(1, 1), padding=(0, 0), output_padding=(0, 0),
+                dilation=(1, 1)):
+        out_hw = transposed_output_size("conv_transpose2d", x.shape, weight.shape, stride,
+                                        padding, output_padding, dilation)
+        # The convolution of an out_hw input has output_padding // stride more positions than
+        # x along each axis (a second one when output_padding >= stride, which PyTorch allows
+        # below the dilation): zeros there, which add nothing to the output.
+        conv_hw = window_geometry("conv_transpose2d", out_hw, weight.shape[2:], stride, padding,
+                                  dilation)[0]
+        x_full = pad_end(x, (conv_hw[0] - x.shape[2], conv_hw[1] - x.shape[3]), 0)
+        ctx.geometry, ctx.x_hw = (stride, padding, dilation), x.shape[2:]
+        ctx.save_for_backward(x_full, weight)
+        return kernels_for(x).conv2d_backward_input(x_full, weight,
+                                                    (x.shape[0], weight.shape[1]) + out_hw,
+                                                    *ctx.geometry)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x_full, weight = ctx.saved_tensors
+        k = kernels_for(grad)
+        (h, w) = ctx.x_hw
+        grad_x = (k.conv2d_forward(grad, weight, *ctx.geometry)[:, :, :h, :w]
+                  if ctx.needs_input_grad[0] else None)
+        grad_w = (k.conv2d_backward_weight(x_full, grad, weight.shape, *ctx.geometry)
+                  if ctx.needs_input_grad[1] else None)
+        return grad_x, grad_w
+
+
 def _check_image_batch(name, x):
     if x.ndim != 4:
         raise ValueError(f"{name}: expected an (N, C, H, W) input, got shape {x.shape}")
+
+
+def pool_geometry(name, x_shape, kernel_size, stride, padding, dilation, ceil_mode):
+    """``window_geometry`` of a pooling window, which PyTorch also limits to a padding of at
+    most half the kernel (so every window holds at least one input)."""
+    if any(p > k // 2 for k, p in zip(kernel_size, padding)):
+        raise ValueError(f"{name}: padding {tuple(padding)} must be at most half of "
+                         f"kernel_size {tuple(kernel_size)}")
+    return window_geometry(name, x_shape, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode):
+    """The max-pool kernel's (out, winner) on x padded with -inf below and right as far as
+    ceil_mode's last windows reach, and that padded shape."""
+    _check_image_batch("max_pool2d", x)
+    _, extra = pool_geometry("max_pool2d", x.shape, kernel_size, stride, padding, dilation,
+                             ceil_mode)
+    x_full = pad_end(x, extra, -np.inf)
+    out, winner = kernels_for(x).max_pool2d_forward(x_full, kernel_size, stride, padding,
+                                                    dilation)
+    return out, winner, x_full.shape
 
 
 class MaxPool2d(Function):
     """out = max over each window; the gradient goes to the input that was the max."""
 
     @staticmethod
-    def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1)):
-        _check_image_batch("max_pool2d", x)
-        check_window_fits("max_pool2d", x.shape, kernel_size, stride, padding, dilation)
-        out, winner = kernels_for(x).max_pool2d_forward(x, kernel_size, stride, padding,
-                                                               dilation)
-        ctx.args = (x.shape, kernel_size, stride, padding, dilation)
+    def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1),
+                ceil_mode=False):
+        out, winner, full_shape = _max_pool(x, kernel_size, stride, padding, dilation,
+                                            ceil_mode)
+        ctx.args = (full_shape, kernel_size, stride, padding, dilation)
+        ctx.x_hw = x.shape[2:]
         ctx.save_for_backward(winner)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         (winner,) = ctx.saved_tensors
-        return (kernels_for(grad).max_pool2d_backward(grad, winner, *ctx.args),)
+        (h, w) = ctx.x_hw
+        return (kernels_for(grad).max_pool2d_backward(grad, winner, *ctx.args)[:, :, :h, :w],)
 
 
-class AvgPool2d(Function):
-    """out = mean over each window (zero padding included); each input gets 1/(KH*KW) of the
-    gradient of every window it is in."""
+class MaxPool2dIndices(Function):
+    """Where each window's maximum is: its flat index h*W + w in its (H, W) plane (int64, as
+    PyTorch's return_indices), from the kernel's winning offset (kh, kw):
+        h = i*s - p + kh*d,   w = j*s - p + kw*d.
+    A constant: no node is recorded."""
 
     @staticmethod
-    def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
-        _check_image_batch("avg_pool2d", x)
-        check_window_fits("avg_pool2d", x.shape, kernel_size, stride, padding)
-        ctx.args = (x.shape, kernel_size, stride, padding)
-        return kernels_for(x).avg_pool2d_forward(x, kernel_size, stride, padding)
+    def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1),
+                ceil_mode=False):
+        xp = array_module(x)
+        _, winner, _ = _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode)
+        out_h, out_w = winner.shape[2:]
+        rows = (xp.arange(out_h)[:, None] * stride[0] - padding[0]
+                + winner // kernel_size[1] * dilation[0])
+        cols = (xp.arange(out_w) * stride[1] - padding[1]
+                + winner % kernel_size[1] * dilation[1])
+        return (rows * x.shape[3] + cols).astype(np.int64)
+
+
+def _plane_index(index, plane_size):
+    """Row and column arrays that address element ``index[n, c, ...]`` of plane (n, c) in a
+    (N*C, plane_size) view; also that view's shape."""
+    xp = array_module(index)
+    planes = index.shape[0] * index.shape[1]
+    return (xp.arange(planes)[:, None], index.reshape(planes, -1)), (planes, plane_size)
+
+
+class TakeFromPlanes(Function):
+    """out[n, c, ...] = x[n, c].flat[index[n, c, ...]]: values read at flat indices of each
+    (H, W) plane (max pooling's values at its indices). dL/dx gets each output's gradient
+    added where it was read (``add.at``: overlapping windows can read one input twice)."""
+
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.where, ctx.view = _plane_index(index, int(np.prod(x.shape[2:])))
+        ctx.x_shape = x.shape
+        return x.reshape(ctx.view)[ctx.where].reshape(index.shape)
 
     @staticmethod
     def backward(ctx, grad):
-        return (kernels_for(grad).avg_pool2d_backward(grad, *ctx.args),)
+        grad_x = array_module(grad).zeros(ctx.view, dtype=grad.dtype)
+        array_module(grad).add.at(grad_x, ctx.where, grad.reshape(ctx.where[1].shape))
+        return grad_x.reshape(ctx.x_shape), None
+
+
+class PutIntoPlanes(Function):
+    """out[n, c].flat[index[n, c, ...]] = x[n, c, ...] in zeros of shape (N, C) + ``plane``:
+    max unpooling, the adjoint of ``TakeFromPlanes``; dL/dx = dL/dout read at the indices."""
+
+    @staticmethod
+    def forward(ctx, x, index, plane=(1, 1)):
+        xp = array_module(x)
+        ctx.where, view = _plane_index(index, plane[0] * plane[1])
+        ctx.x_shape = x.shape
+        out = xp.zeros(view, dtype=x.dtype)
+        out[ctx.where] = x.reshape(ctx.where[1].shape)
+        return out.reshape(x.shape[:2] + tuple(plane))
+
+    @staticmethod
+    def backward(ctx, grad):
+        planes = ctx.x_shape[0] * ctx.x_shape[1]
+        return grad.reshape(planes, -1)[ctx.where].reshape(ctx.x_shape), None
+
+
+class AvgPool2d(Function):
+    """out = (sum over each window) / divisor; each input of a window gets dL/dout / divisor.
+
+    The divisor is KH*KW (zero padding counted), or with ``count_include_pad=False`` the
+    number of the window's positions inside the input, or ``divisor_override``. Windows that
+    ceil_mode adds may reach past the padding; those positions never count (PyTorch's rule).
+    The kernel gives sum / (KH*KW), which ``avg_pool_scale`` rescales position by position.
+    """
+
+    @staticmethod
+    def forward(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=False,
+                count_include_pad=True, divisor_override=None):
+        _check_image_batch("avg_pool2d", x)
+        out_hw, extra = pool_geometry("avg_pool2d", x.shape, kernel_size, stride, padding,
+                                      (1, 1), ceil_mode)
+        x_full = pad_end(x, extra, 0)
+        ctx.scale = avg_pool_scale(array_module(x), x.shape[2:], out_hw, kernel_size, stride,
+                                   padding, count_include_pad, divisor_override, any(extra),
+                                   x.dtype)
+        ctx.args = (x_full.shape, kernel_size, stride, padding)
+        ctx.x_hw = x.shape[2:]
+        out = kernels_for(x).avg_pool2d_forward(x_full, kernel_size, stride, padding)
+        return out if ctx.scale is None else out * ctx.scale
+
+    @staticmethod
+    def backward(ctx, grad):
+        (h, w) = ctx.x_hw
+        grad = grad if ctx.scale is None else grad * ctx.scale
+        return (kernels_for(grad).avg_pool2d_backward(grad, *ctx.args)[:, :, :h, :w],)
+
+
+def avg_pool_scale(xp, x_hw, out_hw, kernel_size, stride, padding, count_include_pad,
+                   divisor_override, past_padding, dtype):
+    """KH*KW / divisor for each output position (None where it is 1 everywhere).
+
+    Along an axis, window i covers [i*s - p, i*s - p + K) clipped to the padded input
+    [-p, H + p), or to the input [0, H) when padding does not count; the divisor is the
+    product of the two axes' lengths. Without padding, or with padding counted, that is KH*KW
+    unless ceil_mode's windows reach past the padding (``past_padding``)."""
+    if divisor_override is not None:
+        return dtype.type(kernel_size[0] * kernel_size[1] / divisor_override)
+    if (count_include_pad or not any(padding)) and not past_padding:
+        return None
+    lengths = []
+    for size, out, k, s, p in zip(x_hw, out_hw, kernel_size, stride, padding):
+        start = xp.arange(out) * s - p
+        end = xp.minimum(start + k, size + p)
+        if not count_include_pad:
+            start, end = xp.maximum(start, 0), xp.minimum(end, size)
+        lengths.append(end - start)
+    divisor = lengths[0][:, None] * lengths[1][None, :]
+    return (kernel_size[0] * kernel_size[1] / divisor).astype(dtype)
 
 
 class Linear(Function):
