@@ -439,6 +439,11 @@ class Tensor(TensorBase):
     sum, mean, var, max, min, logsumexp = (ops.sum, ops.mean, ops.var, ops.max, ops.min,
                                            ops.logsumexp)
     argmax, argmin = ops.argmax, ops.argmin
+    amax, amin, aminmax, std, prod = ops.amax, ops.amin, ops.aminmax, ops.std, ops.prod
+    nansum, nanmean, any, all, count_nonzero = (ops.nansum, ops.nanmean, ops.any, ops.all,
+                                                ops.count_nonzero)
+    cumsum, cumprod, cummax, cummin = ops.cumsum, ops.cumprod, ops.cummax, ops.cummin
+    norm, median, mode = ops.norm, ops.median, ops.mode
 
     # shape
     reshape = view = ops.reshape

@@ -173,3 +173,34 @@ def test_inference_mode_records_no_graph():
         assert not (x * 2).requires_grad
     with mg.inference_mode(False):
         assert (x * 2).requires_grad
+
+
+OPERATORS = [
+    ("floordiv", lambda a, b: a // b), ("rfloordiv", lambda a, b: 17 // b),
+    ("mod", lambda a, b: a % b), ("rmod", lambda a, b: 7 % b),
+    ("and", lambda a, b: a & b), ("rand", lambda a, b: 6 & b), ("or", lambda a, b: a | b),
+    ("xor", lambda a, b: a ^ b), ("ror_rxor", lambda a, b: (5 | b) + (5 ^ b)),
+    ("invert", lambda a, b: ~a), ("lshift", lambda a, b: a << 2), ("rshift", lambda a, b: a >> 1),
+    ("bool_ops", lambda a, b: ((a > 0) & (b > 2)) | ~(a == b)),
+]
+
+
+@pytest.mark.parametrize("name, op", OPERATORS, ids=[o[0] for o in OPERATORS])
+def test_integer_and_bool_operators_match_pytorch(name, op, torch_reference):
+    a_values, b_values = [[-7, 0, 5, 12]], [[3], [4]]  # broadcast (1, 4) with (2, 1)
+    expected = torch_reference(name, lambda torch: {
+        "out": op(torch.tensor(a_values), torch.tensor(b_values))})["out"]
+    out = op(mg.tensor(a_values), mg.tensor(b_values))
+    assert out.dtype == expected.dtype
+    np.testing.assert_array_equal(out.numpy(), expected)
+
+
+def test_every_op_pytorch_has_as_a_tensor_method_is_one(torch_reference):
+    """For each op of ``minigrad.ops`` whose name ``torch.Tensor`` also has as a method, the
+    Tensor has it too (the list of PyTorch's method names is stored in the reference)."""
+    names = torch_reference("tensor_methods", lambda torch: {
+        "names": np.array(sorted(n for n in dir(torch.Tensor) if not n.startswith("_")))})
+    torch_methods = set(names["names"].tolist())
+    missing = [name for name in mg.ops.__all__
+               if name in torch_methods and not hasattr(mg.Tensor, name)]
+    assert not missing, f"ops without their Tensor method: {missing}"
