@@ -140,6 +140,13 @@ class Tensor(TensorBase):
         """A new leaf sharing the same data, cut off from the graph."""
         return Tensor(self.data)
 
+    clone = ops.clone
+
+    def contiguous(self):
+        """Self: minigrad's ops accept arrays of any layout (PyTorch's returns self too when
+        the tensor is already contiguous)."""
+        return self
+
     def zero_grad(self):
         self.grad = None
 

@@ -49,6 +49,7 @@ CASES = [
     unary_with_empty("exp", mg.exp, lambda a: a.exp()),
     unary_with_empty("log", mg.log, lambda a: a.log(), domain=lambda i, x: positive(x)),
     unary_with_empty("sqrt", mg.sqrt, lambda a: a.sqrt(), domain=lambda i, x: positive(x)),
+    unary_with_empty("clone", lambda a: a.clone() * 2, lambda a: a.clone() * 2),
 ]
 
 test_gradcheck, test_matches_torch, test_float16 = op_tests(CASES)
@@ -110,3 +111,12 @@ def test_a_number_instead_of_a_tensor_is_a_type_error_naming_the_op(name):
     with pytest.raises(TypeError, match=rf"(?i){name}: expected a Tensor among the inputs, "
                                         r"got float"):
         getattr(mg, name)(2.0)
+
+
+def test_clone_owns_its_memory_and_keeps_the_graph():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    y = x.clone()
+    assert y.grad_fn is not None and not np.shares_memory(y.data, x.data)
+    with mg.no_grad():
+        x += 1
+    assert y.tolist() == [1.0, 2.0]

@@ -17,7 +17,7 @@ from minigrad.backend import array_module
 
 __all__ = [
     "abs", "absolute", "acos", "acosh", "arccos", "arccosh", "arcsin", "arcsinh", "arctan",
-    "arctanh", "asin", "asinh", "atan", "atanh", "cast", "clamp", "clip", "cos", "cosh", "erf",
+    "arctanh", "asin", "asinh", "atan", "atanh", "cast", "clamp", "clip", "clone", "cos", "cosh", "erf",
     "exp", "exp2", "expm1", "log", "log10", "log1p", "log2", "neg", "negative", "reciprocal",
     "rsqrt", "sign", "sin", "sinh", "sqrt", "square", "tan", "to_device",
 ]
@@ -428,6 +428,19 @@ class Clip(Function):
         return (grad * inside,)
 
 
+class Clone(Function):
+    """z = a copied into new memory;  dz/da = 1. (A later in-place change of either leaves the
+    other as it was, which is what ``clone`` is for.)"""
+
+    @staticmethod
+    def forward(ctx, a):
+        return a.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad,)
+
+
 class Cast(Function):
     """z = a converted to another dtype; the gradient is converted back."""
 
@@ -595,6 +608,11 @@ clamp = clip
 
 def cast(a, dtype):
     return Cast.apply(a, dtype=np.dtype(dtype))
+
+
+def clone(a):
+    """A copy of ``a`` with its own memory, differentiable (PyTorch's ``clone``)."""
+    return Clone.apply(a)
 
 
 def to_device(a, device):
