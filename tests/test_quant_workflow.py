@@ -305,3 +305,17 @@ def test_unsupported_layers_and_non_chains_are_refused_by_name():
 
     with pytest.raises(ValueError, match="not run in order"):
         prepare(Reversed())(images(2, shape=(4,)))
+
+
+@pytest.mark.parametrize("pool, option", [
+    (nn.MaxPool2d(2, ceil_mode=True), "ceil_mode"),
+    (nn.MaxPool2d(2, return_indices=True), "return_indices"),
+    (nn.AvgPool2d(2, ceil_mode=True), "ceil_mode"),
+    (nn.AvgPool2d(2, padding=1, count_include_pad=False), "count_include_pad"),
+    (nn.AvgPool2d(2, divisor_override=3), "divisor_override")])
+def test_convert_refuses_pooling_options_the_integer_kernels_lack(pool, option):
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), pool)
+    prepared = prepare(model)
+    prepared(images(2, shape=(1, 7, 7)))
+    with pytest.raises(ValueError, match=option):
+        convert(prepared)

@@ -316,10 +316,15 @@ def _site_qparams(site, where):
 def _pass_through(module, qp):
     """The code-domain twin of a layer that keeps its input's (s, z); None: drop it."""
     if isinstance(module, MaxPool2d):
-        if module.dilation not in (1, (1, 1)):
-            raise ValueError("convert: MaxPool2d with dilation is not supported")
+        if module.dilation not in (1, (1, 1)) or module.ceil_mode or module.return_indices:
+            raise ValueError("convert: MaxPool2d with dilation, ceil_mode or return_indices "
+                             "is not supported")
         return QuantizedMaxPool2d(module.kernel_size, module.stride, module.padding, qp.qmin)
     if isinstance(module, AvgPool2d):
+        if (module.ceil_mode or not module.count_include_pad
+                or module.divisor_override is not None):
+            raise ValueError("convert: AvgPool2d with ceil_mode, count_include_pad=False or "
+                             "divisor_override is not supported")
         return QuantizedAvgPool2d(module.kernel_size, module.stride, module.padding,
                                   int(qp.zero_point))
     if isinstance(module, Flatten):
