@@ -16,15 +16,22 @@ except RuntimeError as error:
     pytest.skip(f"GPU tests need a CUDA GPU and CuPy (.venv/bin/pip install -e \".[cuda]\"): "
                 f"{error}", allow_module_level=True)
 
+import test_nn_loss  # noqa: E402
 import test_ops_activation  # noqa: E402 (after the skip: the op cases, reused)
+import test_ops_binary  # noqa: E402
 import test_ops_elementwise  # noqa: E402
+import test_ops_indexing  # noqa: E402
 import test_ops_linalg  # noqa: E402
 import test_ops_reduce  # noqa: E402
+import test_ops_rounding  # noqa: E402
 import test_ops_shape  # noqa: E402
+import test_ops_unary  # noqa: E402
 from helpers import EXAMPLES  # noqa: E402
 
-CASES = (test_ops_elementwise.CASES + test_ops_reduce.CASES + test_ops_shape.CASES
-         + test_ops_linalg.CASES + test_ops_activation.CASES)
+OP_TEST_MODULES = [test_ops_elementwise, test_ops_unary, test_ops_rounding, test_ops_binary,
+                   test_ops_reduce, test_ops_shape, test_ops_indexing, test_ops_linalg,
+                   test_ops_activation, test_nn_loss]
+CASES = [case for module in OP_TEST_MODULES for case in module.CASES]
 
 pytestmark = pytest.mark.gpu
 
