@@ -20,10 +20,10 @@ from minigrad.ops.activation import (  # re-exported: PyTorch's F has them
     tanh, tanhshrink, threshold)
 from minigrad.ops.dims import dim_spellings, normalize_dim
 from minigrad.ops.nn import (AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d, MaxPool2dIndices,
-                              PutIntoPlanes, SoftmaxCrossEntropy, TakeFromPlanes,
-                              check_same_dtype, pair, pool_geometry, transposed_output_size,
-                              window_geometry)
+                              PutIntoPlanes, SoftmaxCrossEntropy, check_same_dtype, pair,
+                              pool_geometry, transposed_output_size, window_geometry)
 from minigrad.ops.nn import Linear as LinearOp
+from minigrad.ops.shape import positions_along, read_positions
 from minigrad.tensor import Tensor, as_tensor
 
 
@@ -187,7 +187,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     if not return_indices:
         return MaxPool2d.apply(input, **geometry)
     indices = MaxPool2dIndices.apply(input, **geometry)
-    return TakeFromPlanes.apply(input, indices), indices
+    planes = input.reshape(input.shape[0] * input.shape[1], -1)  # one row per (H, W) plane
+    flat = indices.data.reshape(planes.shape[0], -1)
+    return read_positions(planes, positions_along(flat, 1)).reshape(indices.shape), indices
 
 
 def _check_signal_batch(name, input):

@@ -1,16 +1,17 @@
 """Indexing ops: gather and scatter along a dim, index_select, index_add, take, the masked
 ops, nonzero, sorting (sort, argsort, msort, topk, kthvalue), one_hot, searchsorted.
 
-Gather and scatter along ``dim`` read and write through one full NumPy index, ``_coords``:
+Gather and scatter along ``dim`` read and write through one full NumPy index,
+``shape.positions_along``:
 ``index`` at ``dim`` and, at every other dim d, the positions 0, 1, ... of d, shaped to
 broadcast. With it, for dim = 1,
 
     gather:   z[i][j][k] = a[i][index[i][j][k]][k]  is  a[coords],
     scatter:  z = a, then z[i][index[i][j][k]][k] = src[i][j][k]  is  z[coords] = src.
 
-``Gather`` reads ``a[positions]`` for such a NumPy index, and its gradient adds dL/dz back at
-the positions read (``add.at``, as a position may be read twice); index_select, take and
-masked_select read through it too. Scatter's gradient reverses the write: dL/da is dL/dz
+``shape.read_positions`` reads ``a[positions]`` for such a NumPy index (the ``GetItem`` op), and
+its gradient adds dL/dz back at the positions read (``add.at``, as a position may be read
+twice); index_select, take and masked_select read through it too. Scatter's gradient reverses the write: dL/da is dL/dz
 with the overwritten positions zeroed, dL/dsrc is dL/dz read at coords.
 
 The sorting ops find their indices on arrays (constants, int64) and then ``gather`` the
@@ -25,7 +26,8 @@ from minigrad.backend import array_module
 from minigrad.ops.binary import where
 from minigrad.ops.dims import dim_spellings, normalize_dim
 from minigrad.ops.reduce import ValuesIndices
-from minigrad.ops.shape import broadcast_to, reshape, squeeze
+from minigrad.ops.shape import (broadcast_to, positions_along, read_positions, reshape,
+                                squeeze)
 from minigrad.ops.unary import cast
 
 __all__ = [
@@ -77,37 +79,12 @@ def _check_bool_mask(op, mask):
         raise TypeError(f"{op}: mask must be a bool tensor, got dtype {mask.dtype}")
 
 
-def _coords(index, dim):
-    """The full NumPy index that reads along ``dim`` at ``index`` (see the module docstring)."""
-    xp = array_module(index)
-    return tuple(index if d == dim else xp.arange(n).reshape((-1,) + (1,) * (index.ndim - d - 1))
-                 for d, n in enumerate(index.shape))
-
-
 def _along(dim, index):
     """An index that applies ``index`` at ``dim`` and takes everything at the dims before it."""
     return (slice(None),) * dim + (index,)
 
 
 # --------------------------------------------------------------------------- gather, scatter
-class Gather(Function):
-    """z = a[positions], ``positions`` a NumPy index (index arrays, slices, ints);
-    dL/da = dL/dz added back at the positions read (``add.at``: a position read twice gets
-    both gradients), 0 elsewhere."""
-
-    @staticmethod
-    def forward(ctx, a, positions=()):
-        ctx.positions, ctx.shape = positions, a.shape
-        return a[positions]
-
-    @staticmethod
-    def backward(ctx, grad):
-        xp = array_module(grad)
-        grad_a = xp.zeros(ctx.shape, dtype=grad.dtype)
-        xp.add.at(grad_a, ctx.positions, grad)
-        return (grad_a,)
-
-
 @dim_spellings
 def gather(a, dim, index):
     """z[i][j][k] = a[i][index[i][j][k]][k] for dim = 1 (likewise for the other dims); the
@@ -116,7 +93,7 @@ def gather(a, dim, index):
     index = index_array("gather", index)
     _check_index_shape("gather", a.shape, index, dim)
     _check_in_range("gather", index, a.shape[dim] if a.ndim else 1, dim)
-    return Gather.apply(a, positions=_coords(index, dim))
+    return read_positions(a, positions_along(index, dim))
 
 
 class Scatter(Function):
@@ -163,7 +140,7 @@ def _scatter(op, a, dim, index, src, add):
                         "(they must match)")
     _check_index_shape(op, a.shape, index, dim, src.shape)
     _check_in_range(op, index, a.shape[dim] if a.ndim else 1, dim)
-    return Scatter.apply(a, src, coords=_coords(index, dim), add=add)
+    return Scatter.apply(a, src, coords=positions_along(index, dim), add=add)
 
 
 @dim_spellings
@@ -206,7 +183,7 @@ def take_along_dim(a, indices, dim=None):
     xp = array_module(indices)
     a = broadcast_to(a, shape[:dim] + a.shape[dim:dim + 1] + shape[dim + 1:])
     indices = xp.broadcast_to(indices, shape[:dim] + indices.shape[dim:dim + 1] + shape[dim + 1:])
-    return Gather.apply(a, positions=_coords(indices % max(a.shape[dim], 1), dim))
+    return read_positions(a, positions_along(indices % max(a.shape[dim], 1), dim))
 
 
 def take(a, index):
@@ -217,7 +194,7 @@ def take(a, index):
 
 def _take_flat(op, a, index, wrap):
     _check_in_range(op, index, a.numel(), 0, wrap=wrap)
-    return Gather.apply(reshape(a, -1), positions=(index,))
+    return read_positions(reshape(a, -1), (index,))
 
 
 @dim_spellings
@@ -231,7 +208,7 @@ def index_select(a, dim, index):
         _check_in_range("index_select", index, 1, dim)
         return reshape(a, index.shape)
     _check_in_range("index_select", index, a.shape[dim], dim)
-    return Gather.apply(a, positions=_along(dim, index.reshape(-1)))
+    return read_positions(a, _along(dim, index.reshape(-1)))
 
 
 class IndexAdd(Function):
@@ -297,7 +274,7 @@ def masked_select(a, mask):
                          f"{mask_array.shape} cannot be broadcast together") from None
     xp = array_module(mask_array)
     positions = xp.nonzero(xp.broadcast_to(mask_array, shape))
-    return Gather.apply(broadcast_to(a, shape) if a.shape != shape else a, positions=positions)
+    return read_positions(broadcast_to(a, shape) if a.shape != shape else a, positions)
 
 
 class NonZero(Function):
@@ -315,7 +292,7 @@ def nonzero(a, as_tuple=False):
     if not as_tuple:
         return NonZero.apply(a)
     rows = NonZero.apply(reshape(a, (1,)) if a.ndim == 0 else a)
-    return tuple(Gather.apply(rows, positions=(slice(None), d)) for d in range(rows.shape[1]))
+    return tuple(read_positions(rows, (slice(None), d)) for d in range(rows.shape[1]))
 
 
 def argwhere(a):
@@ -379,7 +356,7 @@ def topk(a, k, dim=-1, largest=True, sorted=True):
     _check_k("topk", k, a, dim, low=0)
     indices = argsort(a, dim, descending=largest)
     if a.ndim:
-        indices = Gather.apply(indices, positions=_along(dim, slice(0, k)))
+        indices = read_positions(indices, _along(dim, slice(0, k)))
     return ValuesIndices(gather(a, dim, indices), indices)
 
 
@@ -390,7 +367,7 @@ def kthvalue(a, k, dim=-1, keepdim=False):
     _check_k("kthvalue", k, a, dim, low=1)
     indices = argsort(a, dim)
     if a.ndim:
-        indices = Gather.apply(indices, positions=_along(dim, slice(k - 1, k)))
+        indices = read_positions(indices, _along(dim, slice(k - 1, k)))
     values = gather(a, dim, indices)
     if keepdim or a.ndim == 0:
         return ValuesIndices(values, indices)

@@ -254,27 +254,10 @@ def _plane_index(index, plane_size):
     return (xp.arange(planes)[:, None], index.reshape(planes, -1)), (planes, plane_size)
 
 
-class TakeFromPlanes(Function):
-    """out[n, c, ...] = x[n, c].flat[index[n, c, ...]]: values read at flat indices of each
-    (H, W) plane (max pooling's values at its indices). dL/dx gets each output's gradient
-    added where it was read (``add.at``: overlapping windows can read one input twice)."""
-
-    @staticmethod
-    def forward(ctx, x, index):
-        ctx.where, ctx.view = _plane_index(index, int(np.prod(x.shape[2:])))
-        ctx.x_shape = x.shape
-        return x.reshape(ctx.view)[ctx.where].reshape(index.shape)
-
-    @staticmethod
-    def backward(ctx, grad):
-        grad_x = array_module(grad).zeros(ctx.view, dtype=grad.dtype)
-        array_module(grad).add.at(grad_x, ctx.where, grad.reshape(ctx.where[1].shape))
-        return grad_x.reshape(ctx.x_shape), None
-
-
 class PutIntoPlanes(Function):
     """out[n, c].flat[index[n, c, ...]] = x[n, c, ...] in zeros of shape (N, C) + ``plane``:
-    max unpooling, the adjoint of ``TakeFromPlanes``; dL/dx = dL/dout read at the indices."""
+    max unpooling, the adjoint of reading each plane at the indices (``F.max_pool2d``'s values);
+    dL/dx = dL/dout read at the indices."""
 
     @staticmethod
     def forward(ctx, x, index, plane=(1, 1)):

@@ -27,7 +27,7 @@ from minigrad.autograd import Function, TensorBase
 from minigrad.backend import array_module
 from minigrad.ops.binary import maximum, minimum
 from minigrad.ops.dims import dim_spellings, normalize_dim, normalize_dims
-from minigrad.ops.shape import reshape, squeeze
+from minigrad.ops.shape import positions_along, read_positions, reshape, squeeze
 from minigrad.ops.unary import as_floating
 
 
@@ -87,19 +87,6 @@ def require_nonempty(op, shape, axes, error=IndexError):
         if shape[d] == 0:
             raise error(f"{op}: cannot reduce over dim {d} of size 0 of a tensor of shape "
                         f"{tuple(shape)}: the {op} of nothing has no value")
-
-
-def scatter_add_along_axis(values, indices, axis, shape):
-    """A zero array of ``shape`` with each of ``values`` added at its index along ``axis``: the
-    backward of ``take_along_axis``. A bincount over flat positions, so an index that repeats
-    (cummax takes one element many times) receives the sum of its values."""
-    xp = array_module(values)
-    values, indices = xp.moveaxis(values, axis, -1), xp.moveaxis(indices, axis, -1)
-    rows, n = indices.shape[:-1], shape[axis]
-    row_starts = xp.arange(math.prod(rows), dtype=np.int64).reshape(rows + (1,)) * n
-    total = xp.bincount((indices + row_starts).reshape(-1), weights=values.reshape(-1),
-                        minlength=math.prod(rows) * n)
-    return xp.moveaxis(total.reshape(rows + (n,)).astype(values.dtype), -1, axis)
 
 
 def products_of_others(a, axis):
@@ -315,26 +302,6 @@ class Median(SharedAmongTies):
         SharedAmongTies.save_shares(ctx, a, out.reshape((1,) * a.ndim), tuple(range(a.ndim)),
                                     keepdims=False)
         return out
-
-
-class TakeAlongDim(Function):
-    """z = a at ``indices`` along ``axis``: the values at the elements an op chose (max and min
-    with a dim, median, mode, cummax, cummin);  dz/da_i = 1 where element i was taken, else 0.
-    ``keepdims=False`` drops ``axis`` (of size 1 in ``indices``) from the result."""
-
-    @staticmethod
-    def forward(ctx, a, indices, axis=0, keepdims=True):
-        xp = array_module(a)
-        ctx.axis, ctx.keepdims, ctx.shape = axis, keepdims, a.shape
-        ctx.save_for_backward(indices)
-        out = xp.take_along_axis(a, indices, axis=axis)
-        return out if keepdims else xp.squeeze(out, axis=axis)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (indices,) = ctx.saved_tensors
-        grad = keep_reduced_axes(grad, (ctx.axis,), ctx.keepdims)
-        return scatter_add_along_axis(grad, indices, ctx.axis, ctx.shape), None
 
 
 class LogSumExp(Function):
@@ -612,15 +579,17 @@ def aminmax(a, *, dim=None, keepdim=False):
 
 def _select_along_dim(name, a, dim, keepdim, index_op, **attrs):
     """``ValuesIndices`` of an op that picks one element of each slice along ``dim``:
-    ``index_op`` finds its index (int64, ``dim`` kept with size 1) and ``TakeAlongDim`` takes
-    the values there, with their gradient. A 0-d tensor is one slice of one element."""
+    ``index_op`` finds its index (int64, ``dim`` kept with size 1) and ``read_positions`` takes
+    the values there, with their gradient (to the element at each index). A 0-d tensor is one slice of one element."""
     axis = normalize_dim(dim, a.shape, name)
     if a.ndim == 0:
         return _select_along_dim(name, reshape(a, 1), 0, False, index_op, **attrs)
     require_nonempty(name, a.shape, (axis,))
     indices = index_op.apply(a, axis=axis, **attrs)
-    values = TakeAlongDim.apply(a, indices, axis=axis, keepdims=keepdim)
-    return ValuesIndices(values, indices if keepdim else squeeze(indices, axis))
+    values = read_positions(a, positions_along(indices.data, axis))
+    if not keepdim:
+        values, indices = squeeze(values, axis), squeeze(indices, axis)
+    return ValuesIndices(values, indices)
 
 
 def _max_or_min(name, a, dim, keepdim, largest):
@@ -728,7 +697,7 @@ def _cumulative_extremum(name, a, dim, largest):
         values, indices = _cumulative_extremum(name, reshape(a, 1), 0, largest)
         return ValuesIndices(reshape(values, ()), reshape(indices, ()))
     indices = CumulativeExtremumIndex.apply(a, axis=axis, largest=largest)
-    return ValuesIndices(TakeAlongDim.apply(a, indices, axis=axis), indices)
+    return ValuesIndices(read_positions(a, positions_along(indices.data, axis)), indices)
 
 
 @dim_spellings

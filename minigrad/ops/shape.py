@@ -8,8 +8,8 @@ copied positions, slice the concatenated pieces apart.
 
 Composites built on them: flatten, squeeze, unsqueeze, unflatten, movedim, swapaxes, stack,
 split, chunk, narrow, trace, repeat_interleave, unfold, meshgrid, the atleast_*d and *stack
-functions, and the non-constant pad modes (reflect, replicate, circular: one ``Take`` per
-padded dim, with the source position of every output position).
+functions, and the non-constant pad modes (reflect, replicate, circular: one ``index_along``
+per padded dim, with the source position of every output position).
 
 Indexing follows PyTorch, not NumPy, where the two differ: integers index first, like slices,
 so ``x[1, :, idx]`` keeps the dims of ``idx`` in place (NumPy would move them to the front,
@@ -199,28 +199,6 @@ class Tile(Function):
         copies = grad.reshape([n for pair in zip(ctx.reps, sizes) for n in pair])
         summed = copies.sum(axis=tuple(range(0, copies.ndim, 2)))
         return (summed.reshape(ctx.input_shape),)
-
-
-class Take(Function):
-    """z = a at the positions ``index`` (an integer array) along ``axis``, NumPy's ``take``:
-    z[..., j, ...] = a[..., index[j], ...], j running over index's own shape.
-
-    Backward: each input position receives the sum of the gradients of all the output
-    positions that copied it (``add.at``, since one position may be copied several times).
-    """
-
-    @staticmethod
-    def forward(ctx, a, index=None, axis=0):
-        xp = array_module(a)
-        ctx.index, ctx.axis, ctx.input_shape = xp.asarray(index), axis, a.shape
-        return xp.take(a, ctx.index, axis=axis)
-
-    @staticmethod
-    def backward(ctx, grad):
-        xp = array_module(grad)
-        grad_a = xp.zeros(ctx.input_shape, dtype=grad.dtype)
-        xp.add.at(grad_a, (slice(None),) * ctx.axis + (ctx.index,), grad)
-        return (grad_a,)
 
 
 class GetItem(Function):
@@ -436,6 +414,29 @@ def getitem(a, index):
     (``torch_index`` says where the dims of index arrays go)."""
     basic, advanced = torch_index(index, a.shape)
     return GetItem.apply(a, basic=basic, advanced=advanced)
+
+
+def read_positions(a, positions):
+    """``a[positions]`` for a NumPy index ``positions`` (a tuple of index arrays, slices and
+    ints), differentiable: the one op that reads values at positions (``GetItem``), for the
+    ops built on it (take, gather, sort's values, pad's copies, ...)."""
+    xp = array_module(a.data)
+    return GetItem.apply(a, advanced=tuple(xp.asarray(p) if isinstance(p, np.ndarray) else p
+                                           for p in positions))
+
+
+def index_along(a, index, axis):
+    """``a`` at the positions ``index`` (an integer array) along ``axis``, NumPy's ``take``:
+    z[..., j, ...] = a[..., index[j], ...], j running over index's own shape."""
+    return read_positions(a, (slice(None),) * axis + (index,))
+
+
+def positions_along(index, dim):
+    """The full NumPy index that reads ``index[i, j, k]`` along ``dim`` and ``i, j, k`` at the
+    other dims (``take_along_axis``'s): for dim = 1, the positions (i, index[i, j, k], k)."""
+    xp = array_module(index)
+    return tuple(index if d == dim else xp.arange(n).reshape((-1,) + (1,) * (index.ndim - d - 1))
+                 for d, n in enumerate(index.shape))
 
 
 @dim_spellings
@@ -667,7 +668,7 @@ def tile(a, dims, *more_dims):
 def repeat_interleave(a, repeats, dim=None):
     """Each element along ``dim`` repeated ``repeats`` times (an int, or a tensor with one
     count per element, or one count for all), one after the other: [a, b] -> [a, a, b, b].
-    Without dim, of the flattened tensor. A ``Take`` of every element's position."""
+    Without dim, of the flattened tensor. An ``index_along`` of every element's position."""
     if dim is None:
         a, dim = flatten(a), 0
     axis = normalize_dim(dim, a.shape, "repeat_interleave")
@@ -677,13 +678,13 @@ def repeat_interleave(a, repeats, dim=None):
     if counts.dtype.kind not in "iu" or counts.size not in (1, size) or (counts < 0).any():
         raise ValueError(f"repeat_interleave: repeats must be non-negative integers, one or "
                          f"{size} (the size of dim {axis} of shape {a.shape}), got {repeats}")
-    return Take.apply(reshape(a, 1) if a.ndim == 0 else a,
-                      index=np.repeat(np.arange(size), counts), axis=axis)
+    return index_along(reshape(a, 1) if a.ndim == 0 else a, np.repeat(np.arange(size), counts),
+                       axis)
 
 
 def unfold(a, dimension, size, step):
     """PyTorch's ``Tensor.unfold``: the windows of ``size`` elements along ``dimension``, one
-    every ``step``, as a new last dim (dimension keeps one entry per window). A ``Take`` of
+    every ``step``, as a new last dim (dimension keeps one entry per window). An ``index_along`` of
     every window's positions, then a movedim; overlapping windows add their gradients."""
     axis = normalize_dim(dimension, a.shape, "unfold")
     length = a.shape[axis] if a.ndim else 1
@@ -693,8 +694,8 @@ def unfold(a, dimension, size, step):
     starts = np.arange(0, length - size + 1, step)
     windows = starts[:, None] + np.arange(size)
     if a.ndim == 0:
-        return reshape(Take.apply(reshape(a, 1), index=windows[0], axis=0), size)
-    return movedim(Take.apply(a, index=windows, axis=axis), axis + 1, -1)
+        return reshape(index_along(reshape(a, 1), windows[0], 0), size)
+    return movedim(index_along(a, windows, axis), axis + 1, -1)
 
 
 def meshgrid(*tensors, indexing="ij"):
@@ -827,7 +828,7 @@ def pad(a, pad, mode="constant", value=None):
     * "circular": the input continued from its other end (widths at most the dim).
 
     The last three pad the last 1-3 dims of a tensor with one or two leading dims (channels,
-    batch), as PyTorch; each padded dim is one ``Take`` of the positions it copies.
+    batch), as PyTorch; each padded dim is one ``index_along`` of the positions it copies.
     """
     if mode not in PAD_MODES:
         raise ValueError(f"pad: mode must be one of {PAD_MODES}, got {mode!r}")
@@ -838,6 +839,5 @@ def pad(a, pad, mode="constant", value=None):
         return Pad.apply(a, widths=widths, value=0.0 if value is None else value)
     for dim, (before, after) in enumerate(widths):
         if before or after:
-            a = Take.apply(a, index=source_positions(a.shape[dim], before, after, mode),
-                           axis=dim)
+            a = index_along(a, source_positions(a.shape[dim], before, after, mode), dim)
     return a
