@@ -163,7 +163,7 @@ def take_along_dim(a, indices, dim=None):
     """``gather`` with ``a`` and ``indices`` broadcast against each other at every dim but
     ``dim``, and negative indices counting from the end; ``dim=None`` reads the flattened
     ``a`` at the flattened ``indices`` (none negative there, as in PyTorch). A composite of
-    broadcast_to and Gather."""
+    broadcast_to and read_positions."""
     indices = index_array("take_along_dim", indices, int32_ok=False)
     if dim is None:
         return _take_flat("take_along_dim", a, indices.reshape(-1), wrap=False)
@@ -188,7 +188,7 @@ def take_along_dim(a, indices, dim=None):
 
 def take(a, index):
     """The flattened ``a`` read at ``index`` (negative indices count from the end); the result
-    has index's shape. A composite of reshape and Gather."""
+    has index's shape. A composite of reshape and read_positions."""
     return _take_flat("take", a, index_array("take", index, int32_ok=False), wrap=True)
 
 
@@ -264,7 +264,7 @@ def masked_fill(a, mask, value):
 
 def masked_select(a, mask):
     """The elements of ``a`` where the bool ``mask`` is true, as a 1-D tensor (a and mask
-    broadcast together). A composite of broadcast_to and Gather."""
+    broadcast together). A composite of broadcast_to and read_positions."""
     mask_array = mask.data if isinstance(mask, TensorBase) else np.asarray(mask)
     _check_bool_mask("masked_select", mask_array)
     try:
