@@ -97,7 +97,7 @@ class TensorBase:
         self._ctx = None
         self._requires_grad = False
         self.requires_grad = requires_grad
-        self._version = 0  # how many in-place changes ``data`` has had (see ``saved_versions``)
+        self._version = 0  # in-place changes of ``data`` so far (``check_saved_versions``)
 
     def _wrap(self, data):
         """A new tensor (of the plain tensor class, never a subclass such as Parameter) around
@@ -221,7 +221,7 @@ class Function:
         self.needs_input_grad = ()
         self.freed = False
         self.output = None  # set to the output Tensor when it asks to retain its grad
-        self.saved_versions = ()  # (input index, tensor, its version) for each saved input
+        self.input_versions = ()  # each input's _version when the node was recorded
 
     def save_for_backward(self, *arrays):
         """Keep arrays that ``backward`` needs (read back as ``ctx.saved_tensors``)."""
@@ -255,7 +255,7 @@ class Function:
         if _grad_enabled and any(needs_grad) and out.data.dtype.kind == "f":
             ctx.parents = inputs
             ctx.needs_input_grad = needs_grad
-            ctx.saved_versions = _saved_versions(ctx, inputs)
+            ctx.input_versions = [x._version for x in inputs]
             out.requires_grad = True
             out._ctx = ctx
         return out
@@ -264,18 +264,13 @@ class Function:
         return f"<{type(self).__name__} node>"
 
 
-def _saved_versions(ctx, inputs):
-    """The version of each input whose array ``forward`` saved for ``backward``: if the input
-    is changed in place before ``backward`` runs, its saved array no longer holds the values
-    the gradient needs, and ``check_saved_versions`` refuses to compute a wrong gradient."""
-    saved = [id(array) for array in ctx.saved_tensors]
-    return tuple((i, x, x._version) for i, x in enumerate(inputs) if id(x.data) in saved)
-
-
 def check_saved_versions(node):
-    """RuntimeError, naming the op, if an input ``node`` saved was changed in place since."""
-    for i, tensor, version in node.saved_versions:
-        if tensor._version != version:
+    """RuntimeError, naming the op, if an input whose array ``node`` saved for backward was
+    changed in place since the forward pass: the saved array no longer holds the values the
+    gradient needs. (``apply`` records every input's ``_version``; an input changed in place
+    but not saved, such as an operand of Add, changes no gradient and passes.)"""
+    for i, (tensor, version) in enumerate(zip(node.parents, node.input_versions)):
+        if tensor._version != version and any(tensor.data is a for a in node.saved_tensors):
             raise RuntimeError(
                 f"backward of {type(node).__name__}: its input {i} (shape "
                 f"{tuple(tensor.data.shape)}), saved for the gradient, was modified by an "
@@ -409,7 +404,7 @@ def backward(tensor, grad=None, retain_graph=False):
         if pending is not None:
             _count_down(node, pending)
         if not retain_graph:
-            node.parents = node.saved_tensors = node.saved_versions = ()
+            node.parents = node.saved_tensors = node.input_versions = ()
             node.freed = True
 
 

@@ -410,6 +410,9 @@ def _operands(name, *values, like=None):
     """The operands of op ``name`` as tensors of one dtype, PyTorch's result type
     (``_result_type``). Constants are made by ``like``, by default the first tensor among
     ``values`` (a TypeError naming ``name`` when there is none)."""
+    if all(isinstance(value, TensorBase) and value.data.dtype == values[0].data.dtype
+           for value in values):
+        return values  # the common case, tensors of one dtype: nothing to promote
     if like is None:
         like = first_tensor(name, values)
     values = [_as_operand(value, like) for value in values]
