@@ -192,3 +192,13 @@ def test_swish_is_silu():
 def test_bad_arguments_are_refused_with_their_values(call, message):
     with pytest.raises(ValueError, match=message):
         call(mg.ones(3))
+
+
+@pytest.mark.parametrize("shape, dim", [((2, 0), -1), ((0, 3), -1), ((2, 0), 0)])
+def test_softmax_of_empty_tensors_is_empty_as_in_pytorch(shape, dim):
+    for op in (mg.softmax, mg.log_softmax):
+        x = mg.zeros(*shape, requires_grad=True)
+        out = op(x, dim)
+        assert out.shape == shape
+        out.sum().backward()
+        assert x.grad.shape == shape

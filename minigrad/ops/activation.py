@@ -11,6 +11,8 @@ hardtanh, relu6 and threshold keep integer dtypes, as in PyTorch.
 
 import math
 
+import numpy as np
+
 from minigrad.autograd import Function
 from minigrad.backend import array_module
 from minigrad.ops.dims import dim_spellings, normalize_dim
@@ -296,6 +298,12 @@ class Softplus(Function):
         return (grad * xp.where(linear, 1, stable_sigmoid(ba)),)
 
 
+def shifted_by_max(a, axis):
+    """a - max a along ``axis`` (kept), so that exp of it never overflows; an empty tensor as
+    it is (there is no max of nothing, and nothing to shift)."""
+    return a - a.max(axis=axis, keepdims=True) if a.size else a
+
+
 class Softmax(Function):
     """z_i = e^(a_i - m) / sum_j e^(a_j - m) along ``axis`` (m = max a, for stability);
     dL/da_i = z_i (g_i - sum_j g_j z_j)."""
@@ -303,7 +311,7 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx, a, axis=-1):
         xp = array_module(a)
-        e = xp.exp(a - a.max(axis=axis, keepdims=True))
+        e = xp.exp(shifted_by_max(a, axis))
         out = e / e.sum(axis=axis, keepdims=True)
         ctx.axis = axis
         ctx.save_for_backward(out)
@@ -318,8 +326,9 @@ class Softmax(Function):
 def log_softmax_array(a, axis=-1):
     """log softmax(a) = (a - m) - log sum exp(a - m), m = max a: no exp overflows."""
     xp = array_module(a)
-    shifted = a - a.max(axis=axis, keepdims=True)
-    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+    shifted = shifted_by_max(a, axis)
+    with np.errstate(divide="ignore"):  # log 0 only for an empty axis, where nothing uses it
+        return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 class LogSoftmax(Function):
