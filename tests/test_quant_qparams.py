@@ -3,6 +3,7 @@
 axis, round half to even), fake_quantize's straight-through gradient, bit-for-bit agreement with
 PyTorch's quantize_per_tensor and fake_quantize ops, and clear errors on bad input."""
 
+import re
 import warnings
 
 import numpy as np
@@ -257,12 +258,21 @@ def test_bits_outside_2_to_16_are_refused(bits):
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_nan_and_inf_are_refused(bad):
     qp = calculate_qparams(-1.0, 1.0)
-    with pytest.raises(ValueError, match="quantize: the input contains NaN or inf"):
+    no_code = "only finite values have a quantized code"
+    with pytest.raises(ValueError, match=re.escape(
+            f"quantize: the input contains 1 NaN or inf value (of 2); {no_code}")):
         quantize(np.array([0.0, bad], dtype=np.float32), qp)
-    with pytest.raises(ValueError, match="the input contains NaN or inf"):
-        fake_quantize(mg.tensor([bad]), qp)
-    with pytest.raises(ValueError, match="calculate_qparams: the range must be finite"):
+    with pytest.raises(ValueError, match=re.escape(
+            f"fake_quantize: the input contains 2 NaN or inf values (of 3); {no_code}")):
+        fake_quantize(mg.tensor([bad, 0.0, bad]), qp)
+    with pytest.raises(ValueError, match=re.escape(
+            "calculate_qparams: max_val contains 1 NaN or inf value (of 1); the range must be "
+            "finite (NaN or inf in the observed data?)")):
         calculate_qparams(-1.0, bad)
+    with pytest.raises(ValueError, match=re.escape(
+            "dequantize: the code array contains 1 NaN or inf value (of 2); codes are finite "
+            "integers")):
+        dequantize(np.array([3.0, bad]), qp)
 
 
 @pytest.mark.parametrize("kwargs, match", [

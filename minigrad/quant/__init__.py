@@ -24,14 +24,17 @@ Core (``qparams``):
     storage_dtype(qmin, qmax)
 
 Observers (``observers``), each Observer(bits=8, symmetric=False, signed=True, restricted=False),
-a Module: call it on data, then .calculate_qparams():
+a Module: call it on data, then .calculate_qparams(); .reset_min_max_vals() forgets the data,
+.allocate(shape) sizes per-channel statistics before any (so a saved state_dict loads):
     MinMaxObserver, MovingAverageMinMaxObserver(averaging_constant=0.01, ...),
     PerChannelMinMaxObserver(ch_axis=0, ...), HistogramObserver(bins=2048, ...),
     PercentileObserver(percentile=99.99, bins=2048, ...)
 
 Fake quantization (``fake_quant``):
     fake_quantize(x, qp) -> Tensor       straight-through estimator
-    FakeQuantize(observer=None)          enable_/disable_observer(), enable_/disable_fake_quant()
+    FakeQuantize(observer=None)          enable_/disable_observer(), enable_/disable_fake_quant(),
+                                         allocate(shape)
+NaN or inf given to any quantizer raise ValueError, counting them (``qparams.check_finite``).
 
 Beyond 8 bits. Each parametrizes one tensor of one module (``minigrad.nn.utils.parametrize``),
 so a mixed-precision model is one call per layer with that layer's bits; ``module.weight`` is
@@ -62,7 +65,9 @@ Workflow (``workflow``, ``quantized``, ``fuse``, ``export``): from a float model
     QConfig(activation_bits=8, weight_bits=8, per_channel=True, activation_observer=None,
             weight_observer=None);  default_qconfig(bits=8, per_channel=True)
         qconfig arguments take a QConfig, or {layer name: QConfig, "": default} (mixed precision)
-    prepare(model, qconfig=None) -> PreparedModel    static PTQ: BN folded, observers; calibrate
+    prepare(model, qconfig=None) -> PreparedModel    static PTQ: BN folded, observers; calibrate;
+        its state_dict (activation ranges, weight_sites: per-channel weight ranges) loads into
+        a fresh prepare/prepare_qat of the same model before any batch
     prepare_qat(model, qconfig=None) -> PreparedModel   fake-quantized weights and activations;
         train it; .freeze_observers()
     convert(prepared) -> QuantizedModel    Quantize -> QuantizedConv2d/QuantizedLinear (int8

@@ -55,7 +55,7 @@ import numpy as np
 from minigrad import backend
 from minigrad.autograd import no_grad
 from minigrad.quant.observers import Observer
-from minigrad.quant.qparams import calculate_qparams, dequantize, quantize
+from minigrad.quant.qparams import calculate_qparams, check_finite, dequantize, quantize
 from minigrad.quant.weight_reparam import PRUNED, stored_as
 from minigrad.report import format_table
 from minigrad.sensitivity import sensitivity_sweep, weight_layers
@@ -258,7 +258,8 @@ def fake_quantize_weight(module, bits, name="weight"):
                          f"as {kind} already")
     param = getattr(module, name) if kind is None else \
         module.parametrizations[name].original(module)
-    w = backend.to_device(param.data, "cpu")
+    w = check_finite(backend.to_device(param.data, "cpu"),
+                     f"{name!r} of {type(module).__name__}", "fake_quantize_weight")
     largest = np.abs(w.reshape(len(w), -1)).max(axis=1)
     qp = calculate_qparams(-largest, largest, bits, symmetric=True, restricted=True, axis=0)
     param.data[...] = backend.to_device(dequantize(quantize(w, qp), qp), param.device)

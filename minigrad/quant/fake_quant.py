@@ -22,7 +22,7 @@ from minigrad.autograd import Function
 from minigrad.backend import array_module
 from minigrad.nn.module import Module
 from minigrad.quant.observers import MovingAverageMinMaxObserver
-from minigrad.quant.qparams import QParams, dequantize, unclamped_codes
+from minigrad.quant.qparams import NO_CODE, QParams, check_finite, dequantize, unclamped_codes
 from minigrad.tensor import Tensor
 
 
@@ -44,9 +44,10 @@ class FakeQuantizeSTE(Function):
 
 def fake_quantize(x, qp):
     """Quantize-dequantize ``x`` (a Tensor) with ``qp``; gradients by the straight-through
-    estimator. A float input keeps its dtype."""
+    estimator. A float input keeps its dtype; NaN or inf in it raise ValueError."""
     if not isinstance(qp, QParams):
         raise TypeError(f"fake_quantize: qp must be QParams, got {type(qp).__name__}")
+    check_finite(x.data, "the input", "fake_quantize", NO_CODE)
     return FakeQuantizeSTE.apply(x, qp=qp)
 
 
@@ -56,6 +57,9 @@ class FakeQuantize(Module):
 
     Unlike PyTorch's, the observer only runs in training mode: ``model.eval()`` alone freezes
     the ranges, and ``disable_observer()`` freezes them while training.
+
+    Per-channel buffers start empty, shape (0,); ``allocate(shape)`` sizes them for the
+    tensors to come, so a saved ``state_dict`` loads before any data has been seen.
     """
 
     def __init__(self, observer=None):
@@ -66,6 +70,16 @@ class FakeQuantize(Module):
         self.register_buffer("zero_point", Tensor(np.zeros(shape, dtype=np.int32)))
         self.register_buffer("observer_enabled", Tensor(np.ones(1, dtype=np.uint8)))
         self.register_buffer("fake_quant_enabled", Tensor(np.ones(1, dtype=np.uint8)))
+
+    def allocate(self, shape):
+        """Size the observer's statistics and ``scale``/``zero_point`` for tensors of
+        ``shape`` (C = shape[ch_axis] channels per channel; per tensor: unchanged), with no
+        data recorded. Returns ``self``."""
+        channels = self.observer.allocate(shape).channels()
+        if channels is not None:
+            self.scale.data = np.ones(channels, dtype=np.float32)
+            self.zero_point.data = np.zeros(channels, dtype=np.int32)
+        return self
 
     def enable_observer(self, enabled=True):
         self.observer_enabled.data[...] = int(enabled)

@@ -64,7 +64,7 @@ from minigrad import ops
 from minigrad.autograd import Function
 from minigrad.backend import array_module
 from minigrad.nn.utils.parametrize import Parametrization, remove_parametrizations
-from minigrad.quant.qparams import QParams
+from minigrad.quant.qparams import QParams, check_finite
 from minigrad.quant.weight_reparam import (PRUNED, remove_format, store_as, stored_as,
                                            take_parameter)
 from minigrad.tensor import Tensor
@@ -125,6 +125,8 @@ class LowBitWeight(Parametrization):
         raise NotImplementedError(f"{type(self).__name__} must define quantize(w)")
 
     def forward(self, orig):
+        # Training can turn a weight into NaN after the format was registered.
+        check_finite(orig.data, "the real-valued weight", type(self).__name__)
         return StraightThrough.apply(orig, quantizer=self.quantize, clip=self.clip)
 
     def storage_bytes(self, orig):
@@ -207,8 +209,6 @@ def power_of_two_values(w, bits, max_exponent=None):
     """The array ``w`` with each entry 0 or sign(w) 2^p (see the module docstring)."""
     xp = array_module(w)
     magnitude = xp.abs(w).astype(np.float64)
-    if not bool(xp.all(xp.isfinite(magnitude))):
-        raise ValueError("power_of_two_quantize: the weights contain NaN or inf")
     if max_exponent is None:
         if not magnitude.size or magnitude.max() == 0:
             return xp.zeros_like(w)
@@ -225,8 +225,9 @@ def power_of_two_quantize(w, bits, max_exponent=None):
     2^(bits-1) - 1 exponents ending at ``max_exponent`` (default round(log2 max|w|)).
 
     An array gives an array; a Tensor gives a Tensor whose gradient passes straight through
-    (the identity), for training with power-of-two weights."""
+    (the identity), for training with power-of-two weights. NaN or inf raise ValueError."""
     check_power_bits(bits)
+    check_finite(w.data if isinstance(w, Tensor) else w, "the weights", "power_of_two_quantize")
     if isinstance(w, Tensor):
         return StraightThrough.apply(
             w, quantizer=lambda a: power_of_two_values(a, bits, max_exponent))
@@ -291,7 +292,7 @@ def float16_tensor(module, name):
     data = param.data
     if not bool(array_module(data).all(array_module(data).abs(data) <= FLOAT16_MAX)):
         raise ValueError(f"to_float16: {name!r} of {type(module).__name__} has values outside "
-                         f"float16's range +-{FLOAT16_MAX:g} (or NaN / inf)")
+                         f"float16's range +-{FLOAT16_MAX:g}")
     return store_as(module, name, Float16Weight(param.dtype), "to_float16")
 
 

@@ -28,13 +28,14 @@ import numpy as np
 
 from minigrad.backend import array_module
 from minigrad.nn.module import Module
-from minigrad.quant.qparams import EPS, calculate_qparams, qrange
+from minigrad.quant.qparams import EPS, calculate_qparams, check_finite, qrange
 from minigrad.tensor import Tensor
 
 
 class Observer(Module):
     """Base class: ``forward`` checks the data and hands its array to ``observe``; subclasses
-    define ``observe(array)``, ``has_data()`` and ``observed_range() -> (a, b)``."""
+    define ``observe(array)``, ``has_data()``, ``observed_range() -> (a, b)`` and
+    ``reset_min_max_vals()``, and a per-channel one ``allocate(shape)`` and ``channels()``."""
 
     axis = None  # the channel axis of per-channel observers
 
@@ -51,14 +52,26 @@ class Observer(Module):
         array = xp.asarray(array)
         if array.size == 0:
             return x
-        if not bool(xp.all(xp.isfinite(array))):
-            raise ValueError(f"{type(self).__name__}: the observed data contains NaN or inf; "
-                             "quantization ranges need finite values")
+        check_finite(array, "the observed data", type(self).__name__,
+                     "quantization ranges need finite values")
         self.observe(array.astype(np.float32, copy=False))
         return x
 
     def observe(self, array):
         raise NotImplementedError(f"{type(self).__name__} must define observe(array)")
+
+    def reset_min_max_vals(self):
+        raise NotImplementedError(f"{type(self).__name__} must define reset_min_max_vals()")
+
+    def allocate(self, shape):
+        """Size the statistics for tensors of ``shape`` before any is observed, so a saved
+        ``state_dict`` loads into this observer; per tensor there is nothing to size.
+        Returns ``self``."""
+        return self
+
+    def channels(self):
+        """How many channels the statistics hold (per channel), None per tensor."""
+        return None
 
     def has_data(self):
         raise NotImplementedError(f"{type(self).__name__} must define has_data()")
@@ -116,6 +129,13 @@ class MinMaxObserver(Observer):
         low, high = self.min_val.data, self.max_val.data
         return low.size > 0 and bool(array_module(low).all(low <= high))
 
+    def reset_min_max_vals(self):
+        """Forget everything observed (+inf / -inf: no data); per-channel statistics keep
+        their size."""
+        xp = array_module(self.min_val.data)
+        self.min_val.data = xp.full(self.min_val.shape, np.inf, dtype=np.float32)
+        self.max_val.data = xp.full(self.max_val.shape, -np.inf, dtype=np.float32)
+
     def observed_range(self):
         return self.min_val.data, self.max_val.data
 
@@ -140,8 +160,8 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
 
 class PerChannelMinMaxObserver(MinMaxObserver):
     """One running [min, max] per slice along ``ch_axis`` (0: the output channels of Conv2d
-    and Linear weights). ``min_val``/``max_val`` have shape (C,) once data has been seen
-    ((0,) before)."""
+    and Linear weights). ``min_val``/``max_val`` have shape (C,) from ``allocate(shape)`` or the
+    first batch ((0,) before); after that every batch must have C channels."""
 
     def __init__(self, ch_axis=0, bits=8, symmetric=False, signed=True, restricted=False,
                  eps=EPS):
@@ -150,18 +170,30 @@ class PerChannelMinMaxObserver(MinMaxObserver):
         self.register_buffer("min_val", Tensor(np.zeros(0, dtype=np.float32)))
         self.register_buffer("max_val", Tensor(np.zeros(0, dtype=np.float32)))
 
+    def channel_count(self, shape):
+        """shape[ch_axis]; ValueError when ``shape`` has no such axis."""
+        if not -len(shape) <= self.axis < len(shape):
+            raise ValueError(f"{type(self).__name__}: ch_axis {self.axis} does not exist in an "
+                             f"array of shape {tuple(shape)}")
+        return shape[self.axis]
+
+    def allocate(self, shape):
+        channels = self.channel_count(shape)
+        self.min_val.data = np.full(channels, np.inf, dtype=np.float32)
+        self.max_val.data = np.full(channels, -np.inf, dtype=np.float32)
+        return self
+
+    def channels(self):
+        return self.min_val.shape[0]
+
     def batch_range(self, array):
         xp = array_module(array)
-        if not -array.ndim <= self.axis < array.ndim:
-            raise ValueError(f"{type(self).__name__}: ch_axis {self.axis} does not exist in an "
-                             f"array of shape {array.shape}")
-        rows = xp.moveaxis(array, self.axis, 0).reshape(array.shape[self.axis], -1)
-        low, high = rows.min(axis=1), rows.max(axis=1)
-        if self.has_data() and low.shape != self.min_val.shape:
-            raise ValueError(f"{type(self).__name__}: saw {self.min_val.shape[0]} channels "
-                             f"before, now {low.shape[0]} (shape {array.shape}, ch_axis "
-                             f"{self.axis})")
-        return low, high
+        channels = self.channel_count(array.shape)
+        if self.channels() not in (0, channels):
+            raise ValueError(f"{type(self).__name__}: sized for {self.channels()} channels, got "
+                             f"{channels} (shape {array.shape}, ch_axis {self.axis})")
+        rows = xp.moveaxis(array, self.axis, 0).reshape(channels, -1)
+        return rows.min(axis=1), rows.max(axis=1)
 
     @property
     def ch_axis(self):
@@ -240,6 +272,11 @@ class HistogramObserver(Observer):
 
     has_data = MinMaxObserver.has_data
     set_range = MinMaxObserver.set_range
+
+    def reset_min_max_vals(self):
+        """Forget everything observed: an empty histogram and no range."""
+        MinMaxObserver.reset_min_max_vals(self)
+        self.histogram.data = array_module(self.histogram.data).zeros(self.bins)
 
     def edges(self):
         xp = array_module(self.histogram.data)

@@ -46,6 +46,7 @@ from minigrad.tensor import Tensor
 
 EPS = float(np.finfo(np.float32).eps)
 MIN_BITS, MAX_BITS = 2, 16
+NO_CODE = "only finite values have a quantized code"
 
 
 def check_bits(bits):
@@ -54,6 +55,22 @@ def check_bits(bits):
             MIN_BITS <= bits <= MAX_BITS):
         raise ValueError(f"bits must be an integer in {MIN_BITS}..{MAX_BITS}, got {bits!r}")
     return int(bits)
+
+
+def check_finite(array, what, caller, hint="quantization needs finite values"):
+    """Return ``array`` if all its values are finite, else raise ValueError naming ``caller``,
+    ``what`` the array is and how many of its values are NaN or inf (then ``hint``). Every
+    quantizer refuses that way: a range, a code or a centroid of NaN means nothing."""
+    xp = array_module(array)
+    array = xp.asarray(array)
+    if array.dtype.kind in "biu":  # integers are finite: no pass over the array
+        return array
+    bad = int(array.size - int(xp.count_nonzero(xp.isfinite(array))))
+    if bad:
+        values = "value" if bad == 1 else "values"
+        raise ValueError(f"{caller}: {what} contains {bad} NaN or inf {values} (of "
+                         f"{array.size}); {hint}")
+    return array
 
 
 def qrange(bits, signed=True, restricted=False):
@@ -153,9 +170,9 @@ def calculate_qparams(min_val, max_val, bits=8, symmetric=False, signed=True, re
         want = "scalars (axis=None)" if axis is None else f"1-d arrays (axis={axis})"
         raise ValueError(f"calculate_qparams: min_val and max_val must be {want}, got shapes "
                          f"{lo.shape} and {hi.shape}")
-    if not bool(xp.all(xp.isfinite(lo) & xp.isfinite(hi))):
-        raise ValueError(f"calculate_qparams: the range must be finite (NaN or inf in the "
-                         f"observed data?), got min_val={lo}, max_val={hi}")
+    for name, value in (("min_val", lo), ("max_val", hi)):
+        check_finite(value, name, "calculate_qparams", "the range must be finite (NaN or inf "
+                     "in the observed data?)")
     if bool(xp.any(lo > hi)):
         raise ValueError(f"calculate_qparams: min_val {lo} is above max_val {hi}")
     min_neg = xp.minimum(lo, np.float32(0))
@@ -193,11 +210,9 @@ def unclamped_codes(x, qp):
     """round(x / s) + z before clamping, as floats in x's precision (float32 at least).
 
     The straight-through estimator needs these too: its gradient mask is qmin <= code <= qmax.
+    ``x`` must be finite (the callers check it with ``check_finite``).
     """
     xp = array_module(x)
-    if not bool(xp.all(xp.isfinite(x))):
-        raise ValueError("quantize: the input contains NaN or inf; only finite values have a "
-                         "quantized code")
     work = np.result_type(x.dtype, np.float32)
     scale, zero_point = broadcast_qparams(x, qp)
     inverse_scale = (np.float32(1) / scale).astype(work)  # x * (1/s), as PyTorch: see above
@@ -217,14 +232,13 @@ def quantize(x, qp):
     [qmin, qmax]; round is half to even. NaN or inf in x raise ValueError."""
     _check_array(x, "quantize", "fake_quantize(x, qp) quantizes a Tensor inside a graph")
     xp = array_module(x)
-    codes = unclamped_codes(xp.asarray(x), qp)
+    codes = unclamped_codes(check_finite(x, "the input", "quantize", NO_CODE), qp)
     return xp.clip(codes, qp.qmin, qp.qmax).astype(storage_dtype(qp.qmin, qp.qmax))
 
 
 def dequantize(q, qp):
-    """x ~= s (x_q - z), as float32."""
+    """x ~= s (x_q - z), as float32. NaN or inf codes (in a float array) raise ValueError."""
     _check_array(q, "dequantize", "codes are arrays")
-    xp = array_module(q)
-    q = xp.asarray(q)
+    q = check_finite(q, "the code array", "dequantize", "codes are finite integers")
     scale, zero_point = broadcast_qparams(q, qp)
     return (q.astype(np.float32) - zero_point.astype(np.float32)) * scale

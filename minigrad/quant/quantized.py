@@ -40,7 +40,7 @@ from minigrad import backend
 from minigrad.backend import fixed_point
 from minigrad.nn.containers import Sequential
 from minigrad.nn.module import Module
-from minigrad.quant.qparams import QParams, calculate_qparams, dequantize, quantize
+from minigrad.quant.qparams import QParams, calculate_qparams, check_finite, dequantize, quantize
 from minigrad.tensor import Tensor
 
 KERNEL_BITS = 8  # the integer kernels take 8-bit codes
@@ -54,11 +54,6 @@ def _codes(x, layer):
     return x
 
 
-def _check_finite(name, array, what):
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name}: {what} contains NaN or inf; quantization needs finite values")
-
-
 class Quantize(Module):
     """float input -> activation codes, x_q = clamp(round(x / s) + z, qmin, qmax)."""
 
@@ -70,7 +65,7 @@ class Quantize(Module):
 
     def forward(self, x):
         array = x.numpy() if isinstance(x, Tensor) else np.asarray(x)
-        _check_finite("Quantize", array, "the model input")
+        check_finite(array, "the model input", "Quantize")
         return quantize(array.astype(np.float32, copy=False), self.qp)
 
     forward_reference = forward
@@ -140,9 +135,9 @@ class QuantizedLayer(Module):
         """Quantize a float ``layer`` given the QParams of its input, output and weight."""
         name = name or type(layer).__name__
         weight = layer.weight.numpy()
-        _check_finite(name, weight, "the weight")
+        check_finite(weight, "the weight", name)
         bias = np.zeros(weight.shape[0]) if layer.bias is None else layer.bias.numpy()
-        _check_finite(name, bias, "the bias")
+        check_finite(bias, "the bias", name)
         if np.any(weight_qp.zero_point != 0):
             raise ValueError(f"{name}: weights must be quantized symmetrically (zero point 0), "
                              f"got zero points {weight_qp.zero_point}")
@@ -369,7 +364,7 @@ class DynamicQuantizedLinear(Module):
 
     def forward(self, x):
         array = x.numpy() if isinstance(x, Tensor) else np.asarray(x, np.float32)
-        _check_finite("DynamicQuantizedLinear", array, "the input")
+        check_finite(array, "the input", "DynamicQuantizedLinear")
         flat = array.reshape(-1, self.in_features)
         qp = calculate_qparams(flat.min(initial=0), flat.max(initial=0), bits=8, signed=False)
         acc = backend.kernels("cpu").int8_gemm(quantize(flat, qp), self.weight_q.T,

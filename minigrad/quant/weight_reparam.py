@@ -16,6 +16,7 @@ it is stored in another format, and only a tensor stored in a format can be un-s
 """
 
 from minigrad.nn.utils.parametrize import register_parametrization, remove_parametrizations
+from minigrad.quant.qparams import check_finite
 
 PRUNED = "pruned"  # the kind of minigrad.prune's PruningMask
 
@@ -30,18 +31,21 @@ def stored_as(module, name):
 def take_parameter(module, name, caller):
     """The Parameter ``module.<name>``, ready to be stored in a format: a pruned tensor has
     its pruning made permanent first (pruned entries are exact zeros from then on).
-    ValueError when it is stored in another format already or is not a parameter."""
+    ValueError when it is stored in another format already, is not a parameter, or holds NaN
+    or inf (the message counts them)."""
     kind = stored_as(module, name)
-    if kind == PRUNED:
-        remove_parametrizations(module, name, leave_parametrized=True)
-    elif kind is not None:
+    if kind not in (None, PRUNED):
         raise ValueError(f"{caller}: {name!r} of {type(module).__name__} is already stored as "
                          f"{kind}; undo that first (remove_sharing / remove_low_bit)")
     params = dict(module.named_parameters(recurse=False))
-    if name not in params:
+    if kind is None and name not in params:
         raise ValueError(f"{caller}: {type(module).__name__} has no parameter {name!r} "
                          f"(its parameters: {', '.join(params) or 'none'})")
-    return params[name]
+    # Checked before the pruning is made permanent, so a refusal leaves the module as it was.
+    check_finite(getattr(module, name).data, f"{name!r} of {type(module).__name__}", caller)
+    if kind == PRUNED:
+        remove_parametrizations(module, name, leave_parametrized=True)
+    return dict(module.named_parameters(recurse=False))[name]
 
 
 def store_as(module, name, parametrization, caller):

@@ -57,6 +57,7 @@ from minigrad import backend
 from minigrad.nn.module import Parameter
 from minigrad.nn.utils.parametrize import Parametrization
 from minigrad.quant.low_bit import check_bit_width
+from minigrad.quant.qparams import check_finite
 from minigrad.quant.weight_reparam import remove_format, store_as
 from minigrad.random import generator
 from minigrad.tensor import Tensor
@@ -95,8 +96,8 @@ def assign_clusters(values, centroids):
 def kmeans_1d(values, k, init="linear", max_iterations=MAX_ITERATIONS):
     """Lloyd's algorithm on the 1-D array ``values``: (centroids, labels), float64 centroids
     sorted ascending, ``labels[i]`` the cluster of ``values[i]``. Stops when no label
-    changes."""
-    values = np.asarray(values, dtype=np.float64).ravel()
+    changes. NaN or inf in ``values`` raise ValueError."""
+    values = check_finite(np.asarray(values, dtype=np.float64).ravel(), "the input", "kmeans_1d")
     centroids = initial_centroids(values, k, init)
     labels = assign_clusters(values, centroids)
     for _ in range(max_iterations):
@@ -160,7 +161,8 @@ def kmeans_share(module, name="weight", bits=4, init="linear"):
     clustering, with a buffer ``<name>_mask``. ``module.<name>`` becomes
     ``centroids[indices]``, computed at every access, so training updates the centroids
     by the summed gradients of their weights. The old Parameter is gone: build the optimizer
-    for fine-tuning after this call. Returns ``module``.
+    for fine-tuning after this call. Returns ``module``; NaN or inf in the weight raise
+    ValueError (nothing is changed).
     """
     bits = check_bit_width(bits, MIN_BITS, MAX_BITS, "kmeans_share", "k = 2^bits clusters")
     return store_as(module, name, KMeansSharing(bits, init), "kmeans_share")

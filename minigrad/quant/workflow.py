@@ -47,8 +47,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-import numpy as np
-
 from minigrad import nn
 from minigrad.autograd import no_grad
 from minigrad.backend.fixed_point import INT8_MAX_TERMS
@@ -59,7 +57,7 @@ from minigrad.quant.fake_quant import FakeQuantize, fake_quantize
 from minigrad.quant.fuse import fuse_conv_bn, fuse_linear_bn
 from minigrad.quant.observers import (MinMaxObserver, MovingAverageMinMaxObserver, Observer,
                                       PerChannelMinMaxObserver)
-from minigrad.quant.qparams import check_bits
+from minigrad.quant.qparams import check_bits, check_finite
 from minigrad.quant.quantized import (DeQuantize, DynamicQuantizedLinear, QuantizedAvgPool2d,
                                       QuantizedConv2d, QuantizedFlatten, QuantizedLinear,
                                       QuantizedMaxPool2d, QuantizedModel, QuantizedReLU,
@@ -80,6 +78,8 @@ class QConfig:
     ``activation_observer`` / ``weight_observer``: None for the defaults, or a factory called
     with the quantizer's keywords (``bits=, signed=False`` for activations; ``bits=,
     symmetric=True, signed=True, restricted=True`` for weights), e.g. ``HistogramObserver``.
+    The activation observer must be per-tensor; the weight observer must define
+    ``reset_min_max_vals()`` (every built-in one does): it follows the weight's current values.
     """
 
     activation_bits: int = 8
@@ -93,16 +93,31 @@ class QConfig:
         check_bits(self.weight_bits)
 
     def make_activation_observer(self, qat=False):
+        """A per-tensor observer for an activation (ValueError for a per-channel one: the
+        integer layers take one scale and zero point per activation)."""
         default = MovingAverageMinMaxObserver if qat else MinMaxObserver
-        return (self.activation_observer or default)(bits=self.activation_bits, signed=False)
+        observer = (self.activation_observer or default)(bits=self.activation_bits, signed=False)
+        if observer.axis is not None:
+            raise ValueError(f"QConfig: activation_observer must be per-tensor, got "
+                             f"{type(observer).__name__} (ch_axis={observer.axis})")
+        return observer
+
+    def make_weight_observer(self):
+        default = PerChannelMinMaxObserver if self.per_channel else MinMaxObserver
+        return (self.weight_observer or default)(bits=self.weight_bits, symmetric=True,
+                                                 signed=True, restricted=True)
 
     def weight_qparams(self, weight):
         """Symmetric QParams for ``weight`` (an array) from a fresh weight observer."""
-        default = PerChannelMinMaxObserver if self.per_channel else MinMaxObserver
-        observer = (self.weight_observer or default)(bits=self.weight_bits, symmetric=True,
-                                                     signed=True, restricted=True)
-        observer(weight)
-        return observer.calculate_qparams()
+        return current_qparams(self.make_weight_observer(), weight)
+
+
+def current_qparams(observer, array):
+    """The QParams of ``array`` alone: ``observer`` forgets what it saw before, observes
+    ``array`` and keeps its range (a weight's quantizer follows the weight's current values)."""
+    observer.reset_min_max_vals()
+    observer(array)
+    return observer.calculate_qparams()
 
 
 def default_qconfig(bits=8, per_channel=True):
@@ -195,12 +210,17 @@ def plan_steps(model, qconfig):
 class PreparedModel(nn.Module):
     """The float model (batch norms folded) run as its chain of steps, with an activation
     quantizer at the input and after every Conv2d/Linear (+ReLU): observers for calibration
-    (``prepare``), ``FakeQuantize`` modules for QAT (``prepare_qat``).
+    (``prepare``), ``FakeQuantize`` modules for QAT (``prepare_qat``). ``weight_sites[i]`` is
+    the weight observer of the i-th Conv2d/Linear, sized from its weight at prepare (per
+    channel: C = the output channels), holding the range of the weight at the last forward.
+    So ``state_dict()`` has every statistic at its final shape from the start: a checkpoint
+    loads into a freshly prepared model, which ``convert`` turns into the same integer model.
     ``parameters()`` are the float model's, so any optimizer trains it."""
 
-    def __init__(self, model, steps, input_site, sites, qat):
+    def __init__(self, model, steps, input_site, sites, weight_sites, qat):
         super().__init__()
         self.model, self.input_site, self.sites = model, input_site, nn.ModuleList(sites)
+        self.weight_sites = nn.ModuleList(weight_sites)
         self.steps, self.qat, self.chain_checked = steps, qat, False
 
     def forward(self, x):
@@ -212,7 +232,11 @@ class PreparedModel(nn.Module):
             if step.site is None:
                 x = step.module(x)
                 continue
-            x = self.fake_quantized_layer(step, x) if self.qat else step.module(x)
+            weight_qp = self.weight_qparams(step, step.module.weight.data)
+            if self.qat:
+                x = self.fake_quantized_layer(step.module, x, weight_qp)
+            else:
+                x = step.module(x)
             if step.relu is not None:
                 x = step.relu(x)
             x = self.quantize_site(self.sites[step.site], x, f"the output of {step.name!r}")
@@ -220,19 +244,22 @@ class PreparedModel(nn.Module):
 
     @staticmethod
     def quantize_site(site, x, where):
-        data = x.data if isinstance(x, Tensor) else np.asarray(x)
-        if not np.all(np.isfinite(data)):
-            raise ValueError(f"quantization: {where} contains NaN or inf (in the calibration "
-                             "or training data?); quantization ranges need finite values")
+        check_finite(x.data if isinstance(x, Tensor) else x, where, "quantization",
+                     "in the calibration or training data? Quantization ranges need finite "
+                     "values")
         return site(x)
 
+    def weight_qparams(self, step, weight):
+        """The QParams of ``weight`` (the current weight array of ``step``'s layer), recorded
+        in the layer's weight site."""
+        _check_weights(step.name, step.module)
+        return current_qparams(self.weight_sites[step.site], weight)
+
     @staticmethod
-    def fake_quantized_layer(step, x):
-        """The layer with fake-quantized weights (per-channel ranges of the current weights,
-        straight-through gradient)."""
-        layer = step.module
-        _check_weights(step.name, layer)
-        weight = fake_quantize(layer.weight, step.qconfig.weight_qparams(layer.weight.data))
+    def fake_quantized_layer(layer, x, weight_qp):
+        """``layer`` with its weight fake-quantized by ``weight_qp`` (straight-through
+        gradient)."""
+        weight = fake_quantize(layer.weight, weight_qp)
         if isinstance(layer, Linear):
             return F.linear(x, weight, layer.bias)
         return F.conv2d(x, weight, layer.bias, layer.stride, layer.padding, layer.dilation)
@@ -273,8 +300,8 @@ class PreparedModel(nn.Module):
 def _check_weights(name, layer):
     for what in ("weight", "bias"):
         value = getattr(layer, what)
-        if value is not None and not np.all(np.isfinite(value.data)):
-            raise ValueError(f"quantization: the {what} of layer {name!r} contains NaN or inf")
+        if value is not None:
+            check_finite(value.data, f"the {what} of layer {name!r}", "quantization")
 
 
 def _prepare(model, qconfig, qat):
@@ -288,8 +315,11 @@ def _prepare(model, qconfig, qat):
         observer = config.make_activation_observer(qat)
         return FakeQuantize(observer) if qat else observer
 
-    sites = [site(step.qconfig) for step in steps if step.site is not None]
-    return PreparedModel(model, steps, site(default), sites, qat).train(qat)
+    layers = [step for step in steps if step.site is not None]
+    sites = [site(step.qconfig) for step in layers]
+    weight_sites = [step.qconfig.make_weight_observer().allocate(step.module.weight.shape)
+                    for step in layers]
+    return PreparedModel(model, steps, site(default), sites, weight_sites, qat).train(qat)
 
 
 def prepare(model, qconfig=None):
@@ -347,9 +377,8 @@ def convert(prepared):
             layer = _pass_through(step.module, qp)
         else:
             out_qp = _site_qparams(prepared.sites[step.site], f"the output of {step.name!r}")
-            _check_weights(step.name, step.module)
             layer_type = QuantizedConv2d if isinstance(step.module, Conv2d) else QuantizedLinear
-            weight_qp = step.qconfig.weight_qparams(step.module.weight.numpy())
+            weight_qp = prepared.weight_qparams(step, step.module.weight.numpy())
             layer = layer_type.from_float(step.module, qp, out_qp, weight_qp,
                                           relu=step.relu is not None, name=step.name)
             qp = out_qp
