@@ -7,7 +7,8 @@
     x.grad            # tensor([2., 4., 6.])
 
 Public API: ``Tensor`` and the constructors (``minigrad.creation``), grad mode (``no_grad``,
-``enable_grad``, ``inference_mode``, ``is_grad_enabled``), dtype names (``mg.float32``,
+``enable_grad``, ``inference_mode``, ``is_grad_enabled``), anomaly detection
+(``detect_anomaly``: the first op that turns finite numbers into NaN or inf raises), dtype names (``mg.float32``,
 ``mg.long``, ...: ``minigrad.dtypes``), ``device``, ``manual_seed``, ``save``/``load``, and
 every op of ``minigrad.ops`` as a function.
 
@@ -25,6 +26,7 @@ and prints the table to stderr at exit.
 import importlib
 import os
 
+from minigrad.anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from minigrad.autograd import Function, enable_grad, inference_mode, is_grad_enabled, no_grad
 from minigrad.backend import device
 from minigrad.creation import (arange, empty, empty_like, eye, full, full_like, linspace,

@@ -23,15 +23,19 @@ included), the loader's shuffling state, minigrad's random generator and the His
 ``fit(..., resume=path)`` continues exactly where the interrupted run would have been.
 """
 
+import copy
 import itertools
+import math
 import sys
 import time
+import warnings
 
 import numpy as np
 from tqdm import tqdm
 
 from minigrad import random as mg_random
 from minigrad.autograd import no_grad
+from minigrad.backend import array_module
 from minigrad.metrics import accuracy
 from minigrad.optim.lr_scheduler import ReduceLROnPlateau
 from minigrad.serialization import load, save
@@ -64,8 +68,10 @@ class History:
 class TrainState:
     """What callbacks see: the objects being trained and where the loop is."""
 
-    def __init__(self, model, optimizer, train_loader, history, scheduler=None, callbacks=()):
+    def __init__(self, model, optimizer, train_loader, history, scheduler=None, callbacks=(),
+                 val_loader=None):
         self.model, self.optimizer, self.train_loader = model, optimizer, train_loader
+        self.val_loader = val_loader
         self.history, self.scheduler, self.callbacks = history, scheduler, list(callbacks)
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
@@ -160,9 +166,30 @@ class PrintEpochs(Callback):
 
 
 def _is_better(value, best, mode, min_delta):
+    """Whether ``value`` improves on ``best`` (None: nothing yet) by more than ``min_delta``.
+    A NaN or inf is never better: a diverged epoch must not become the best one."""
+    if not math.isfinite(value):
+        return False
     if best is None:
         return True
     return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
+def _check_monitor_recorded(name, monitor, state):
+    """ValueError at the start of fit when ``monitor`` is a validation key ("val_...") but
+    fit has no val_loader, so no epoch would record it."""
+    if monitor.startswith("val_") and state.val_loader is None:
+        raise ValueError(f"{name}: monitors {monitor!r}, which only a run with val_loader "
+                         "records; pass val_loader to fit, or monitor a train_ key such as "
+                         "'train_loss'")
+
+
+def _monitored(name, monitor, record):
+    """``record[monitor]``; KeyError naming the keys the epoch has when it lacks it."""
+    if monitor not in record:
+        raise KeyError(f"{name}: the epoch's record has no {monitor!r}; it has "
+                       f"{', '.join(sorted(record))}")
+    return record[monitor]
 
 
 class EarlyStopping(Callback):
@@ -178,11 +205,11 @@ class EarlyStopping(Callback):
         self.best = self.best_state = None
         self.bad_epochs = 0
 
+    def on_train_begin(self, state):
+        _check_monitor_recorded("EarlyStopping", self.monitor, state)
+
     def on_epoch_end(self, state):
-        value = state.history.epochs[-1].get(self.monitor)
-        if value is None:
-            raise KeyError(f"EarlyStopping: the history has no {self.monitor!r} "
-                           "(monitoring a validation metric needs val_loader)")
+        value = _monitored("EarlyStopping", self.monitor, state.history.epochs[-1])
         if _is_better(value, self.best, self.mode, self.min_delta):
             self.best, self.bad_epochs = value, 0
             if self.restore_best:
@@ -206,17 +233,33 @@ class EarlyStopping(Callback):
 
 class Checkpoint(Callback):
     """Save everything needed to resume (see ``fit(resume=...)``) after every epoch, or only
-    when ``monitor`` improves if ``save_best_only``. Writes are atomic."""
+    when ``monitor`` improves if ``save_best_only``. Writes are atomic.
+
+    A diverged model never overwrites the last good checkpoint: an epoch whose model holds a
+    NaN or inf in its parameters or buffers is not saved (a warning says so), and with
+    ``save_best_only`` a NaN or inf ``monitor`` value is never the best. ``save_best_only``
+    with a validation key (the default "val_loss") needs fit's val_loader: without one, fit
+    stops with a ValueError before training."""
 
     def __init__(self, path, monitor="val_loss", mode="min", save_best_only=False):
         self.path, self.monitor, self.mode = path, monitor, mode
         self.save_best_only, self.best = save_best_only, None
 
+    def on_train_begin(self, state):
+        if self.save_best_only:
+            _check_monitor_recorded("Checkpoint(save_best_only=True)", self.monitor, state)
+
     def on_epoch_end(self, state):
         if self.save_best_only:
-            value = state.history.epochs[-1][self.monitor]
+            value = _monitored("Checkpoint", self.monitor, state.history.epochs[-1])
             if not _is_better(value, self.best, self.mode, 0.0):
                 return
+        nonfinite = _nonfinite_entries(state.model)
+        if nonfinite:
+            warnings.warn(f"Checkpoint: epoch {state.epoch}: the model holds NaN or inf values "
+                          f"(in {', '.join(nonfinite)}); {self.path} was not overwritten")
+            return
+        if self.save_best_only:
             self.best = value
         if state.is_main:  # in a distributed run every rank holds the same state
             save(checkpoint_state(state), self.path)
@@ -226,6 +269,16 @@ class Checkpoint(Callback):
 
     def load_state_dict(self, state):
         self.best = state["best"]
+
+
+def _nonfinite_entries(model):
+    """The names of the model's floating-point parameters and buffers that hold a NaN or inf."""
+    return [name for name, tensor in model.state_dict().items()
+            if tensor.data.dtype.kind == "f" and not _all_finite(tensor.data)]
+
+
+def _all_finite(array):
+    return bool(array_module(array).isfinite(array).all())
 
 
 def checkpoint_state(state):
@@ -247,16 +300,31 @@ def checkpoint_state(state):
 
 
 def _restore(state, path):
+    """Put the checkpoint at ``path`` into ``state``, all or nothing: if any part is refused
+    (a corrupt file, another optimizer type, other shapes, a missing entry), everything it had
+    already changed is put back as it was and the error is raised."""
     checkpoint = load(path)
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"resume: {path} is not a fit checkpoint")
+    if (checkpoint.get("scheduler") is None) != (state.scheduler is None):
+        raise ValueError(f"resume: {path} was written by a run "
+                         f"{'without' if checkpoint.get('scheduler') is None else 'with'} a "
+                         "scheduler; pass the same kind of run")
+    # A copy of what is there now, in the checkpoint's own layout, to load back on failure.
+    before = copy.deepcopy({**checkpoint_state(state), "model": {
+        key: tensor.data.copy() for key, tensor in state.model.state_dict().items()}})
+    try:
+        _load_checkpoint(state, checkpoint)
+    except Exception:
+        _load_checkpoint(state, before)
+        raise
+
+
+def _load_checkpoint(state, checkpoint):
+    """Load a ``checkpoint_state`` dict into ``state``, part after part."""
     state.model.load_state_dict(checkpoint["model"])
     state.optimizer.load_state_dict(checkpoint["optimizer"])
     state.train_loader.load_state_dict(checkpoint["train_loader"])
-    if (checkpoint["scheduler"] is None) != (state.scheduler is None):
-        raise ValueError(f"resume: {path} was written by a run "
-                         f"{'without' if checkpoint['scheduler'] is None else 'with'} a "
-                         "scheduler; pass the same kind of run")
     if state.scheduler is not None:
         state.scheduler.load_state_dict(checkpoint["scheduler"])
     # Each callback gets the state of the next saved callback of its class; a callback the
@@ -314,6 +382,8 @@ def evaluate(model, loader, loss_fn=None, metrics=None):
 
     Returns {"loss": ..., "<metric>": ...}. The model's train/eval mode is restored after.
     ``loss_fn`` as in ``fit``: a function ``loss_fn(outputs, targets)`` or a ``TrainStep``.
+    A loader that gives no samples is a ValueError (as in PyTorch Lightning): a mean over
+    nothing has no value, and 0.0 would read as a perfect loss.
     """
     metrics = {"accuracy": accuracy} if metrics is None else metrics
     step = None if loss_fn is None else _as_train_step(loss_fn)
@@ -332,10 +402,49 @@ def evaluate(model, loader, loss_fn=None, metrics=None):
             outputs.append(out.numpy())
             targets.append(y.numpy())
     model.train(was_training)
-    results = {"loss": total / max(count, 1)} if loss_fn is not None else {}
+    if count == 0:
+        raise ValueError(f"evaluate: the loader gave no samples ({_EMPTY_LOADER_CAUSES}), so "
+                         "there is no mean loss or metric")
+    results = {"loss": total / count} if loss_fn is not None else {}
     results.update({k[len("eval_"):]: v for k, v in
                     _epoch_metrics("eval", outputs, targets, metrics).items()})
     return results
+
+
+_EMPTY_LOADER_CAUSES = "an empty dataset, or drop_last=True with fewer samples than batch_size"
+NONFINITE_ACTIONS = ("raise", "skip", "warn")
+
+
+def _check_has_batches(name, loader):
+    if len(loader) == 0:
+        raise ValueError(f"fit: {name} has no batches ({_EMPTY_LOADER_CAUSES})")
+
+
+def _nonfinite_loss_error(loss, epoch, batch, batches):
+    """The FloatingPointError that stops ``fit`` at a non-finite loss."""
+    return FloatingPointError(
+        f"fit: the loss of epoch {epoch}, batch {batch} of {batches} is {loss}; training "
+        "stopped before that batch's backward and optimizer step, so the model holds the "
+        "weights from after the step before it (on_nonfinite='skip' skips such batches; "
+        "minigrad.anomaly.detect_anomaly() names the op that made the NaN or inf)")
+
+
+def _check_epoch_stepped(epoch, losses, nonfinite):
+    """FloatingPointError when on_nonfinite="skip" skipped every batch of an epoch: no step
+    was taken, and the same data will give the same losses again."""
+    if nonfinite and not losses:
+        raise FloatingPointError(
+            f"fit: epoch {epoch}: the loss was not finite in every one of its {len(nonfinite)} "
+            "batches, so on_nonfinite='skip' took no step and nothing can be trained "
+            "(minigrad.anomaly.detect_anomaly() names the op that makes the NaN or inf)")
+
+
+def _warn_nonfinite(action, epoch, nonfinite, batches):
+    """fit's one warning per epoch for the batches whose loss was not finite."""
+    outcome = "skipped" if action == "skip" else "taken all the same (on_nonfinite='warn')"
+    warnings.warn(f"fit: epoch {epoch}: the loss was not finite in {len(nonfinite)} of "
+                  f"{batches} batches (batch {', '.join(map(str, nonfinite))}); their "
+                  f"optimizer steps were {outcome}", stacklevel=3)
 
 
 def _check_scheduler_interval(scheduler, interval):
@@ -356,7 +465,7 @@ def _step_per_epoch(scheduler, record):
 
 def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, scheduler=None,
         scheduler_interval="epoch", metrics=None, callbacks=(), progress=True, resume=None,
-        desc=None):
+        desc=None, on_nonfinite="raise"):
     """Train ``model`` for ``epochs`` epochs and return the History.
 
     ``loss_fn``: a function ``loss_fn(outputs, targets)`` of the model's outputs, or a
@@ -368,17 +477,34 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
     ``scheduler_interval="step"`` (CyclicLR and OneCycleLR count steps). A ReduceLROnPlateau
     is stepped per epoch with the value it watches: ``val_loss`` when there is a
     ``val_loader``, else ``train_loss``. ``resume``: a checkpoint path written by the
-    ``Checkpoint`` callback; training continues from the epoch after it.
+    ``Checkpoint`` callback; training continues from the epoch after it. A checkpoint that
+    is refused (corrupt, written for another optimizer type or model) changes nothing: the
+    model, optimizer and the rest are left as they were.
+
+    ``on_nonfinite``: what a NaN or inf loss does. The loss is checked before backward and
+    the optimizer step, so with "raise" (the default) fit stops with a FloatingPointError
+    naming the epoch and batch, and the model holds the weights from before that batch.
+    "skip" takes no step for such a batch and leaves it out of the epoch's loss and metrics;
+    "warn" takes the step all the same. Both warn once per epoch, with the count and the
+    batches (from 1); "skip" raises when every batch of an epoch was skipped. A loader with
+    no batches is a ValueError before training starts.
 
     ``progress``: on a terminal, a tqdm bar per epoch, labelled ``desc`` (the stage's name)
     and left on screen when the epoch ends; when stdout is not a terminal (a log file, CI),
     one plain line per epoch instead (``_epoch_line``). ``progress=False`` shows neither.
     """
     _check_scheduler_interval(scheduler, scheduler_interval)
+    if on_nonfinite not in NONFINITE_ACTIONS:
+        raise ValueError(f"fit: on_nonfinite must be one of "
+                         f"{', '.join(map(repr, NONFINITE_ACTIONS))}, got {on_nonfinite!r}")
+    _check_has_batches("train_loader", train_loader)
+    if val_loader is not None:
+        _check_has_batches("val_loader", val_loader)
     step = _as_train_step(loss_fn)
     metrics = {"accuracy": accuracy} if metrics is None else metrics
     history = History()
-    state = TrainState(model, optimizer, train_loader, history, scheduler, callbacks)
+    state = TrainState(model, optimizer, train_loader, history, scheduler, callbacks,
+                       val_loader)
     if resume is not None:
         _restore(state, resume)
     device = _model_device(model)
@@ -394,11 +520,19 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
         for callback in callbacks:
             callback.on_epoch_begin(state)
         start, losses, sizes, outputs, targets = time.perf_counter(), [], [], [], []
+        nonfinite = []  # this epoch's batches (from 1) whose loss was NaN or inf
         bar = tqdm(train_loader, desc=f"{label}epoch {state.epoch + 1}/{epochs}",
                    disable=_progress_disabled(show))
-        for x, y in bar:
+        for batch, (x, y) in enumerate(bar, start=1):
             state.inputs, state.targets = x.to(device), y.to(device)
             state.outputs, state.loss = step(model, state.inputs, state.targets)
+            loss = state.loss.item()
+            if not math.isfinite(loss):
+                if on_nonfinite == "raise":
+                    raise _nonfinite_loss_error(loss, state.epoch + 1, batch, len(train_loader))
+                nonfinite.append(batch)
+                if on_nonfinite == "skip":
+                    continue
             optimizer.zero_grad()
             state.loss.backward()
             for callback in callbacks:
@@ -408,7 +542,7 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
             if scheduler is not None and scheduler_interval == "step":
                 scheduler.step()
             state.step += 1
-            losses.append(state.loss.item())
+            losses.append(loss)
             sizes.append(len(state.targets))
             outputs.append(state.outputs.numpy())
             targets.append(state.targets.numpy())
@@ -417,6 +551,9 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
             for callback in callbacks:
                 callback.on_batch_end(state)
+        if nonfinite:
+            _warn_nonfinite(on_nonfinite, state.epoch + 1, nonfinite, len(train_loader))
+        _check_epoch_stepped(state.epoch + 1, losses, nonfinite)
         # Weighted by batch size, like evaluate's loss, so a short last batch counts less.
         record = {"epoch": state.epoch + 1,
                   "train_loss": float(np.average(losses, weights=sizes))}

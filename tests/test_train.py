@@ -365,3 +365,239 @@ def test_on_a_terminal_the_bar_is_labelled_with_desc_and_no_lines_are_printed(ca
     assert all(bar.kwargs["disable"] is None for bar in bars)  # tqdm decides by its stream
     assert bars[-1].postfix == {"loss": f"{history.steps[-1]['loss']:.4f}"}
     assert capsys.readouterr().out == ""
+
+
+# ----------------------------------------------------------------------------- non-finite losses
+def poisoned(sample, n=96):
+    """The blobs with a NaN in one sample's input; batches of 32 hold samples 0-31, 32-63,
+    64-95, so sample 40 poisons batch 2."""
+    data = blobs(n)
+    data.arrays[0][sample, 0] = np.nan
+    return data
+
+
+class WeightsAfterEachStep(Callback):
+    def __init__(self):
+        self.after = []
+
+    def on_batch_end(self, state):
+        self.after.append(weights(state.model))
+
+
+def test_a_nan_loss_stops_fit_naming_epoch_and_batch_before_that_step():
+    mg.manual_seed(0)
+    data, model = blobs(96), small_model()
+    recorder = WeightsAfterEachStep()
+
+    class PoisonInEpochTwo(Callback):  # the NaN appears in sample 70 (batch 3) from epoch 2
+        def on_epoch_begin(self, state):
+            if state.epoch == 1:
+                data.arrays[0][70, 1] = np.nan
+
+    with pytest.raises(FloatingPointError) as error:
+        fit(model, DataLoader(data, batch_size=32), SGD(model.parameters(), lr=0.1,
+                                                         momentum=0.9),
+            F.cross_entropy, 3, callbacks=[PoisonInEpochTwo(), recorder], progress=False)
+    assert str(error.value) == (
+        "fit: the loss of epoch 2, batch 3 of 3 is nan; training stopped before that batch's "
+        "backward and optimizer step, so the model holds the weights from after the step "
+        "before it (on_nonfinite='skip' skips such batches; minigrad.anomaly.detect_anomaly() "
+        "names the op that made the NaN or inf)")
+    assert len(recorder.after) == 5  # epoch 1's three steps and epoch 2's first two
+    for name, value in weights(model).items():
+        np.testing.assert_array_equal(value, recorder.after[-1][name], err_msg=name)
+        assert np.isfinite(value).all(), name
+
+
+def test_skip_leaves_out_the_bad_batch_and_warns_once_per_epoch_with_the_count():
+    def train(data, **kwargs):
+        mg.manual_seed(0)
+        model = small_model()
+        history = fit(model, DataLoader(data, batch_size=32), SGD(model.parameters(), lr=0.1,
+                                                                   momentum=0.9),
+                      F.cross_entropy, 2, progress=False, **kwargs)
+        return weights(model), history
+
+    with pytest.warns(UserWarning) as warned:
+        skipped, history = train(poisoned(40), on_nonfinite="skip")
+    assert [str(w.message) for w in warned] == [
+        f"fit: epoch {epoch}: the loss was not finite in 1 of 3 batches (batch 2); their "
+        "optimizer steps were skipped" for epoch in (1, 2)]
+    assert warned[0].filename == __file__  # the warning points at the call of fit
+    # The same as training on batches 1 and 3 alone: samples 0-31 and 64-95.
+    kept = blobs(96)
+    without, clean_history = train(TensorDataset(*(np.delete(a, np.s_[32:64], axis=0)
+                                                   for a in kept.arrays)))
+    for name, value in without.items():
+        np.testing.assert_array_equal(skipped[name], value, err_msg=name)
+    assert len(history.steps) == 4
+    assert history.series("train_loss") == clean_history.series("train_loss")
+    assert history.series("train_accuracy") == clean_history.series("train_accuracy")
+
+
+def test_skip_refuses_an_epoch_where_every_batch_is_skipped():
+    data = blobs(64)
+    data.arrays[0][:, 0] = np.nan
+    model = small_model()
+    with pytest.warns(UserWarning, match="not finite in 2 of 2 batches"), pytest.raises(
+            FloatingPointError, match="the loss was not finite in every one of its 2 batches"):
+        fit(model, DataLoader(data, batch_size=32), SGD(model.parameters(), lr=0.1),
+            F.cross_entropy, 1, on_nonfinite="skip", progress=False)
+
+
+def test_fit_refuses_an_unknown_on_nonfinite():
+    model = small_model()
+    with pytest.raises(ValueError, match="on_nonfinite must be one of 'raise', 'skip', 'warn', "
+                                         "got 'ignore'"):
+        fit(model, DataLoader(blobs(32), 32), SGD(model.parameters(), lr=0.1), F.cross_entropy,
+            1, on_nonfinite="ignore", progress=False)
+
+
+def test_warn_trains_on_and_the_checkpoint_keeps_the_last_finite_weights(tmp_path):
+    """on_nonfinite="warn": the NaN batch of epoch 2 is stepped, so the weights become NaN
+    (and the next batch's loss too); the checkpoint file still holds epoch 1's weights."""
+    path = str(tmp_path / "run.npz")
+    mg.manual_seed(0)
+    data, model = blobs(96), small_model()
+
+    class PoisonInEpochTwo(Callback):
+        def on_epoch_begin(self, state):
+            if state.epoch == 1:
+                data.arrays[0][40, 0] = np.nan
+
+        def on_epoch_end(self, state):
+            if state.epoch == 1:
+                self.epoch_one = weights(state.model)
+
+    poison = PoisonInEpochTwo()
+    with pytest.warns(UserWarning) as warned:
+        history = fit(model, DataLoader(data, batch_size=32), SGD(model.parameters(), lr=0.1),
+                      F.cross_entropy, 2, callbacks=[poison, Checkpoint(path)],
+                      on_nonfinite="warn", progress=False)
+    assert [str(w.message) for w in warned] == [
+        "fit: epoch 2: the loss was not finite in 2 of 3 batches (batch 2, 3); their optimizer "
+        "steps were taken all the same (on_nonfinite='warn')",
+        "Checkpoint: epoch 2: the model holds NaN or inf values (in 0.weight, 0.bias, 3.weight, "
+        f"3.bias); {path} was not overwritten"]
+    assert np.isnan(history.epochs[1]["train_loss"]) and len(history.steps) == 6
+    assert np.isnan(weights(model)["0.weight"]).all()
+    saved = mg.load(path)
+    assert saved["epoch"] == 1
+    for name, value in poison.epoch_one.items():
+        np.testing.assert_array_equal(saved["model"][name].numpy(), value, err_msg=name)
+
+
+def test_a_nan_value_is_never_the_best():
+    assert not train_module._is_better(float("nan"), None, "min", 0.0)
+    assert not train_module._is_better(float("nan"), 1.0, "max", 0.0)
+    assert not train_module._is_better(float("-inf"), 1.0, "min", 0.0)
+    assert train_module._is_better(0.5, None, "min", 0.0)
+
+
+# ----------------------------------------------------------------------------- refused resume
+def resume_setup(tmp_path):
+    """A checkpoint after one epoch of SGD with momentum, and a fresh run's model, optimizer
+    (SGD, with momentum state of its own after one step) and loader."""
+    path = str(tmp_path / "run.npz")
+    run(1, checkpoint=path)
+    mg.manual_seed(5)
+    model = small_model(dropout=0.2)
+    loader = DataLoader(blobs(), batch_size=32, shuffle=True)
+    return path, model, loader
+
+
+def test_resume_refused_for_another_optimizer_leaves_the_model_untouched(tmp_path):
+    path, model, loader = resume_setup(tmp_path)
+    before = weights(model)
+    optimizer = mg.optim.Adam(model.parameters(), lr=0.01)
+    with pytest.raises(ValueError, match="load_state_dict: this is a Adam, the state is from "
+                                         "'SGD'"):
+        fit(model, loader, optimizer, F.cross_entropy, 2, resume=path, progress=False)
+    for name, value in weights(model).items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+    assert optimizer.state == {} and loader.state_dict() == {"seed": loader.seed, "epoch": 0}
+
+
+def test_resume_refused_late_puts_back_what_it_had_already_loaded(tmp_path):
+    """A checkpoint whose last part is missing: the model, optimizer and loader it loaded
+    first are put back as they were."""
+    path, model, loader = resume_setup(tmp_path)
+    checkpoint = mg.load(path)
+    del checkpoint["history"]
+    mg.save(checkpoint, path)
+    optimizer = SGD(model.parameters(), lr=0.05, momentum=0.9)
+    x, y = (mg.tensor(a) for a in blobs(32).get_batch(np.arange(32)))
+    F.cross_entropy(model(x), y).backward()
+    optimizer.step()  # momentum buffers of its own
+    before, momentum = weights(model), optimizer.state_dict()
+    seed = loader.seed
+    with pytest.raises(KeyError, match="history"):
+        fit(model, loader, optimizer, F.cross_entropy, 2, resume=path, progress=False)
+    for name, value in weights(model).items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+    for index, entries in optimizer.state_dict()["state"].items():
+        for key, value in entries.items():
+            np.testing.assert_array_equal(value, momentum["state"][index][key])
+    assert loader.state_dict() == {"seed": seed, "epoch": 0}
+
+
+def test_resume_refuses_a_corrupt_file_and_changes_nothing(tmp_path):
+    path, model, loader = resume_setup(tmp_path)
+    with open(path, "r+b") as file:
+        file.truncate(200)
+    before = weights(model)
+    with pytest.raises(ValueError, match="is truncated or corrupt"):
+        fit(model, loader, SGD(model.parameters(), lr=0.05), F.cross_entropy, 2, resume=path,
+            progress=False)
+    for name, value in weights(model).items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+# ----------------------------------------------------------------------------- empty loaders
+def test_evaluate_on_an_empty_loader_is_an_error_not_a_zero_loss():
+    empty = DataLoader(TensorDataset(np.zeros((0, 2), np.float32), np.zeros(0, np.int64)), 8)
+    with pytest.raises(ValueError) as error:
+        evaluate(small_model(), empty, F.cross_entropy)
+    assert str(error.value) == (
+        "evaluate: the loader gave no samples (an empty dataset, or drop_last=True with fewer "
+        "samples than batch_size), so there is no mean loss or metric")
+
+
+@pytest.mark.parametrize("which", ["train_loader", "val_loader"])
+def test_fit_on_a_loader_without_batches_is_a_value_error(which):
+    model = small_model()
+    loaders = {"train_loader": DataLoader(blobs(64), 32), "val_loader": DataLoader(blobs(64), 32)}
+    loaders[which] = DataLoader(blobs(20), batch_size=32, drop_last=True)  # 20 < 32: none
+    before = weights(model)
+    with pytest.raises(ValueError) as error:
+        fit(model, loaders["train_loader"], SGD(model.parameters(), lr=0.1), F.cross_entropy, 1,
+            val_loader=loaders["val_loader"], progress=False)
+    assert str(error.value) == (f"fit: {which} has no batches (an empty dataset, or "
+                                "drop_last=True with fewer samples than batch_size)")
+    for name, value in weights(model).items():  # refused before training
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+@pytest.mark.parametrize("callback, name", [
+    (lambda path: Checkpoint(path, save_best_only=True), "Checkpoint(save_best_only=True)"),
+    (lambda path: EarlyStopping(monitor="val_accuracy", mode="max"), "EarlyStopping")])
+def test_monitoring_a_val_key_without_val_loader_is_refused_before_training(tmp_path, callback,
+                                                                           name):
+    model = small_model()
+    made = callback(str(tmp_path / "best.npz"))
+    with pytest.raises(ValueError) as error:
+        fit(model, DataLoader(blobs(64), 32), SGD(model.parameters(), lr=0.1), F.cross_entropy,
+            1, callbacks=[made], progress=False)
+    assert str(error.value) == (
+        f"{name}: monitors {made.monitor!r}, which only a run with val_loader records; pass "
+        "val_loader to fit, or monitor a train_ key such as 'train_loss'")
+    assert not (tmp_path / "best.npz").exists()
+
+
+def test_a_monitored_key_the_epoch_lacks_names_the_keys_it_has(tmp_path):
+    model = small_model()
+    with pytest.raises(KeyError, match="Checkpoint: the epoch's record has no 'train_f1'; it "
+                                       "has epoch, seconds, train_accuracy, train_loss"):
+        fit(model, DataLoader(blobs(64), 32), SGD(model.parameters(), lr=0.1), F.cross_entropy,
+            1, callbacks=[Checkpoint(str(tmp_path / "c.npz"), monitor="train_f1",
+                                     save_best_only=True)], progress=False)
