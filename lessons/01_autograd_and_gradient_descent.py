@@ -17,6 +17,12 @@ we can see exactly how close gradient descent gets. The loss is a quadratic whos
 (Hessian) is H = (2/n) [[sum x^2, sum x], [sum x, n]]; gradient descent converges only for
 lr < 2 / lambda_max(H), and the lesson shows what happens on both sides of that limit.
 
+While it trains, a hook watches each parameter's gradient: ``register_post_accumulate_grad_hook``
+calls a function with w (and with b) after every backward, once its .grad is complete, and the
+function records |dL/dw| (|dL/db|). The table prints the last of them, and grad_norms.png plots
+them step by step: they shrink geometrically when gradient descent converges and grow when it
+diverges.
+
 Things that go wrong in textbook versions of this code, done right here:
 * shapes: y is (n,), and so is the prediction; a (n, 1) target against a (n,) prediction would
   broadcast to an (n, n) matrix of nonsense differences without any error;
@@ -53,12 +59,25 @@ def mse(prediction, target):
     return ((prediction - target) ** 2).mean()
 
 
+def watch_gradient_norms(parameters):
+    """For each named leaf of ``parameters``, a list that gets ||dL/dtheta|| appended after
+    every backward (by a post-accumulate-grad hook); returns the lists and the hooks'
+    handles."""
+    norms = {name: [] for name in parameters}
+    handles = [p.register_post_accumulate_grad_hook(
+                   lambda leaf, name=name: norms[name].append(leaf.grad.norm().item()))
+               for name, p in parameters.items()]
+    return norms, handles
+
+
 def gradient_descent(x, y, lr, steps):
-    """Fit y ~ w x + b from w = b = 0; returns w, b and the loss before each step.
+    """Fit y ~ w x + b from w = b = 0; returns w, b, the loss before each step and the
+    gradient norms of w and b after each backward ({"w": [...], "b": [...]}).
 
     Stops early once the loss has grown a millionfold: that run diverged."""
     w = mg.zeros((), requires_grad=True)
     b = mg.zeros((), requires_grad=True)
+    grad_norms, handles = watch_gradient_norms({"w": w, "b": b})
     losses = []
     for _ in range(steps):
         loss = mse(w * x + b, y)
@@ -71,7 +90,9 @@ def gradient_descent(x, y, lr, steps):
         losses.append(loss.item())
         if losses[-1] > 1e6 * losses[0]:
             break
-    return w.item(), b.item(), losses
+    for handle in handles:
+        handle.remove()
+    return w.item(), b.item(), losses, grad_norms
 
 
 def closed_form(x, y):
@@ -118,6 +139,21 @@ def plot_losses(runs, best_loss, path):
     return fig
 
 
+def plot_gradient_norms(norms_by_lr, path):
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (lr, norms), color in zip(norms_by_lr.items(), plt.rcParams["axes.prop_cycle"]):
+        for name, style in (("w", "-"), ("b", "--")):
+            ax.semilogy(norms[name], style, color=color["color"],
+                        label=f"|dL/d{name}|, lr = {lr:.4f}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("gradient norm (post-accumulate hook)")
+    ax.set_title("Each parameter's gradient during gradient descent")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return fig
+
+
 def plot_fit(x, y, fitted, exact, path):
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.scatter(x.numpy(), y.numpy(), s=8, alpha=0.5, label="data")
@@ -156,26 +192,33 @@ def main(argv=None):
     learning_rates = [0.01, 0.5 * lr_limit, 0.95 * lr_limit, 1.05 * lr_limit]
     cli.stage("gradient descent", f"{len(learning_rates)} learning rates, each from w = b = 0 "
                                   f"for up to {steps:,} steps on the {n} points")
-    runs, rows = {}, []
+    runs, rows, grad_norms = {}, [], {}
     for lr in learning_rates:
-        w, b, losses = gradient_descent(x, y, lr, steps)
+        w, b, losses, grad_norms[lr] = gradient_descent(x, y, lr, steps)
         runs[lr] = losses
         rows.append((lr, len(losses), losses[-1], w, b))
-    print(f"{'lr':>8} {'steps':>6} {'final loss':>12} {'w':>9} {'b':>9}")
+    print(f"{'lr':>8} {'steps':>6} {'final loss':>12} {'w':>9} {'b':>9} {'|dL/dw|':>9} "
+          f"{'|dL/db|':>9}")
     for lr, count, loss, w, b in rows:
         verdict = "  diverged" if count < steps else ""
-        print(f"{lr:8.4f} {count:6d} {loss:12.6g} {w:9.4g} {b:9.4g}{verdict}")
+        last = grad_norms[lr]["w"][-1], grad_norms[lr]["b"][-1]
+        print(f"{lr:8.4f} {count:6d} {loss:12.6g} {w:9.4g} {b:9.4g} {last[0]:9.2e} "
+              f"{last[1]:9.2e}{verdict}")
 
     best = rows[2]  # the largest stable learning rate converges fastest
     print(f"\ngradient descent (lr {best[0]:.4f}) vs least squares: |dw| = "
           f"{abs(best[3] - exact[0]):.2e}, |db| = {abs(best[4] - exact[1]):.2e}")
 
     loss_png, fit_png = os.path.join(args.out, "loss.png"), os.path.join(args.out, "fit.png")
+    norms_png = os.path.join(args.out, "grad_norms.png")
     plt.close(plot_losses(runs, best_loss, loss_png))
     plt.close(plot_fit(x, y, best[3:], exact, fit_png))
-    print(f"saved {loss_png}, {fit_png} and {graph_png} ({time.perf_counter() - start:.1f} s)")
+    plt.close(plot_gradient_norms(grad_norms, norms_png))
+    print(f"saved {loss_png}, {fit_png}, {norms_png} and {graph_png} "
+          f"({time.perf_counter() - start:.1f} s)")
     return {"autograd": ours, "by_hand": by_hand, "exact": exact, "best_loss": best_loss,
-            "lr_limit": lr_limit, "rows": rows, "plots": (loss_png, fit_png, graph_png)}
+            "lr_limit": lr_limit, "rows": rows, "grad_norms": grad_norms,
+            "plots": (loss_png, fit_png, graph_png, norms_png)}
 
 
 if __name__ == "__main__":

@@ -26,9 +26,17 @@ Two hook points let tools watch the engine without the engine knowing them:
   time it (``minigrad.profiler.profile`` registers one while it records);
 * gradient-ready hooks (``register_grad_ready_hook``) run once a leaf's gradient is complete
   in a ``backward`` pass (data-parallel training can start averaging it then).
+
+A tensor has hooks of its own, as in PyTorch: ``t.register_hook(fn)`` calls ``fn(grad)`` with
+the tensor's complete gradient of a pass before it is accumulated or passed on (a returned
+tensor replaces it), and ``leaf.register_post_accumulate_grad_hook(fn)`` calls ``fn(leaf)``
+once ``leaf.grad`` holds the pass's gradient. A leaf's hooks use the gradient-ready mechanism:
+while some leaf has hooks, the engine counts the edges into each leaf, sums the gradients
+arriving along them, and hands the sum on when the last edge is done.
 """
 
 import contextlib
+import weakref
 
 import numpy as np
 
@@ -91,6 +99,10 @@ class TensorBase:
     ``minigrad.tensor.Tensor`` is the one subclass; ``_wrap`` is how the engine makes new ones.
     """
 
+    # Dicts of hooks, made on the first registration (most tensors never have any).
+    _backward_hooks = None
+    _post_accumulate_grad_hooks = None
+
     def __init__(self, data, requires_grad=False):
         self.data = data
         self.grad = None
@@ -146,12 +158,43 @@ class TensorBase:
             self._ctx.output = self
         return self
 
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` in every ``backward`` with this tensor's gradient (a Tensor),
+        once all of that pass's paths to it have been summed, before it is accumulated into
+        ``.grad`` (a leaf, or an intermediate that called ``retain_grad()``) or passed on to
+        the node that made it. A returned tensor (of the same shape and dtype) replaces the
+        gradient; None keeps it. Hooks run in the order they were registered, each given the
+        previous one's result. Returns a ``RemovableHandle``."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self._backward_hooks is None:
+            self._backward_hooks = {}
+            if self._ctx is not None:  # the node runs an intermediate's hooks
+                self._ctx.output_hooks = self._backward_hooks
+        if self._ctx is None:
+            _hooked_leaves[id(self)] = self
+        return RemovableHandle(self._backward_hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` in every ``backward`` that reaches this leaf, once, after its
+        ``.grad`` holds all of that pass's gradient (an optimizer can step the leaf then).
+        Leaves only; returns a ``RemovableHandle``."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self._ctx is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                               f"tensors (this one was made by {type(self._ctx).__name__})")
+        if self._post_accumulate_grad_hooks is None:
+            self._post_accumulate_grad_hooks = {}
+        _hooked_leaves[id(self)] = self
+        return RemovableHandle(self._post_accumulate_grad_hooks, hook)
+
 
 # ------------------------------------------------------------------ hook points
 class RemovableHandle:
     """Registers ``hook`` in ``hooks``, a dict keyed by the handle's id (so hooks run in the
     order they were registered); ``handle.remove()`` takes it out again. Every ``register_*``
-    of minigrad returns one: these below, and Module's forward hooks."""
+    of minigrad returns one: these below, a tensor's hooks, and Module's hooks."""
 
     _next_id = 0
 
@@ -166,6 +209,10 @@ class RemovableHandle:
 
 _op_observers = {}
 _grad_ready_hooks = {}
+# Leaves that have (or had) hooks of their own: while any is alive, backward counts the edges
+# into leaves, as it does for gradient-ready hooks. Keyed by id: a WeakSet would compare
+# tensors with ==, which is elementwise.
+_hooked_leaves = weakref.WeakValueDictionary()
 
 
 def register_op_observer(observer):
@@ -174,7 +221,8 @@ def register_op_observer(observer):
     ``op`` is the Function class, ``phase`` "forward" or "backward", ``arrays`` the arrays it
     is called on (the inputs, or the output's gradient), and ``call()`` makes the call and
     returns its result, which the observer must return (it may time it, or look at it).
-    Observers registered later run inside those registered earlier. Returns a handle whose ``remove()`` unregisters the observer.
+    Observers registered later run inside those registered earlier. Returns a handle whose
+    ``remove()`` unregisters the observer.
     """
     return RemovableHandle(_op_observers, observer)
 
@@ -214,6 +262,7 @@ class Function:
     """
 
     broadcasts = False
+    output_hooks = None  # the output tensor's register_hook dict, once it has one
 
     def __init__(self):
         self.parents = ()  # the input Tensors, kept only while the graph is alive
@@ -381,12 +430,14 @@ def backward(tensor, grad=None, retain_graph=False):
             raise ValueError(f"backward: grad shape {grad.shape} does not match tensor shape "
                              f"{tensor.data.shape}")
     if tensor._ctx is None:  # a leaf: dL/dx = grad
-        _accumulate(tensor, grad.astype(tensor.data.dtype, copy=False))
-        _grad_ready(tensor)
+        _leaf_done(tensor, grad.astype(tensor.data.dtype, copy=False))
         return
 
     order = topological_order(tensor._ctx)[::-1]  # the root first
-    pending = _leaf_edges(order) if _grad_ready_hooks else None
+    # With hooks on leaves, each leaf's gradient is summed over its edges (in leaf_grads) and
+    # accumulated, between its hooks, when its last edge is done; otherwise edge by edge.
+    pending = _leaf_edges(order) if _grad_ready_hooks or _hooked_leaves else None
+    leaf_grads = {}
     grads = {tensor._ctx: grad}
     for node in order:
         grad_inputs = _node_backward(node, grads.pop(node, None))
@@ -395,14 +446,16 @@ def backward(tensor, grad=None, retain_graph=False):
                 continue
             # One place fixes up every op's gradient: sum out broadcast axes, match the dtype.
             g = unbroadcast(g, parent.data.shape).astype(parent.data.dtype, copy=False)
-            if parent._ctx is None:
+            if parent._ctx is None and pending is None:
                 _accumulate(parent, g)
+            elif parent._ctx is None:
+                leaf_grads[parent] = leaf_grads[parent] + g if parent in leaf_grads else g
             elif parent._ctx in grads:
                 grads[parent._ctx] = grads[parent._ctx] + g
             else:
                 grads[parent._ctx] = g
         if pending is not None:
-            _count_down(node, pending)
+            _count_down(node, pending, leaf_grads)
         if not retain_graph:
             node.parents = node.saved_tensors = node.input_versions = ()
             node.freed = True
@@ -412,6 +465,9 @@ def _node_backward(node, grad_out):
     """The gradients of a node's inputs from the gradient of its output (a tuple)."""
     if grad_out is None:  # every path from here to the root was non-differentiable
         return ()
+    if node.output_hooks:
+        grad_out = run_tensor_hooks(node.output_hooks, grad_out, node.parents[0]._wrap)
+    # After the hooks, as PyTorch runs retain_grad's last: .grad holds the changed gradient.
     if node.output is not None:  # retain_grad() was called on this intermediate
         _accumulate(node.output, grad_out)
     check_saved_versions(node)
@@ -434,17 +490,53 @@ def _leaf_edges(nodes):
     return pending
 
 
-def _count_down(node, pending):
-    """One edge into each leaf input of ``node`` is done; run the hooks of leaves now done."""
+def _count_down(node, pending, leaf_grads):
+    """One edge into each leaf input of ``node`` is done; a leaf whose last edge this was gets
+    the gradient summed over its edges (``leaf_grads``)."""
     for leaf in _leaf_inputs(node):
         pending[leaf] -= 1
         if pending[leaf] == 0:
-            _grad_ready(leaf)
+            _leaf_done(leaf, leaf_grads.pop(leaf, None))
 
 
-def _grad_ready(leaf):
+def _leaf_done(leaf, grad):
+    """A leaf's gradient of this pass is complete (None: no path delivered one): run its
+    tensor hooks on it, accumulate it, run its post-accumulate hooks, then the engine's
+    gradient-ready hooks."""
+    if grad is not None:
+        if leaf._backward_hooks:
+            grad = run_tensor_hooks(leaf._backward_hooks, grad, leaf._wrap)
+        _accumulate(leaf, grad)
+        for hook in list((leaf._post_accumulate_grad_hooks or {}).values()):
+            hook(leaf)
     for hook in list(_grad_ready_hooks.values()):
         hook(leaf)
+
+
+def run_tensor_hooks(hooks, grad, wrap):
+    """``grad`` (an array) through each of ``hooks`` in turn, as a Tensor made by ``wrap``: a
+    hook returning a tensor replaces the gradient (``checked_gradient``). Returns the array."""
+    for hook in list(hooks.values()):
+        result = hook(wrap(grad))
+        if result is not None:
+            grad = checked_gradient(f"hook {getattr(hook, '__name__', hook)!r}", result, grad)
+    return grad
+
+
+def checked_gradient(source, new, old):
+    """The array of ``new``, a gradient that ``source`` (named in errors) returned to replace
+    the array ``old``: a tensor of the same shape and dtype, or a RuntimeError saying how it
+    differs (as PyTorch's "hook has changed the size of value")."""
+    if not isinstance(new, TensorBase):
+        raise TypeError(f"{source} returned {type(new).__name__}; a gradient hook returns a "
+                        "Tensor or None")
+    if new.data.shape != old.shape:
+        raise RuntimeError(f"{source} returned a gradient of shape {tuple(new.data.shape)}, "
+                           f"the gradient it replaces has shape {tuple(old.shape)}")
+    if new.data.dtype != old.dtype:
+        raise RuntimeError(f"{source} returned a gradient of dtype {new.data.dtype}, the "
+                           f"gradient it replaces has dtype {old.dtype}")
+    return new.data
 
 
 def _accumulate(tensor, grad):

@@ -26,6 +26,14 @@ def _is_array(value):
     return isinstance(value, np.ndarray) or backend.is_cupy_array(value)
 
 
+def _names_a_dtype(name):
+    try:
+        np.dtype(name)
+    except TypeError:
+        return False
+    return True
+
+
 def _to_array(data, dtype=None):
     """Turn data (Tensor, array, scalar, nested list) into an array, with PyTorch's dtype rules."""
     if isinstance(data, Tensor):
@@ -106,8 +114,18 @@ class Tensor(TensorBase):
         return self.data.item()
 
     def numpy(self):
-        """The data as a NumPy array (shares memory on the CPU, copies from a GPU)."""
-        return backend.to_device(self.data, "cpu")
+        """The data as a NumPy array (shares memory on the CPU, copies from a GPU).
+
+        For a tensor that requires grad the array is a *read-only* view: writing into it would
+        change values a graph saved for backward and so, silently, later gradients. (PyTorch
+        refuses ``numpy()`` on such a tensor and wants ``detach().numpy()``; reading values
+        this way is too common in tests and lessons to refuse it.) ``detach().numpy()`` is the
+        writable view, as ``numpy()`` of any tensor that does not require grad."""
+        array = backend.to_device(self.data, "cpu")
+        if self.requires_grad and array is self.data:
+            array = array.view()
+            array.flags.writeable = False
+        return array
 
     def tolist(self):
         return self.numpy().tolist()
@@ -154,8 +172,8 @@ class Tensor(TensorBase):
     def to(self, target):
         """Move to a device (``"cpu"``, ``"cuda"``, ``"cuda:0"``, a ``minigrad.device``) or
         cast to a dtype; differentiable."""
-        if isinstance(target, str) and target.partition(":")[0] in backend.DEVICES:
-            return ops.to_device(self, backend.device(target))
+        if isinstance(target, str) and not _names_a_dtype(target):
+            return ops.to_device(self, backend.device(target))  # unknown names: "unknown device"
         return ops.cast(self, target)
 
     def type(self, dtype=None):

@@ -27,6 +27,14 @@ def test_lesson_01_gradient_descent_reaches_the_least_squares_line(tmp_path, cap
     diverging = rows[learning_rates[3]]  # 1.05 x the stability limit
     assert diverging[0] < 600 and diverging[1] > 1e6 * result["best_loss"]
 
+    # the post-accumulate hooks recorded each parameter's gradient norm once per step
+    for lr, (steps, *_) in rows.items():
+        for name in ("w", "b"):
+            norms = np.array(result["grad_norms"][lr][name])
+            assert len(norms) == steps and np.all(np.isfinite(norms)) and np.all(norms > 0)
+    converging, diverging_norms = (result["grad_norms"][learning_rates[i]]["w"] for i in (2, 3))
+    assert converging[-1] < 1e-4 * converging[0] and diverging_norms[-1] > 1e3 * diverging_norms[0]
+    assert result["plots"][3].endswith("grad_norms.png")
     assert_pngs(result["plots"])
 
 

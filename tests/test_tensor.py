@@ -204,3 +204,9 @@ def test_every_op_pytorch_has_as_a_tensor_method_is_one(torch_reference):
     missing = [name for name in mg.ops.__all__
                if name in torch_methods and not hasattr(mg.Tensor, name)]
     assert not missing, f"ops without their Tensor method: {missing}"
+
+
+def test_to_an_unknown_device_names_it():
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        mg.zeros(2).to("tpu")
+    assert mg.zeros(2).to("float64").dtype == np.float64

@@ -16,7 +16,9 @@ Parameter or Module to a name that is already one replaces it where it stands, k
 A tensor may also be *parametrized* (``minigrad.nn.utils.parametrize``): ``module.weight`` is
 then computed from stored tensors at every access; ``parametrizations`` maps such names to how.
 Calling a module runs its forward pre-hooks, ``forward``, then its forward hooks: the seam that
-quantization observers and distillation losses plug into.
+quantization observers and distillation losses plug into. Its backward hooks (PyTorch's
+``register_full_backward_pre_hook`` and ``register_full_backward_hook``) see the gradients of
+its output and of its input during ``backward``, through identity nodes put around the call.
 
 ``to(device)``, ``to(dtype)``, ``half``/``float``/``double``, ``type`` and ``requires_grad_``
 change every parameter and buffer in place and return the module, as in PyTorch: the
@@ -29,7 +31,7 @@ from types import MappingProxyType
 import numpy as np
 
 from minigrad import backend
-from minigrad.autograd import RemovableHandle
+from minigrad.autograd import Function, RemovableHandle, checked_gradient, is_grad_enabled
 from minigrad.tensor import Tensor
 
 
@@ -72,6 +74,110 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+class _BackwardHookFunction(Function):
+    """The identity y = x, whose backward hands dL/dy to ``on_backward`` and passes on what
+    that returns as dL/dx (an array, or None: no gradient flows on).
+
+    A module with backward hooks is called with one of these around its input and one around
+    its output (the construction of PyTorch's ``BackwardHook``), so the engine itself says
+    when the module's gradients are known: the output's node runs before any op inside the
+    module (dL/d output, ``grad_output``), the input's node after all of them (dL/d input,
+    ``grad_input``)."""
+
+    @staticmethod
+    def forward(ctx, x, on_backward):
+        ctx.on_backward = on_backward
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (ctx.on_backward(grad),)
+
+
+class _BackwardHookCall:
+    """The backward hooks of one call of ``module`` with ``n_args`` positional arguments.
+
+    ``grad_input`` has an entry per positional argument: dL/d argument for the one tensor that
+    requires grad, None for the others; ``grad_output`` is (dL/d output,). When no argument
+    requires grad, the full backward hooks run with the output's gradient, as in PyTorch."""
+
+    def __init__(self, module, n_args):
+        self.module, self.n_args = module, n_args
+        self.input_index = None  # the argument wrapped in an identity node, if any
+        self.grad_output = (None,)
+
+    def wrap_input(self, args):
+        needing = [i for i, arg in enumerate(args)
+                   if isinstance(arg, Tensor) and arg.requires_grad]
+        if len(needing) > 1:
+            raise RuntimeError(
+                f"{type(self.module).__name__} has backward hooks and was called with "
+                f"{len(needing)} tensors that require grad (arguments {needing}); minigrad's "
+                "module backward hooks take one (each graph node has one output)")
+        if not needing or not is_grad_enabled():
+            return args
+        self.input_index = i = needing[0]
+        wrapped = _BackwardHookFunction.apply(args[i], on_backward=self.input_gradient)
+        return args[:i] + (wrapped,) + args[i + 1:]
+
+    def wrap_output(self, output):
+        if not isinstance(output, Tensor):
+            raise TypeError(f"{type(self.module).__name__} has backward hooks, so its forward "
+                            f"must return one Tensor, got {type(output).__name__}")
+        if not output.requires_grad:
+            return output
+        return _BackwardHookFunction.apply(output, on_backward=self.output_gradient)
+
+    def output_gradient(self, grad):
+        """dL/d output arrives: the backward pre-hooks may replace it (in turn)."""
+        grad_output = (Tensor(grad),)
+        for hook in list(self.module._backward_pre_hooks.values()):
+            result = hook(self.module, grad_output)
+            if result is not None:
+                grad_output = self._replaced("backward pre-hook", result, grad_output)
+        self.grad_output = grad_output
+        if self.input_index is None:
+            self._run_full_hooks((None,) * self.n_args)
+        return None if grad_output[0] is None else grad_output[0].data
+
+    def input_gradient(self, grad):
+        """dL/d input is known: the full backward hooks see it and may replace it."""
+        grad_input = [None] * self.n_args
+        grad_input[self.input_index] = Tensor(grad)
+        changed = self._run_full_hooks(tuple(grad_input))[self.input_index]
+        return None if changed is None else changed.data
+
+    def _run_full_hooks(self, grad_input):
+        for hook in list(self.module._backward_hooks.values()):
+            result = hook(self.module, grad_input, self.grad_output)
+            if result is None:
+                continue
+            if self.input_index is None:
+                if not (isinstance(result, tuple) and all(g is None for g in result)):
+                    raise RuntimeError("Backward hook for Modules where no input requires "
+                                       "gradient should always return None or None for all "
+                                       "gradients.")
+                continue
+            grad_input = self._replaced("backward hook", result, grad_input)
+        return grad_input
+
+    def _replaced(self, source, new, old):
+        """``new``, the gradients a hook returned in place of ``old``, once checked: a tuple of
+        as many, each None or a tensor of its gradient's shape and dtype."""
+        name = f"{type(self.module).__name__}'s {source}"
+        if not isinstance(new, tuple) or len(new) != len(old):
+            got = len(new) if isinstance(new, tuple) else type(new).__name__
+            raise RuntimeError(f"{name} returned an invalid number of gradients, got {got}, "
+                               f"but expected a tuple of {len(old)}")
+        for i, (n, o) in enumerate(zip(new, old)):
+            if n is not None and o is None:
+                raise RuntimeError(f"{name} returned a gradient for argument {i}, which has "
+                                   "none (it is not a tensor that requires grad)")
+            if n is not None:
+                checked_gradient(f"{name} (gradient {i})", n, o.data)
+        return new
+
+
 class Module:
     """Base class of all layers and models: subclass it, assign parts in ``__init__`` and write
     ``forward``."""
@@ -83,6 +189,8 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_hooks", OrderedDict())
         object.__setattr__(self, "_parametrizations", OrderedDict())
         object.__setattr__(self, "training", True)
 
@@ -207,15 +315,23 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
+        """PyTorch's order: forward pre-hooks, ``forward``, forward hooks; with backward hooks,
+        the input is wrapped after the pre-hooks and the output after the forward hooks."""
         for hook in list(self._forward_pre_hooks.values()):
             result = hook(self, args)
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)
+        backward_hooks = None
+        if self._backward_hooks or self._backward_pre_hooks:
+            backward_hooks = _BackwardHookCall(self, len(args))
+            args = backward_hooks.wrap_input(args)
         output = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             result = hook(self, args, output)
             if result is not None:
                 output = result
+        if backward_hooks is not None:
+            output = backward_hooks.wrap_output(output)
         return output
 
     def register_forward_pre_hook(self, hook):
@@ -225,6 +341,24 @@ class Module:
     def register_forward_hook(self, hook):
         """``hook(module, args, output)`` runs after forward; it may return a new output."""
         return RemovableHandle(self._forward_hooks, hook)
+
+    def register_full_backward_pre_hook(self, hook):
+        """``hook(module, grad_output)`` runs in backward when the gradient of the module's
+        output is known, before any gradient inside the module is computed; it may return a
+        new ``grad_output`` (a tuple of one tensor). Returns a ``RemovableHandle``."""
+        return RemovableHandle(self._backward_pre_hooks, hook)
+
+    def register_full_backward_hook(self, hook):
+        """``hook(module, grad_input, grad_output)`` runs in backward once the gradients with
+        respect to the module's inputs are known; it may return a new ``grad_input``.
+
+        ``grad_input`` has one entry per positional argument of the call (dL/d argument for a
+        tensor that requires grad, None otherwise), ``grad_output`` is (dL/d output,). When no
+        argument requires grad the hook runs as soon as ``grad_output`` is known, with
+        ``grad_input`` all None (and must return None). Identity nodes around the call tell
+        the hook when (``_BackwardHookFunction``), so forward must return one Tensor and at
+        most one argument may require grad. Returns a ``RemovableHandle``."""
+        return RemovableHandle(self._backward_hooks, hook)
 
     # ----------------------------------------------------------------- traversal
     def named_modules(self, prefix=""):
