@@ -29,11 +29,23 @@ and an array that occurs twice in ``obj`` is stored twice and loads as two array
 ever unpickled, so loading a file cannot run code (``load``'s ``weights_only`` is accepted
 for PyTorch's sake; either way the answer is the same). Writing is atomic: the file is written
 under a temporary name in the same folder, flushed to disk, then renamed over ``path``, so
-a crash never leaves a half-written file at ``path``.
+a crash never leaves a half-written file at ``path``; a process killed mid-write leaves its
+temporary file, which the next save into that folder removes once it is older than
+``STALE_TEMPORARY_AGE_S``.
+
+A damaged or crafted file is refused with one ValueError that names the path and says it is
+truncated or corrupt (and why), whatever part of it is damaged: the zip structure, an array's
+header (one claiming more bytes than the entry holds is refused before anything is
+allocated), or the metadata (nested past ``MAX_DEPTH``, or naming what is not there).
 """
 
+import io
 import json
+import lzma
 import os
+import re
+import struct
+import time
 import uuid
 import zipfile
 import zlib
@@ -48,6 +60,15 @@ VERSION = 1
 METADATA_ENTRY = "metadata"
 ZIP_SIGNATURE = b"PK\x03\x04"  # the first bytes of a zip file, hence of an .npz
 ARRAY_TYPES = {"array", "tensor", "numpy_scalar"}
+TEMPORARY_SUFFIX = ".minigrad-tmp"
+STALE_TEMPORARY_AGE_S = 60.0  # a temporary file older than this belongs to a killed save
+MAX_DEPTH = 200  # metadata nested deeper than this is refused (a crafted file)
+# What reading a damaged zip can raise: zipfile's own errors, those of its decompressors
+# (a flipped compression-method field picks deflate, bzip2 or lzma), a flipped encryption
+# flag (RuntimeError), an unknown method (NotImplementedError), and short reads.
+_ZIP_READ_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError,
+                    ValueError, KeyError, NotImplementedError, RuntimeError, struct.error,
+                    OverflowError, UnicodeDecodeError)
 
 
 # ----------------------------------------------------------------------------- save
@@ -114,9 +135,11 @@ def atomic_write(path, write, caller):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{caller}: folder {folder!r} does not exist (saving {path!r})")
+    remove_stale_temporaries(folder)
     # Not tempfile.mkstemp: it creates files readable by the owner only, and after the rename
     # the saved file would keep those permissions; open(..., "xb") follows the umask.
-    temp_path = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
+    temp_path = os.path.join(
+        folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}{TEMPORARY_SUFFIX}")
     file = open(temp_path, "xb")
     try:
         with file:
@@ -129,24 +152,90 @@ def atomic_write(path, write, caller):
         raise
 
 
+_TEMPORARY_NAME = re.compile(r"\..+\.[0-9a-f]{8}" + re.escape(TEMPORARY_SUFFIX))
+
+
+def remove_stale_temporaries(folder):
+    """Delete the temporary files ``atomic_write`` leaves in ``folder`` when its process is
+    killed mid-write (``.<name>.<8 hex digits>.minigrad-tmp``), those last modified more than
+    ``STALE_TEMPORARY_AGE_S`` seconds ago: a save still writing keeps its file fresh. Files
+    of other names are never touched; one that vanishes meanwhile (another save removed it)
+    is skipped."""
+    now = time.time()
+    for entry in os.scandir(folder):
+        if not _TEMPORARY_NAME.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            if now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMPORARY_AGE_S:
+                os.remove(entry.path)
+        except FileNotFoundError:
+            pass
+
+
 # ----------------------------------------------------------------------------- load
+def _corrupt(path, reason):
+    """The loader's one error for a damaged or crafted file."""
+    return ValueError(f"load: {path!r} is truncated or corrupt ({reason})")
+
+
+def _read_npy(data, name, path):
+    """The array in the bytes ``data`` of .npy entry ``name``, read without pickle; its header
+    is checked against the bytes that follow it before any memory is taken for the array."""
+    file = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(file)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran_order, dtype = read_header(file)
+    except ValueError as error:
+        raise _corrupt(path, f"entry {name!r} has a damaged .npy header: {error}") from error
+    if dtype.hasobject:
+        raise _corrupt(path, f"entry {name!r} holds Python objects, which would need pickle")
+    count = int(np.prod(shape, dtype=object))
+    if count * dtype.itemsize != len(data) - file.tell():
+        raise _corrupt(path, f"entry {name!r} claims {count * dtype.itemsize} bytes of "
+                             f"{dtype} {shape}, but holds {len(data) - file.tell()}")
+    array = np.frombuffer(data, dtype=dtype, count=count, offset=file.tell())
+    return array.reshape(shape, order="F" if fortran_order else "C").copy()
+
+
+def _listed_entry_count(path):
+    """The number of entries the zip's end record lists (None when the file ends in a comment
+    or a zip64 record, which ``save`` never writes). A damaged length field in the central
+    directory can swallow the records after it, which zipfile then never sees: this count
+    tells."""
+    end = struct.Struct("<4s4H2LH")  # signature, disk numbers, entry counts, sizes, comment
+    with open(path, "rb") as file:
+        file.seek(0, os.SEEK_END)
+        if file.tell() < end.size:
+            return None
+        file.seek(-end.size, os.SEEK_END)
+        signature, _, _, _, total, _, _, comment = end.unpack(file.read(end.size))
+    if signature != b"PK\x05\x06" or comment or total == 0xFFFF:
+        return None
+    return total
+
+
 def _read_entries(path):
-    """Every entry of the .npz at ``path`` as {name: array}; ValueError if it cannot be read."""
+    """Every ``.npy`` entry of the .npz at ``path`` as {name without .npy: array}; the
+    loader's ValueError if it cannot be read (zipfile checks each entry's CRC-32)."""
     with open(path, "rb") as file:
         signature = file.read(len(ZIP_SIGNATURE))
-    # Checked first so that np.load never falls back to its pickle path, whose error message
-    # suggests loading the file unsafely.
     if signature != ZIP_SIGNATURE:
-        raise ValueError(f"load: {path!r} is not an .npz file (it does not start with the zip "
-                         f"signature; empty, or another format)")
+        raise ValueError(f"load: {path!r} is not an .npz file, or is truncated or corrupt (it "
+                         "does not start with the zip signature; empty, or another format)")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    # A truncated or damaged zip raises BadZipFile (also for a bad CRC) or EOFError; a mangled
-    # .npy header inside it raises ValueError.
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
-        raise ValueError(f"load: {path!r} is truncated or corrupt ({type(error).__name__}: "
-                         f"{error})") from error
+        # Every entry is read, .npy or not, so that each one's name and CRC-32 are checked.
+        with zipfile.ZipFile(path) as archive:
+            raw = {name: archive.read(name) for name in archive.namelist()}
+    except _ZIP_READ_ERRORS as error:
+        raise _corrupt(path, f"{type(error).__name__}: {error}") from error
+    listed = _listed_entry_count(path)
+    if listed is not None and listed != len(raw):
+        raise _corrupt(path, f"its end record lists {listed} entries, its central directory "
+                             f"holds {len(raw)}")
+    return {name.removesuffix(".npy"): _read_npy(data, name, path)
+            for name, data in raw.items() if name.endswith(".npy")}
 
 
 def _read_tree(metadata, path):
@@ -155,8 +244,8 @@ def _read_tree(metadata, path):
         raise ValueError(f"load: {path!r} is not a minigrad file (no {METADATA_ENTRY!r} entry)")
     try:
         header = json.loads(metadata.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"load: {path!r} has unreadable metadata: {error}") from error
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise _corrupt(path, f"unreadable metadata: {type(error).__name__}: {error}") from error
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError(f"load: {path!r} is not a minigrad file (its metadata has no "
                          f"\"format\": \"{FORMAT}\")")
@@ -170,22 +259,23 @@ def _read_tree(metadata, path):
 def _load_array(node, entries, path):
     """The array that ``node`` refers to, checked against the dtype and shape it records."""
     entry = node.get("entry")
-    if entry not in entries:
-        raise ValueError(f"load: {path!r} is missing the array entry {entry!r} named in its "
-                         f"metadata")
+    if not isinstance(entry, str) or entry not in entries:
+        raise _corrupt(path, f"the array entry {entry!r} named in its metadata is missing")
     array = entries[entry]
     expected_dtype, expected_shape = np.dtype(node["dtype"]), tuple(node["shape"])
     if array.dtype != expected_dtype or array.shape != expected_shape:
-        raise ValueError(f"load: {path!r}: array {entry!r} has dtype {array.dtype} and shape "
-                         f"{array.shape}, but the metadata says dtype {expected_dtype} and "
-                         f"shape {expected_shape}")
+        raise _corrupt(path, f"array {entry!r} has dtype {array.dtype} and shape "
+                             f"{array.shape}, but the metadata says dtype {expected_dtype} and "
+                             f"shape {expected_shape}")
     return array
 
 
-def _decode(node, entries, path, device):
+def _decode(node, entries, path, device, depth=0):
     """Rebuild the object that the tree ``node`` describes, its Tensors on ``device``."""
     if node is None or isinstance(node, (bool, int, float, str)):
         return node
+    if depth > MAX_DEPTH:
+        raise _corrupt(path, f"its metadata nests deeper than {MAX_DEPTH} levels")
     node_type = node.get("type") if isinstance(node, dict) else None
     if node_type in ARRAY_TYPES:
         array = _load_array(node, entries, path)
@@ -193,12 +283,12 @@ def _decode(node, entries, path, device):
             return Tensor(backend.to_device(array, device))
         return array[()] if node_type == "numpy_scalar" else array
     if node_type == "dict":
-        return {key: _decode(value, entries, path, device)
+        return {key: _decode(value, entries, path, device, depth + 1)
                 for key, value in node["items"].items()}
     if node_type in ("list", "tuple"):
-        items = [_decode(value, entries, path, device) for value in node["items"]]
+        items = [_decode(value, entries, path, device, depth + 1) for value in node["items"]]
         return tuple(items) if node_type == "tuple" else items
-    raise ValueError(f"load: {path!r} has a malformed metadata node: {str(node)[:200]}")
+    raise _corrupt(path, f"a malformed metadata node: {str(node)[:200]}")
 
 
 def _map_location_device(map_location):
@@ -232,5 +322,6 @@ def load(path, map_location=None, *, weights_only=None):
     tree = _read_tree(entries.pop(METADATA_ENTRY, None), path)
     try:
         return _decode(tree, entries, path, device)
-    except (KeyError, TypeError, AttributeError) as error:  # a node lacks a field or has a bad one
-        raise ValueError(f"load: {path!r} has malformed metadata ({error!r})") from error
+    # A node that lacks a field or has a bad one (np.dtype of a bad string: TypeError).
+    except (KeyError, TypeError, AttributeError) as error:
+        raise _corrupt(path, f"malformed metadata: {error!r}") from error

@@ -115,7 +115,7 @@ def test_damaged_or_foreign_files_are_refused(tmp_path):
     with pytest.raises(ValueError, match="CRC"):
         compress.load_compressed(tmp_path / "flipped.mgdc")
     (tmp_path / "short.mgdc").write_bytes(path.read_bytes()[:-10])
-    with pytest.raises(ValueError, match="damaged or truncated"):
+    with pytest.raises(ValueError, match="short.mgdc' is truncated or corrupt"):
         compress.load_compressed(tmp_path / "short.mgdc")
     (tmp_path / "other.npz").write_bytes(b"PK\x03\x04 not ours")
     with pytest.raises(ValueError, match="not a minigrad compressed model"):

@@ -141,7 +141,9 @@ __global__ void col2im(long long total, const T* cols, T* x, Window w) {
     x[index] = sum;
 }
 
-// One thread per output: the window's first strict maximum and its offset kh*KW + kw.
+// One thread per output: the window's first strict maximum and its offset kh*KW + kw; a NaN
+// wins over every number and over earlier NaNs (PyTorch's rule: the window's last NaN).
+// value != value is the NaN test (NVRTC has no <cmath>; no fast-math flag is given).
 template <typename T>
 __global__ void max_pool2d_forward(long long total, const T* x, T* out, long long* winner,
                                    Window w) {
@@ -153,7 +155,7 @@ __global__ void max_pool2d_forward(long long total, const T* x, T* out, long lon
     long long best_offset = 0;
     for_each_input_in_window(i, j, w, [&](int kh, int kw, int row, int col) {
         T value = x[nchw(n, c, row, col, w.channels, w.height, w.width)];
-        if (value > best) {
+        if (value > best || value != value) {
             best = value;
             best_offset = kh * w.kernel_w + kw;
         }

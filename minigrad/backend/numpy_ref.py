@@ -120,6 +120,9 @@ def max_pool2d_forward(x, kernel_hw, stride, padding, dilation):
     """out[n, c, i, j] = max over the window; also returns which offset won (for backward).
 
     Padding counts as -inf, so it never wins. On ties the first offset in (kh, kw) order wins.
+    A NaN wins over every number, and a later NaN over an earlier one, as in PyTorch (whose
+    kernel keeps ``val > max || isnan(val)``): a window holding a NaN gives NaN, and its
+    gradient goes to the window's last NaN.
     """
     xp = array_module(x)
     out_hw = output_hw(x.shape, kernel_hw, stride, padding, dilation)
@@ -128,7 +131,7 @@ def max_pool2d_forward(x, kernel_hw, stride, padding, dilation):
     winner = xp.zeros(out.shape, dtype=np.int64)
     for kh, kw, window in _offsets(kernel_hw, out_hw, stride, dilation):
         candidate = x_pad[window]
-        better = candidate > out
+        better = (candidate > out) | xp.isnan(candidate)
         out = xp.where(better, candidate, out)
         winner = xp.where(better, kh * kernel_hw[1] + kw, winner)
     return out, winner

@@ -20,10 +20,14 @@ The file is the whole accounting, nothing left out:
     body (codebooks, code tables, packed streams and plain tensors, in header order)
 
 so ``CompressedModel.nbytes()`` adds up to the file's size, and a damaged file fails its
-CRC and is refused before anything is decoded.
+CRC and is refused before anything is decoded. A file damaged where the CRC does not reach
+(the preamble) or crafted with a valid CRC is refused with the same ValueError, naming the
+path and saying it is truncated or corrupt: every size it claims is checked against the
+bytes there before it is read or allocated.
 """
 
 import json
+import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -228,21 +232,46 @@ def save_compressed(model, path, index_bits=default_index_bits):
     return compressed
 
 
+class _CorruptPart(ValueError):
+    """A part of a compressed file that does not hold what the header says (the reason)."""
+
+
+# What a crafted header (valid CRC, wrong contents) makes the parsing raise: a missing key, a
+# value of the wrong type or out of range, a header that is not zlib or JSON, or nesting
+# deep enough to exhaust the JSON parser's recursion.
+_HEADER_ERRORS = (_CorruptPart, KeyError, TypeError, ValueError, IndexError, OverflowError,
+                  zlib.error, RecursionError)
+
+
 def load_compressed(path):
     """The CompressedModel in the file at ``path``; load it into a fresh model of the same
     architecture with ``model.load_state_dict(compressed.state_dict())``. A file that is not
-    one, of another version, or damaged (CRC mismatch, truncated) raises ValueError."""
+    one, of another version, or damaged (CRC mismatch, truncated) raises ValueError naming
+    the path; for a damaged file it says "truncated or corrupt"."""
+    path = os.fspath(path)
     with open(path, "rb") as file:
         data = file.read()
     if len(data) < PREAMBLE.size or data[:4] != MAGIC:
-        raise ValueError(f"load_compressed: {path!r} is not a minigrad compressed model")
+        raise ValueError(f"load_compressed: {path!r} is not a minigrad compressed model, or is "
+                         f"truncated or corrupt (it does not start with {MAGIC!r})")
     _, version, header_size, crc = PREAMBLE.unpack_from(data)
     if version != VERSION:
         raise ValueError(f"load_compressed: {path!r} has format version {version}; this "
-                         f"minigrad reads version {VERSION}")
+                         f"minigrad reads version {VERSION} (a newer minigrad's file, or one "
+                         "truncated or corrupt)")
     if zlib.crc32(data[PREAMBLE.size:]) != crc:
-        raise ValueError(f"load_compressed: {path!r} is damaged or truncated (CRC mismatch); "
+        raise ValueError(f"load_compressed: {path!r} is truncated or corrupt (CRC mismatch); "
                          "nothing was loaded")
+    try:
+        return _parse(data, header_size)
+    except _HEADER_ERRORS as error:
+        raise ValueError(f"load_compressed: {path!r} is truncated or corrupt ({error})") from error
+
+
+def _parse(data, header_size):
+    """The CompressedModel from a file's bytes whose CRC has been checked."""
+    if PREAMBLE.size + header_size > len(data):
+        raise _CorruptPart(f"a header of {header_size} bytes in a file of {len(data)}")
     header = json.loads(zlib.decompress(data[PREAMBLE.size:PREAMBLE.size + header_size]))
     reader = _Reader(data, PREAMBLE.size + header_size)
     layers = []
@@ -254,32 +283,41 @@ def load_compressed(path):
     plain = {}
     for entry in header["plain"]:
         dtype = np.dtype(entry["dtype"])
-        size = dtype.itemsize * int(np.prod(entry["shape"]))
+        if dtype.hasobject:
+            raise _CorruptPart(f"tensor {entry['name']!r} claims dtype {dtype}")
+        size = dtype.itemsize * int(np.prod(entry["shape"], dtype=object))
         plain[entry["name"]] = np.frombuffer(reader.take(size), dtype=dtype).reshape(
             entry["shape"]).copy()
     if reader.offset != len(data):
-        raise ValueError(f"load_compressed: {path!r} has {len(data) - reader.offset} bytes "
-                         "past its last tensor")
+        raise _CorruptPart(f"{len(data) - reader.offset} bytes past its last tensor")
     return CompressedModel(layers, plain)
 
 
 class _Reader:
-    """Reads the body's consecutive parts."""
+    """Reads the body's consecutive parts, each checked to lie inside the file."""
 
     def __init__(self, data, offset):
         self.data, self.offset = data, offset
 
     def take(self, size):
-        if self.offset + size > len(self.data):
-            raise ValueError("load_compressed: the file ends inside a tensor (truncated)")
+        if not 0 <= size <= len(self.data) - self.offset:
+            raise _CorruptPart(f"a part of {size} bytes at offset {self.offset}, past the end "
+                              f"of the file ({len(self.data)} bytes)")
         part = self.data[self.offset:self.offset + size]
         self.offset += size
         return part
 
     def stream(self, entry):
+        """A Stream whose claimed symbol count fits its bytes: at least one bit a symbol when
+        Huffman-coded, ``bits`` bits a symbol at fixed width."""
+        count, bits, size = int(entry["count"]), int(entry["bits"]), int(entry["bytes"])
+        if not 1 <= bits <= 32 or count < 0:
+            raise _CorruptPart(f"a stream of {count} symbols of {bits} bits")
         lengths = None
         if entry["huffman"]:
-            alphabet = 2**entry["bits"]
+            alphabet = 2**bits
             lengths = _unpack_nibbles(self.take(huffman.table_bytes(alphabet)), alphabet)
-        payload = np.frombuffer(self.take(entry["bytes"]), dtype=np.uint8).copy()
-        return Stream(entry["count"], entry["bits"], payload, lengths)
+        payload = np.frombuffer(self.take(size), dtype=np.uint8).copy()
+        if count * (1 if lengths is not None else bits) > 8 * size:
+            raise _CorruptPart(f"a stream of {count} symbols in {size} bytes")
+        return Stream(count, bits, payload, lengths)

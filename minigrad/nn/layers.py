@@ -12,18 +12,39 @@ from minigrad.creation import ones, zeros
 from minigrad.nn import functional as F
 from minigrad.nn import init
 from minigrad.nn.module import Module, Parameter
-from minigrad.ops.nn import pair
+from minigrad.ops.nn import check_window_arguments, pair
 from minigrad.tensor import tensor
 
 
 def _default_init(weight, bias):
     """PyTorch's default: kaiming_uniform_(a=sqrt(5)) for the weight, i.e. U(-1/sqrt(fan_in),
-    1/sqrt(fan_in)), and the same bound for the bias."""
-    init.kaiming_uniform_(weight, a=math.sqrt(5))
+    1/sqrt(fan_in)), and the same bound for the bias. A layer without inputs (fan_in = 0,
+    ``Linear(0, 3)``, which PyTorch allows) has an empty weight to leave and a bias of zeros,
+    as in PyTorch."""
+    fan_in, _ = init.calculate_fan_in_and_fan_out(weight)
+    if weight.numel():
+        init.kaiming_uniform_(weight, a=math.sqrt(5))
     if bias is not None:
-        fan_in, _ = init.calculate_fan_in_and_fan_out(weight)
-        bound = 1 / math.sqrt(fan_in)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
         init.uniform_(bias, -bound, bound)
+
+
+def _check_sizes(layer, **sizes):
+    """ValueError naming the layer, the argument and its value for a negative size (PyTorch
+    refuses them when it makes the weight: "negative dimension")."""
+    for argument, value in sizes.items():
+        if value < 0:
+            raise ValueError(f"{layer}: {argument} must be non-negative, got {value!r}")
+
+
+def _unbatched_as_batch_of_one(forward, x, spatial_dims):
+    """``forward(x)``, where a ``forward`` made for (N, C, *spatial) inputs also takes one
+    unbatched (C, *spatial) sample, as PyTorch's layers do: it runs as a batch of one and
+    the batch dim is removed from the result (from both results of ``return_indices``)."""
+    if x.ndim != spatial_dims + 1:
+        return forward(x)
+    out = forward(x.unsqueeze(0))
+    return tuple(o.squeeze(0) for o in out) if isinstance(out, tuple) else out.squeeze(0)
 
 
 class Linear(Module):
@@ -31,6 +52,7 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
+        _check_sizes("Linear", in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.empty((out_features, in_features), dtype=np.float32))
         self.register_parameter(
@@ -58,7 +80,10 @@ class _ConvNd(Module):
     """Shared by the convolution layers: PyTorch's arguments and attribute names, the weight
     (out_channels, in_channels, *kernel_size), or (in_channels, out_channels, *kernel_size)
     for a transposed convolution, and the default initialisation; groups=1 only.
-    ``as_tuple`` makes the window arguments per-axis tuples (``pair`` in 2-D)."""
+    ``as_tuple`` makes the window arguments per-axis tuples (``pair`` in 2-D). Window
+    arguments out of PyTorch's limits are refused when the layer is built
+    (``check_window_arguments``), and an unbatched (C, *spatial) input is taken as PyTorch
+    takes it (``_unbatched_as_batch_of_one``)."""
 
     transposed = False
     as_tuple = staticmethod(pair)
@@ -73,6 +98,9 @@ class _ConvNd(Module):
         self.kernel_size, self.stride = self.as_tuple(kernel_size), self.as_tuple(stride)
         self.padding = padding if isinstance(padding, str) else self.as_tuple(padding)
         self.dilation, self.output_padding = self.as_tuple(dilation), self.as_tuple(output_padding)
+        _check_sizes(type(self).__name__, in_channels=in_channels, out_channels=out_channels)
+        check_window_arguments(type(self).__name__, self.kernel_size, self.stride, self.padding,
+                               self.dilation, self.output_padding)
         channels = (in_channels, out_channels) if self.transposed else (out_channels, in_channels)
         self.weight = Parameter(np.empty(channels + self.kernel_size, dtype=np.float32))
         self.register_parameter(
@@ -82,6 +110,9 @@ class _ConvNd(Module):
     def reset_parameters(self):
         """Draw fresh weights with the default initialisation (in place)."""
         _default_init(self.weight, self.bias)
+
+    def forward(self, x):
+        return _unbatched_as_batch_of_one(self.batched_forward, x, len(self.kernel_size))
 
     def extra_repr(self):
         text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -106,7 +137,7 @@ class Conv1d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias)
 
-    def forward(self, x):
+    def batched_forward(self, x):
         return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
 
 
@@ -118,7 +149,7 @@ class Conv2d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias)
 
-    def forward(self, x):
+    def batched_forward(self, x):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
 
 
@@ -134,7 +165,7 @@ class ConvTranspose1d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, output_padding)
 
-    def forward(self, x):
+    def batched_forward(self, x):
         return F.conv_transpose1d(x, self.weight, self.bias, self.stride, self.padding,
                                   self.output_padding, 1, self.dilation)
 
@@ -150,15 +181,18 @@ class ConvTranspose2d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, output_padding)
 
-    def forward(self, x):
+    def batched_forward(self, x):
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
                                   self.output_padding, 1, self.dilation)
 
 
 class _MaxPoolNd(Module):
-    """Shared by MaxPool1d and MaxPool2d: PyTorch's arguments, and ``pool``, the function."""
+    """Shared by MaxPool1d and MaxPool2d: PyTorch's arguments (refused when out of its limits,
+    ``check_window_arguments``), ``pool``, the function, and its ``spatial_dims``; an
+    unbatched (C, *spatial) input is taken as PyTorch takes it."""
 
     pool = None
+    spatial_dims = 2
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
                  ceil_mode=False):
@@ -166,10 +200,14 @@ class _MaxPoolNd(Module):
         self.kernel_size, self.stride = kernel_size, kernel_size if stride is None else stride
         self.padding, self.dilation = padding, dilation
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
+        check_window_arguments(type(self).__name__, self.kernel_size, self.stride, padding,
+                               dilation)
 
     def forward(self, x):
-        return self.pool(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                         self.ceil_mode, self.return_indices)
+        return _unbatched_as_batch_of_one(
+            lambda batch: self.pool(batch, self.kernel_size, self.stride, self.padding,
+                                    self.dilation, self.ceil_mode, self.return_indices),
+            x, self.spatial_dims)
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -180,6 +218,7 @@ class MaxPool1d(_MaxPoolNd):
     """Max pooling over (N, C, L) inputs (``F.max_pool1d``)."""
 
     pool = staticmethod(F.max_pool1d)
+    spatial_dims = 1
 
 
 class MaxPool2d(_MaxPoolNd):
@@ -189,7 +228,11 @@ class MaxPool2d(_MaxPoolNd):
 
 
 class _AvgPoolNd(Module):
-    """Shared by AvgPool1d and AvgPool2d: PyTorch's arguments."""
+    """Shared by AvgPool1d and AvgPool2d: PyTorch's arguments (refused when out of its limits,
+    ``check_window_arguments``); ``forward`` takes an unbatched (C, *spatial) input as
+    PyTorch does and hands batches to ``batched_forward``."""
+
+    spatial_dims = 2
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True):
@@ -197,6 +240,10 @@ class _AvgPoolNd(Module):
         self.kernel_size, self.stride = kernel_size, kernel_size if stride is None else stride
         self.padding, self.ceil_mode = padding, ceil_mode
         self.count_include_pad = count_include_pad
+        check_window_arguments(type(self).__name__, self.kernel_size, self.stride, padding, 1)
+
+    def forward(self, x):
+        return _unbatched_as_batch_of_one(self.batched_forward, x, self.spatial_dims)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -206,12 +253,14 @@ class AvgPool1d(_AvgPoolNd):
     """Average pooling over (N, C, L) inputs (``F.avg_pool1d``); the window arguments are kept
     as 1-tuples, as in PyTorch."""
 
+    spatial_dims = 1
+
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True):
         super().__init__(_one_tuple(kernel_size), None if stride is None else _one_tuple(stride),
                          _one_tuple(padding), ceil_mode, count_include_pad)
 
-    def forward(self, x):
+    def batched_forward(self, x):
         return F.avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                             self.count_include_pad)
 
@@ -224,7 +273,7 @@ class AvgPool2d(_AvgPoolNd):
         super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
         self.divisor_override = divisor_override
 
-    def forward(self, x):
+    def batched_forward(self, x):
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                             self.count_include_pad, self.divisor_override)
 

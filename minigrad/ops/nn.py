@@ -25,10 +25,28 @@ def pair(value):
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
+def check_window_arguments(name, kernel_size, stride, padding, dilation, output_padding=0):
+    """ValueError naming ``name``, the argument and its value unless kernel_size, stride and
+    dilation are at least 1 and padding and output_padding at least 0 (each an int or one int
+    per axis; a padding given as a string, "same" or "valid", is not checked here). These are
+    PyTorch's limits; PyTorch raises a RuntimeError at the forward pass, the layers here check
+    when they are built and the ops when they run."""
+    limits = (("kernel_size", kernel_size, 1), ("stride", stride, 1), ("padding", padding, 0),
+              ("dilation", dilation, 1), ("output_padding", output_padding, 0))
+    for argument, value, least in limits:
+        if isinstance(value, str):
+            continue
+        if min((value,) if isinstance(value, int) else tuple(value)) < least:
+            raise ValueError(f"{name}: {argument} must be "
+                             f"{'positive' if least else 'non-negative'}, got {value!r}")
+
+
 def window_geometry(name, x_shape, kernel, stride, padding, dilation, ceil_mode=False):
     """(output sizes, extra padding at the end) of a window op over the last ``len(kernel)``
     axes of ``x_shape`` (one ``pool_output_size`` per axis); ValueError naming the op and the
-    shapes when the window does not fit the input."""
+    argument (``check_window_arguments``), or the shapes when the window does not fit the
+    input."""
+    check_window_arguments(name, kernel, stride, padding, dilation)
     try:
         sizes = [pool_output_size(x_shape[len(x_shape) - len(kernel) + axis], kernel[axis],
                                   stride[axis], padding[axis], dilation[axis], ceil_mode)
@@ -123,6 +141,7 @@ def transposed_output_size(name, x_shape, weight_shape, stride, padding, output_
     """The spatial output size of a transposed convolution of an (N, C_in, ...) input with
     (C_in, C_out, ...) weights, along each axis H_out = (H - 1) s - 2p + d (K - 1) +
     output_padding + 1; ValueError naming the op and what is wrong."""
+    check_window_arguments(name, weight_shape[2:], stride, padding, dilation, output_padding)
     spatial = len(stride)
     if (len(x_shape) != spatial + 2 or len(weight_shape) != spatial + 2
             or x_shape[1] != weight_shape[0]):

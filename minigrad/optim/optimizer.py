@@ -111,9 +111,18 @@ class Optimizer:
         raise NotImplementedError(f"{type(self).__name__} must define step()")
 
     def params_with_grad(self):
-        """``(parameter, its group)`` for every parameter that has a gradient to step along."""
-        return [(p, group) for group in self.param_groups for p in group["params"]
-                if p.grad is not None]
+        """``(parameter, its group)`` for every parameter that has a gradient to step along,
+        each counted as changed in place (``p._version += 1``) as it is handed to ``step``.
+
+        ``step`` writes ``p.data`` in place, so a graph recorded before the step that saved
+        ``p`` now holds the new weights: counting the change here makes its ``backward``
+        refuse, naming the op (``autograd.check_saved_versions``), as PyTorch's does, instead
+        of giving gradients at weights the forward pass never used."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p._version += 1
+                    yield p, group
 
     def initial_state(self, p, group):
         raise NotImplementedError(f"{type(self).__name__} must define initial_state()")

@@ -64,8 +64,11 @@ def _max_pool2d_forward(x_flat, offsets, stride, width, out, winner):
                 for j in range(out_w):
                     start, best, won = _window_start(i, j, stride, width), -np.inf, 0
                     for k in range(offsets.shape[0]):
-                        if image[start + offsets[k]] > best:  # strictly: on ties the first wins
-                            best, won = image[start + offsets[k]], k
+                        value = image[start + offsets[k]]
+                        # Strictly, so on ties the first wins; a NaN always wins, so the last
+                        # NaN of the window does (PyTorch's rule, see max_pool2d_forward).
+                        if value > best or np.isnan(value):
+                            best, won = value, k
                     out[b, ch, i, j], winner[b, ch, i, j] = best, won
 
 
@@ -110,7 +113,8 @@ def _avg_pool2d_backward(grad_out, offsets, stride, width, grad_flat):
 
 def max_pool2d_forward(x, kernel_hw, stride, padding, dilation):
     """out = max over each window, and the winning offset kh*KW + kw (first max wins; the
-    padding is -inf, so it never wins)."""
+    padding is -inf, so it never wins). A window holding a NaN gives NaN, and its last NaN
+    wins, as in PyTorch."""
     kernel_hw, stride, padding, dilation = pairs(kernel_hw, stride, padding, dilation)
     out_hw, width, offsets = _pool_layout(x.shape, kernel_hw, stride, padding, dilation)
     out = np.empty(x.shape[:2] + out_hw, x.dtype)
