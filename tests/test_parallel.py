@@ -266,7 +266,6 @@ def test_ddp_on_one_rank_is_the_plain_model():
     np.testing.assert_array_equal(ddp(x).numpy(), model(x).numpy())
     ddp(x).sum().backward()
     before = [p.grad.numpy().copy() for p in model.parameters()]
-    ddp.sync_gradients()
     with ddp.no_sync():
         assert not ddp.require_sync
     assert ddp.require_sync and ddp.reductions == 0
@@ -274,6 +273,161 @@ def test_ddp_on_one_rank_is_the_plain_model():
         np.testing.assert_array_equal(p.grad.numpy(), g)
     with pytest.raises(ValueError, match="bucket_cap_mb"):
         parallel.DistributedDataParallel(model, bucket_cap_mb=0)
+
+
+# ----------------------------------------------------------------------------- DDP in backward
+class FinishedRequest:
+    def Test(self):
+        return True
+
+
+class MirroredRanks:
+    """A world of two ranks inside this process, the other rank a mirror of this one: every
+    collective completes at once, as if the other rank held the same arrays (an all-reduce
+    doubles them, a broadcast keeps them). Each all-reduce started is appended to ``log``."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def Get_rank(self):
+        return 0
+
+    def Get_size(self):
+        return 2
+
+    def Iallreduce(self, send, receive, op):
+        receive[...] = 2 * send
+        self.log.append(f"all-reduce of {send.size}")
+        return FinishedRequest()
+
+    def Ibcast(self, buffer, root):
+        return FinishedRequest()
+
+
+@pytest.fixture
+def log(monkeypatch):
+    """What happened in order: the backward ops run (an op observer) and the all-reduces the
+    MirroredRanks world started. MPI's op constants are not needed by the mirror."""
+    monkeypatch.setattr(comm, "_mpi_op", lambda op: op)
+    events = []
+
+    def observer(op, phase, arrays, call):
+        if phase == "backward":
+            events.append(f"{op.__name__} backward")
+        return call()
+
+    handle = mg.autograd.register_op_observer(observer)
+    yield events
+    handle.remove()
+
+
+def mirrored_ddp(log, model=None, bucket_cap_mb=5e-5, **options):  # two_layer: 4 buckets
+    return parallel.DistributedDataParallel(model or two_layer(), comm=MirroredRanks(log),
+                                            bucket_cap_mb=bucket_cap_mb, **options)
+
+
+# The backward of two_layer's loss: the sum, the second Linear (its bias and weight, buckets 0
+# and 1, are then ready), the ReLU, the first Linear (buckets 2 and 3). A bucket holds one
+# parameter's gradient and its "has a gradient" flag: 2 + 1, 16 + 1, 8 + 1, 24 + 1 values.
+@pytest.mark.parametrize("overlap, expected", [
+    (True, ["Sum backward", "Linear backward", "all-reduce of 3", "all-reduce of 17",
+            "ReLU backward", "Linear backward", "all-reduce of 9", "all-reduce of 25"]),
+    (False, ["Sum backward", "Linear backward", "ReLU backward", "Linear backward",
+             "all-reduce of 3", "all-reduce of 17", "all-reduce of 9", "all-reduce of 25"])])
+def test_buckets_start_inside_backward_as_their_last_gradient_is_ready(log, overlap, expected):
+    ddp = mirrored_ddp(log, overlap=overlap)
+    reference = two_layer()
+    x = mg.randn(5, 3)
+    reference(x).sum().backward()
+    loss = ddp(x).sum()
+    log.clear()
+    loss.backward()
+    assert log == expected
+    assert ddp.reductions == 4 and ddp.backward_reduction is None
+    for (name, p), q in zip(reference.named_parameters(), ddp.module.parameters()):
+        np.testing.assert_allclose(q.grad.numpy(), p.grad.numpy(), rtol=1e-6, err_msg=name)
+
+
+def test_only_a_forward_of_this_ddp_arms_it_and_only_its_parameters_count(log):
+    ddp, other = mirrored_ddp(log), two_layer(seed=1)
+    x = mg.randn(5, 3)
+    other(x).sum().backward()  # no DDP forward: nothing to average
+    loss = ddp(x).sum()
+    other(x).sum().backward()  # armed, but none of its leaves are the DDP's parameters
+    assert ddp.reductions == 0 and not [e for e in log if e.startswith("all-reduce")]
+    loss.backward(retain_graph=True)
+    assert ddp.reductions == 4
+    loss.backward()  # a second backward without a forward is not averaged, as in PyTorch
+    assert ddp.reductions == 4
+
+
+def test_no_sync_accumulates_and_the_next_armed_backward_averages_the_sum(log):
+    ddp, reference = mirrored_ddp(log), two_layer()
+    x = mg.randn(6, 3)
+    for half in (x[:3], x[3:]):
+        reference(half).sum().backward()
+    with ddp.no_sync():
+        loss = ddp(x[:3]).sum()
+    loss.backward()  # its forward ran inside no_sync: the forward decides, as in PyTorch
+    assert ddp.reductions == 0
+    ddp(x[3:]).sum().backward()
+    assert ddp.reductions == 4
+    for (name, p), q in zip(reference.named_parameters(), ddp.module.parameters()):
+        np.testing.assert_allclose(q.grad.numpy(), p.grad.numpy(), rtol=1e-6, err_msg=name)
+
+
+class UnusedHead(nn.Module):
+    """Head c takes no part in the forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.c = nn.Linear(3, 1), nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.a(x)
+
+
+def test_a_parameter_without_gradient_is_named_at_the_next_forward(log):
+    ddp = mirrored_ddp(log, UnusedHead())
+    x = mg.ones(2, 3)
+    ddp(x).sum().backward()
+    assert ddp.reductions == 0
+    with pytest.raises(RuntimeError) as raised:
+        ddp(x)
+    assert str(raised.value) == (
+        "DistributedDataParallel: expected to have finished reduction in the prior iteration "
+        "before starting a new one: parameter(s) c.weight, c.bias got no gradient in the last "
+        "backward, so their gradients were not averaged (and other ranks may wait for them). "
+        "Pass find_unused_parameters=True when the forward leaves parameters out, or make the "
+        "loss depend on every parameter")
+
+
+def test_find_unused_parameters_marks_them_ready_and_they_keep_no_gradient(log):
+    ddp = mirrored_ddp(log, UnusedHead(), find_unused_parameters=True)
+    x = mg.ones(2, 3)
+    for _ in range(2):  # the second forward finds the first reduction finished
+        ddp.zero_grad()
+        ddp(x).sum().backward()
+    assert ddp.reductions == 2 and len(ddp.buckets) == 1  # 32 bytes of gradient
+    np.testing.assert_array_equal(ddp.module.a.weight.grad.numpy(), np.full((1, 3), 2.0))
+    np.testing.assert_array_equal(ddp.module.a.bias.grad.numpy(), [2.0])
+    assert ddp.module.c.weight.grad is None and ddp.module.c.bias.grad is None
+    # A penalty reaches c outside the forward: c is marked ready at the first hook call and
+    # again when its gradient is complete (the engine runs this penalty's branch first, while
+    # head a's buckets are pending: one bucket per parameter).
+    ddp = mirrored_ddp(log, UnusedHead(), find_unused_parameters=True, bucket_cap_mb=1e-6)
+    penalty = (ddp.module.c.weight ** 2).sum()
+    with pytest.raises(RuntimeError, match="parameter c.weight was marked ready twice in one "
+                       "backward: find_unused_parameters found no path to it"):
+        (penalty + ddp(x).sum()).backward()
+
+
+def test_the_engine_hook_goes_with_its_ddp(log):
+    hooks = len(mg.autograd._grad_ready_hooks)
+    ddp = mirrored_ddp(log)
+    assert len(mg.autograd._grad_ready_hooks) == hooks + 1
+    del ddp
+    assert len(mg.autograd._grad_ready_hooks) == hooks
 
 
 class SilenceOtherRanks(Callback):

@@ -7,6 +7,7 @@ Every test runs its collectives on both ranks and asserts on both; ``on_all_rank
 failure on one rank fail the test on the other too, so the two pytest processes stay in step.
 """
 
+import contextlib
 import functools
 import os
 import subprocess
@@ -22,7 +23,7 @@ from minigrad import nn, parallel
 from minigrad import train as train_module
 from minigrad.data import DataLoader
 from minigrad.data.mnist import normalized_mnist
-from minigrad.models import LeNet5
+from minigrad.models import MLP, LeNet5
 from minigrad.nn import functional as F
 from minigrad.optim import SGD
 from minigrad.parallel import comm
@@ -160,11 +161,9 @@ def test_no_sync_accumulates_locally_and_the_next_sync_averages_the_sum():
     with ddp.no_sync():
         F.cross_entropy(ddp(x[16 * mine[0]:16 * mine[0] + 16]),
                         y[16 * mine[0]:16 * mine[0] + 16]).backward()
-        ddp.sync_gradients()
     assert ddp.reductions == 0
     F.cross_entropy(ddp(x[16 * mine[1]:16 * mine[1] + 16]),
                     y[16 * mine[1]:16 * mine[1] + 16]).backward()
-    ddp.sync_gradients()
     assert ddp.reductions == len(ddp.buckets)
     for (name, p), q in zip(reference.named_parameters(), ddp.module.parameters()):
         np.testing.assert_allclose(q.grad.numpy(), p.grad.numpy() / 2, atol=1e-6,
@@ -185,13 +184,63 @@ class TwoHeads(nn.Module):
 @on_all_ranks
 def test_a_parameter_unused_on_one_rank_gets_half_its_gradient_and_unused_everywhere_none():
     mg.manual_seed(0)
-    ddp = parallel.DistributedDataParallel(TwoHeads())
+    ddp = parallel.DistributedDataParallel(TwoHeads(), find_unused_parameters=True)
     ddp(mg.ones(2, 3)).sum().backward()
-    ddp.sync_gradients()
+    assert ddp.reductions == 1
     for head in (ddp.module.a, ddp.module.b):
         np.testing.assert_allclose(head.weight.grad.numpy(), np.full((1, 3), 1.0))  # 2 / 2
         np.testing.assert_allclose(head.bias.grad.numpy(), [1.0])
     assert ddp.module.c.weight.grad is None and ddp.module.c.bias.grad is None
+
+
+@on_all_ranks
+def test_without_find_unused_parameters_the_next_forward_names_what_got_no_gradient():
+    mg.manual_seed(0)
+    ddp = parallel.DistributedDataParallel(TwoHeads())
+    ddp(mg.ones(2, 3)).sum().backward()  # the one bucket waits for head c: it never starts
+    assert ddp.reductions == 0
+    missing = "b.weight, b.bias" if parallel.rank() == 0 else "a.weight, a.bias"
+    with pytest.raises(RuntimeError, match=f"parameter\\(s\\) {missing}, c.weight, c.bias got "
+                       "no gradient in the last backward"):
+        ddp(mg.ones(2, 3))
+
+
+def plain_loop(model, batches, micro_batches=1):
+    """PyTorch's training loop and nothing else, SGD with momentum: per batch zero_grad,
+    forward, ``loss.backward()``, ``step()``; with ``micro_batches`` > 1 the batch is cut into
+    that many, every backward but the last inside ``model.no_sync()``, each loss divided by
+    their number so the sum is the batch's mean."""
+    optimizer = SGD(model.parameters(), lr=0.05, momentum=0.9)
+    for x, y in batches:
+        optimizer.zero_grad()
+        size = len(y) // micro_batches
+        for k in range(micro_batches):
+            part = slice(k * size, (k + 1) * size)
+            local = model.no_sync() if k < micro_batches - 1 else contextlib.nullcontext()
+            with local:
+                (F.cross_entropy(model(x[part]), y[part]) / micro_batches).backward()
+        optimizer.step()
+    return getattr(model, "module", model)
+
+
+@on_all_ranks
+@pytest.mark.parametrize("micro_batches", [1, 2])
+def test_a_plain_loop_with_ddp_equals_one_process_on_the_whole_batch(micro_batches):
+    data = mnist_prefix(640)
+    x, y = (mg.Tensor(a) for a in data.get_batch(np.arange(640)))
+    whole = [(x[64 * s:64 * s + 64], y[64 * s:64 * s + 64]) for s in range(10)]
+    r = parallel.rank()  # rank r: the r-th half of every batch of 64
+    halves = [(bx[32 * r:32 * r + 32], by[32 * r:32 * r + 32]) for bx, by in whole]
+    mg.manual_seed(0)
+    single = plain_loop(MLP([784, 64, 10]), whole)
+    mg.manual_seed(r)  # rank 0's weights, the single process's, are broadcast
+    ddp = parallel.DistributedDataParallel(MLP([784, 64, 10]), bucket_cap_mb=0.1)
+    trained = plain_loop(ddp, halves, micro_batches)
+    assert len(ddp.buckets) == 2 and ddp.reductions == 2 * 10
+    for (name, p), q in zip(single.named_parameters(), trained.parameters()):
+        np.testing.assert_allclose(q.numpy(), p.numpy(), rtol=0, atol=1e-6, err_msg=name)
+    copies = parallel.all_gather(np.concatenate([p.numpy().ravel() for p in trained.parameters()]))
+    np.testing.assert_array_equal(copies[0], copies[1])
 
 
 def batchnorm_net():
@@ -214,7 +263,6 @@ def test_sync_batchnorm_trains_like_one_process_on_the_whole_batch():
     out = ddp(x[half])
     np.testing.assert_allclose(out.numpy(), expected.numpy()[half], atol=1e-5)
     (out * weights[half]).mean().backward()
-    ddp.sync_gradients()
     for (name, p), q in zip(single.named_parameters(), ddp.module.parameters()):
         np.testing.assert_allclose(q.grad.numpy(), p.grad.numpy(), atol=1e-6, err_msg=name)
     single_state = single.state_dict()
@@ -329,16 +377,15 @@ def test_a_rank_raising_mid_step_ends_the_job_with_its_message():
     code, output, seconds = launched_once("""
         import numpy as np
         from minigrad import parallel
-        from minigrad.models import LeNet5
+        from minigrad.models import MLP, LeNet5
         import minigrad as mg
         from minigrad.nn import functional as F
         parallel.init(timeout=30)
         ddp = parallel.DistributedDataParallel(LeNet5())
         loss = F.cross_entropy(ddp(mg.randn(4, 1, 28, 28)), mg.tensor([0, 1, 2, 3]))
-        loss.backward()
         if parallel.rank() == 1:
             raise RuntimeError("rank one failed mid-step")
-        ddp.sync_gradients()
+        loss.backward()  # rank 0 waits here for rank 1's gradients
         print("rank 0 went on")
     """)
     assert code not in (None, 0), output

@@ -18,10 +18,11 @@ Data (``sampler``):
     DistributedSampler(data)    each rank's disjoint shard of every epoch, padded to equal
                                 lengths; ``DataLoader(data, batch_size, sampler=...)``
 Data parallel (``ddp``, ``sync_batchnorm``):
-    DistributedDataParallel(model, bucket_cap_mb=1.0, overlap=True, sync_batchnorm=False)
-        .sync_gradients()  .no_sync()  .broadcast_state()
-    DistributedCallback(ddp)    for ``fit``: syncs gradients, averages metrics over ranks,
-                                only rank 0 prints and checkpoints
+    DistributedDataParallel(model, bucket_cap_mb=1.0, overlap=True, sync_batchnorm=False,
+                            find_unused_parameters=False)
+        loss.backward() averages the gradients; .no_sync()  .broadcast_state()
+    DistributedCallback(ddp)    for ``fit``: averages metrics over ranks, only rank 0 prints
+                                and checkpoints
     SyncBatchNorm, convert_sync_batchnorm(model), all_reduce_sum (differentiable)
 Ring all-reduce for reading (``ring``):
     ring_all_reduce(a)          reduce-scatter + all-gather on Isend/Irecv, and its cost model

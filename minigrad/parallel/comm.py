@@ -214,6 +214,14 @@ def wait(requests, what, timeout=None):
             _yield_core()
 
 
+def progress(requests):
+    """Let MPI move the started ``requests`` along (one ``Test`` each) without waiting for
+    them: a rank that computes between starting a collective and waiting for it calls this
+    now and then, since MPI advances messages only inside MPI calls."""
+    for request in requests:
+        request.Test()
+
+
 # ----------------------------------------------------------------------------- collectives
 REDUCE_OPS = ("sum", "mean", "max", "min")
 
