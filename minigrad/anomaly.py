@@ -31,10 +31,8 @@ records a stack and scans its result for finiteness (its inputs too when the res
 finite): a fixed cost of some microseconds per op, so a forward and backward step of a tiny
 MLP (2-16-3, batch 32) took 1.8 times as long, LeNet-5's at batch 64 1.1 times.
 
-This is an op observer of the engine (``autograd.register_op_observer``). An observer is told
-the op's class, not its graph node, so the node is read from the engine's frame that is
-running it: ``ctx`` in ``Function.apply`` at forward, ``node`` in ``_node_backward`` at
-backward.
+This is an op observer of the engine (``autograd.register_op_observer``), which is given the
+graph node at its forward and again at its backward: the forward's stack is kept per node.
 """
 
 import contextlib
@@ -51,8 +49,6 @@ from minigrad.backend import array_module
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _STACK_DEPTH = 4  # the caller's frames kept per op: enough to see the line and its callers
-_APPLY_CODE = autograd.Function.apply.__func__.__code__
-_NODE_BACKWARD_CODE = autograd._node_backward.__code__
 
 _mode = {"enabled": False, "check_nan": True}
 _handle = None  # the engine's handle on the observer while anomaly mode is on
@@ -118,30 +114,25 @@ class detect_anomaly(contextlib.ContextDecorator):
 
 
 # ----------------------------------------------------------------------------- the observer
-def _observe(op, phase, arrays, call):
+def _observe(node, phase, arrays, call):
     """The op observer: make the call, knowing where the op was created, and check what it
     returned."""
     observe = _observe_forward if phase == "forward" else _observe_backward
-    return observe(op, arrays, call)
+    return observe(node, arrays, call)
 
 
-def _observe_forward(op, arrays, call):
+def _observe_forward(node, arrays, call):
     """Record the caller's stack for the node being made, call forward, check its output."""
-    frame = _engine_frame(_APPLY_CODE)
-    where = _caller_stack(frame.f_back if frame is not None else sys._getframe(1))
-    if frame is not None:
-        _created[frame.f_locals["ctx"]] = where
+    where = _created[node] = _caller_stack(sys._getframe(1))
     result = _call_checked(call)
-    _check(op, "forward", arrays, (result,), where, [np.shape(a) for a in arrays])
+    _check(type(node), "forward", arrays, (result,), where, [np.shape(a) for a in arrays])
     return result
 
 
-def _observe_backward(op, arrays, call):
+def _observe_backward(node, arrays, call):
     """Call backward (a failure is preceded by a warning saying where the op was created),
     then check the gradients it returns."""
-    frame = _engine_frame(_NODE_BACKWARD_CODE)
-    node = None if frame is None else frame.f_locals["node"]
-    where = _created.get(node, ()) if node is not None else ()
+    op, where = type(node), _created.get(node, ())
     try:
         result = _call_checked(call)
     except Exception:
@@ -150,18 +141,8 @@ def _observe_backward(op, arrays, call):
                       f"{_format_where(where, 'created')}", stacklevel=2)
         raise
     grads = result if isinstance(result, tuple) else (result,)
-    input_shapes = ([np.shape(p.data) for p in node.parents] if node is not None
-                    else [np.shape(g) for g in grads if g is not None])
-    _check(op, "backward", arrays, grads, where, input_shapes)
+    _check(op, "backward", arrays, grads, where, [np.shape(p.data) for p in node.parents])
     return result
-
-
-def _engine_frame(code):
-    """The innermost running frame of the engine function whose code is ``code``, or None."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_code is not code:
-        frame = frame.f_back
-    return frame
 
 
 def _caller_stack(frame):

@@ -216,11 +216,13 @@ _hooked_leaves = weakref.WeakValueDictionary()
 
 
 def register_op_observer(observer):
-    """Call ``observer(op, phase, arrays, call)`` around every op call from now on.
+    """Call ``observer(node, phase, arrays, call)`` around every op call from now on.
 
-    ``op`` is the Function class, ``phase`` "forward" or "backward", ``arrays`` the arrays it
-    is called on (the inputs, or the output's gradient), and ``call()`` makes the call and
-    returns its result, which the observer must return (it may time it, or look at it).
+    ``node`` is the graph node being run (a Function instance: ``type(node)`` is the op, and
+    the same node is seen at its forward and at its backward), ``phase`` "forward" or
+    "backward", ``arrays`` the arrays it is called on (the inputs, or the output's gradient),
+    and ``call()`` makes the call and returns its result, which the observer must return (it
+    may time it, or look at it).
     Observers registered later run inside those registered earlier. Returns a handle whose
     ``remove()`` unregisters the observer.
     """
@@ -244,13 +246,13 @@ def _call(op, phase, ctx, *arrays, **attrs):
         return method(ctx, *arrays, **attrs)
 
     for observer in reversed(list(_op_observers.values())):
-        call = _observed(observer, op, phase, arrays, call)
+        call = _observed(observer, ctx, phase, arrays, call)
     return call()
 
 
-def _observed(observer, op, phase, arrays, inner):
+def _observed(observer, node, phase, arrays, inner):
     """``inner`` wrapped in one observer."""
-    return lambda: observer(op, phase, arrays, inner)
+    return lambda: observer(node, phase, arrays, inner)
 
 
 class Function:

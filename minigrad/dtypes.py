@@ -22,6 +22,16 @@ int = int32  # noqa: A001 (torch.int is int32)
 finfo, iinfo = np.finfo, np.iinfo
 
 
+def is_dtype_name(name):
+    """Whether NumPy reads ``name`` ("float32", "int64", ...) as a dtype: how ``to("cuda")``
+    and ``to("float64")`` tell a device from a dtype."""
+    try:
+        np.dtype(name)
+    except TypeError:
+        return False
+    return True
+
+
 def get_default_dtype():
     """The dtype of tensors made from Python floats: float32, as in PyTorch."""
     return float32
@@ -33,4 +43,4 @@ def is_floating_point(tensor):
 
 __all__ = ["bool", "double", "finfo", "float", "float16", "float32", "float64",
            "get_default_dtype", "half", "iinfo", "int", "int16", "int32", "int64", "int8",
-           "is_floating_point", "long", "short", "uint8"]
+           "is_dtype_name", "is_floating_point", "long", "short", "uint8"]

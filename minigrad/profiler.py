@@ -87,15 +87,15 @@ class profile:
         self._handle = None
         return False
 
-    def observe(self, op, phase, arrays, call):
-        """The op observer: make the call (``op.forward`` or ``op.backward``, ``phase``) timed,
-        record it, and return what it returns."""
+    def observe(self, node, phase, arrays, call):
+        """The op observer: make the call (the forward or backward of ``node``, ``phase``)
+        timed, record it under the op's name, and return what it returns."""
         device = "cuda" if any(is_cupy_array(array) for array in arrays) else "cpu"
         synchronize(device)  # finish earlier work first, or its time is charged to this op
         start = time.perf_counter()
         result = call()
         synchronize(device)
-        self._record(op.__name__, phase, time.perf_counter() - start)
+        self._record(type(node).__name__, phase, time.perf_counter() - start)
         return result
 
     def _record(self, name, phase, seconds):

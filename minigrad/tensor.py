@@ -20,18 +20,11 @@ import numpy as np
 
 from minigrad import backend, ops
 from minigrad.autograd import TensorBase, is_grad_enabled, no_grad
+from minigrad.dtypes import is_dtype_name
 
 
 def _is_array(value):
     return isinstance(value, np.ndarray) or backend.is_cupy_array(value)
-
-
-def _names_a_dtype(name):
-    try:
-        np.dtype(name)
-    except TypeError:
-        return False
-    return True
 
 
 def _to_array(data, dtype=None):
@@ -172,7 +165,7 @@ class Tensor(TensorBase):
     def to(self, target):
         """Move to a device (``"cpu"``, ``"cuda"``, ``"cuda:0"``, a ``minigrad.device``) or
         cast to a dtype; differentiable."""
-        if isinstance(target, str) and not _names_a_dtype(target):
+        if isinstance(target, str) and not is_dtype_name(target):
             return ops.to_device(self, backend.device(target))  # unknown names: "unknown device"
         return ops.cast(self, target)
 

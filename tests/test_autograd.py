@@ -218,10 +218,11 @@ def test_a_reused_no_grad_instance_nests_and_recursion_restores_the_mode():
 
 # ------------------------------------------------------------------ hook points
 def test_op_observers_see_every_call_in_order_and_can_be_removed():
-    seen = []
+    seen, nodes = [], []
 
-    def observer(op, phase, arrays, call):
-        seen.append((op.__name__, phase, tuple(a.shape for a in arrays)))
+    def observer(node, phase, arrays, call):
+        seen.append((type(node).__name__, phase, tuple(a.shape for a in arrays)))
+        nodes.append(node)
         return call()
 
     x = mg.tensor([1.0, 2.0], requires_grad=True)
@@ -234,6 +235,7 @@ def test_op_observers_see_every_call_in_order_and_can_be_removed():
     assert seen == [("Exp", "forward", ((2,),)), ("Mul", "forward", ((2,), ())),
                     ("Sum", "forward", ((2,),)), ("Sum", "backward", ((),)),
                     ("Mul", "backward", ((2,),)), ("Exp", "backward", ((2,),))]
+    assert nodes[:3] == nodes[3:][::-1]  # each node is seen at its forward and its backward
     x.exp()
     assert len(seen) == 6  # removed: not called any more
     np.testing.assert_allclose(x.grad.numpy(), 3 * np.exp([1.0, 2.0]), rtol=1e-6)
@@ -242,11 +244,11 @@ def test_op_observers_see_every_call_in_order_and_can_be_removed():
 def test_an_observer_returns_the_result_and_observers_nest():
     calls = []
 
-    def outer(op, phase, arrays, call):
+    def outer(node, phase, arrays, call):
         calls.append("outer")
         return call()
 
-    def doubling(op, phase, arrays, call):
+    def doubling(node, phase, arrays, call):
         calls.append("inner")
         return 2 * call()  # what the observer returns is the op's result
 

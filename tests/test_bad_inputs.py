@@ -415,3 +415,19 @@ def test_killed_compressed_saves_leave_the_previous_file_and_are_cleaned_up(
     monkeypatch.setattr(serialization, "STALE_TEMPORARY_AGE_S", 0.0)
     compress.save_compressed(model, path)
     assert temporaries(tmp_path) == []
+
+
+def test_module_to_an_unknown_device_names_it():
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        nn.Linear(2, 2).to("tpu")
+    assert nn.Linear(2, 2).to("float64").weight.dtype == np.float64
+
+
+def test_fan_based_init_of_a_zero_element_tensor_warns_and_changes_nothing():
+    from minigrad.nn import init
+
+    weight = mg.zeros(3, 0)
+    for initializer in (init.kaiming_uniform_, init.kaiming_normal_, init.xavier_uniform_,
+                        init.xavier_normal_):
+        with pytest.warns(UserWarning, match="Initializing zero-element tensors is a no-op"):
+            assert initializer(weight) is weight

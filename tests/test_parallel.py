@@ -311,9 +311,9 @@ def log(monkeypatch):
     monkeypatch.setattr(comm, "_mpi_op", lambda op: op)
     events = []
 
-    def observer(op, phase, arrays, call):
+    def observer(node, phase, arrays, call):
         if phase == "backward":
-            events.append(f"{op.__name__} backward")
+            events.append(f"{type(node).__name__} backward")
         return call()
 
     handle = mg.autograd.register_op_observer(observer)

@@ -14,11 +14,26 @@ works out to the bound 1 / sqrt(fan_in), and its bias is uniform in the same bou
 All draws come from minigrad's seeded generator (``minigrad.manual_seed``).
 """
 
+import functools
 import math
+import warnings
 
 import numpy as np
 
 from minigrad import random as mg_random
+
+
+def _no_op_if_empty(initializer):
+    """PyTorch's rule for the fan-based initializers: a zero-element tensor (``Linear(0, 3)``'s
+    weight, whose fans may be 0) is left as it is, with a warning."""
+    @functools.wraps(initializer)
+    def initialize(tensor, *args, **kwargs):
+        if tensor.numel() == 0:
+            warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
+            return tensor
+        return initializer(tensor, *args, **kwargs)
+
+    return initialize
 
 
 def calculate_fan_in_and_fan_out(tensor):
@@ -68,12 +83,14 @@ def ones_(tensor):
     return _fill(tensor, 1)
 
 
+@_no_op_if_empty
 def xavier_uniform_(tensor, gain=1.0):
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     bound = math.sqrt(3.0) * gain * math.sqrt(2.0 / (fan_in + fan_out))
     return uniform_(tensor, -bound, bound)
 
 
+@_no_op_if_empty
 def xavier_normal_(tensor, gain=1.0):
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
@@ -87,10 +104,12 @@ def _kaiming_std(tensor, a, mode, nonlinearity):
     return calculate_gain(nonlinearity, a) / math.sqrt(fan)
 
 
+@_no_op_if_empty
 def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound)
 
 
+@_no_op_if_empty
 def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity))

@@ -32,6 +32,7 @@ import numpy as np
 
 from minigrad import backend
 from minigrad.autograd import Function, RemovableHandle, checked_gradient, is_grad_enabled
+from minigrad.dtypes import is_dtype_name
 from minigrad.tensor import Tensor
 
 
@@ -48,8 +49,8 @@ def _device_and_dtype(args, kwargs):
     for arg in positional:
         if isinstance(arg, Tensor):
             device, dtype = arg.device, arg.dtype
-        elif isinstance(arg, str) and arg.partition(":")[0] in backend.DEVICES:
-            device = arg
+        elif isinstance(arg, str) and not is_dtype_name(arg):
+            device = arg  # checked by backend.device below ("unknown device 'tpu'")
         else:
             try:
                 dtype = np.dtype(arg)
