@@ -420,13 +420,17 @@ def _check_has_batches(name, loader):
         raise ValueError(f"fit: {name} has no batches ({_EMPTY_LOADER_CAUSES})")
 
 
-def _nonfinite_loss_error(loss, epoch, batch, batches):
-    """The FloatingPointError that stops ``fit`` at a non-finite loss."""
-    return FloatingPointError(
-        f"fit: the loss of epoch {epoch}, batch {batch} of {batches} is {loss}; training "
-        "stopped before that batch's backward and optimizer step, so the model holds the "
-        "weights from after the step before it (on_nonfinite='skip' skips such batches; "
-        "minigrad.anomaly.detect_anomaly() names the op that made the NaN or inf)")
+class NonFiniteLoss(FloatingPointError):
+    """What stops ``fit`` at a NaN or inf loss (``on_nonfinite="raise"``); ``history`` holds
+    the epochs trained before it, ``epoch`` and ``batch`` (from 1) say where it happened."""
+
+    def __init__(self, loss, epoch, batch, batches, history):
+        super().__init__(
+            f"fit: the loss of epoch {epoch}, batch {batch} of {batches} is {loss}; training "
+            "stopped before that batch's backward and optimizer step, so the model holds the "
+            "weights from after the step before it (on_nonfinite='skip' skips such batches; "
+            "minigrad.anomaly.detect_anomaly() names the op that made the NaN or inf)")
+        self.epoch, self.batch, self.history = epoch, batch, history
 
 
 def _check_epoch_stepped(epoch, losses, nonfinite):
@@ -482,8 +486,9 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
     model, optimizer and the rest are left as they were.
 
     ``on_nonfinite``: what a NaN or inf loss does. The loss is checked before backward and
-    the optimizer step, so with "raise" (the default) fit stops with a FloatingPointError
-    naming the epoch and batch, and the model holds the weights from before that batch.
+    the optimizer step, so with "raise" (the default) fit stops with ``NonFiniteLoss`` (a
+    FloatingPointError) naming the epoch and batch, and the model holds the weights from
+    before that batch.
     "skip" takes no step for such a batch and leaves it out of the epoch's loss and metrics;
     "warn" takes the step all the same. Both warn once per epoch, with the count and the
     batches (from 1); "skip" raises when every batch of an epoch was skipped. A loader with
@@ -529,7 +534,8 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
             loss = state.loss.item()
             if not math.isfinite(loss):
                 if on_nonfinite == "raise":
-                    raise _nonfinite_loss_error(loss, state.epoch + 1, batch, len(train_loader))
+                    raise NonFiniteLoss(loss, state.epoch + 1, batch, len(train_loader),
+                                        state.history)
                 nonfinite.append(batch)
                 if on_nonfinite == "skip":
                     continue

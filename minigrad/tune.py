@@ -71,7 +71,7 @@ from minigrad.data.loader import DataLoader
 from minigrad.nn.module import Module
 from minigrad.plot import plot_trials
 from minigrad.report import format_table
-from minigrad.train import Callback, _prints_lines, _progress_disabled, fit
+from minigrad.train import NonFiniteLoss, _prints_lines, _progress_disabled, fit
 
 
 # ----------------------------------------------------------------------------- distributions
@@ -249,26 +249,6 @@ def _unpack_build(built, config):
                     f"scheduler); for {config} it returned {type(built).__name__}")
 
 
-class TrainingDiverged(Exception):
-    """Raised by ``DivergenceGuard`` to end a trial whose loss is no longer finite."""
-
-
-class DivergenceGuard(Callback):
-    """Stops training at the first batch whose loss is inf or nan (keeping the History of
-    the epochs before it): the trial has diverged and further steps only compute nans."""
-
-    def __init__(self):
-        self.history = None
-
-    def on_train_begin(self, state):
-        self.history = state.history
-
-    def on_batch_end(self, state):
-        loss = state.loss.item()
-        if not math.isfinite(loss):
-            raise TrainingDiverged(f"loss {loss} at step {state.step}")
-
-
 class TrialRunner:
     """What every trial shares: ``build``, the data, the budget and how a trial is scored.
 
@@ -314,8 +294,7 @@ class TrialRunner:
         model, optimizer, scheduler = _unpack_build(self.build(dict(config)), config)
         train_loader = DataLoader(self.train_data, self.batch_size, shuffle=True, seed=self.seed)
         val_loader = DataLoader(self.val_data, self.batch_size)
-        guard = DivergenceGuard()
-        callbacks = [guard] + (list(self.callbacks(config)) if self.callbacks else [])
+        callbacks = list(self.callbacks(config)) if self.callbacks else []
         diverged = False
         try:
             # A diverging trial overflows on purpose; its warnings are not errors here.
@@ -323,8 +302,8 @@ class TrialRunner:
                 history = fit(model, train_loader, optimizer, self.loss_fn, self.epochs,
                               val_loader=val_loader, scheduler=scheduler, metrics=self.metrics,
                               callbacks=callbacks, progress=False)
-        except TrainingDiverged:
-            history, diverged = guard.history, True
+        except NonFiniteLoss as stopped:  # fit stops at the first inf or nan loss
+            history, diverged = stopped.history, True
         score, best_epoch = (math.nan, None) if diverged else self._score(history)
         return {"config": dict(config), "score": score, "best_epoch": best_epoch,
                 "epochs": len(history.epochs), "seconds": time.perf_counter() - start,

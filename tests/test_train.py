@@ -404,6 +404,7 @@ def test_a_nan_loss_stops_fit_naming_epoch_and_batch_before_that_step():
         "before it (on_nonfinite='skip' skips such batches; minigrad.anomaly.detect_anomaly() "
         "names the op that made the NaN or inf)")
     assert len(recorder.after) == 5  # epoch 1's three steps and epoch 2's first two
+    assert (error.value.epoch, error.value.batch, len(error.value.history.epochs)) == (2, 3, 1)
     for name, value in weights(model).items():
         np.testing.assert_array_equal(value, recorder.after[-1][name], err_msg=name)
         assert np.isfinite(value).all(), name
