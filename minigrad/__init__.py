@@ -8,9 +8,9 @@
 
 Public API: ``Tensor`` and the constructors (``minigrad.creation``), grad mode (``no_grad``,
 ``enable_grad``, ``inference_mode``, ``is_grad_enabled``), anomaly detection
-(``detect_anomaly``: the first op that turns finite numbers into NaN or inf raises), dtype names (``mg.float32``,
-``mg.long``, ...: ``minigrad.dtypes``), ``device``, ``manual_seed``, ``save``/``load``, and
-every op of ``minigrad.ops`` as a function.
+(``detect_anomaly``: the first op that turns finite numbers into NaN or inf raises), dtype
+names (``mg.float32``, ``mg.long``, ...: ``minigrad.dtypes``), ``device``, ``manual_seed``,
+``save``/``load``, and every op of ``minigrad.ops`` as a function.
 
 Subpackages and modules are attributes too, imported on first use (so ``import minigrad``
 stays fast): ``mg.nn``, ``mg.optim``, ``mg.data``, ``mg.train``, ``mg.tune``, ``mg.metrics``,

@@ -45,7 +45,7 @@ import weakref
 import numpy as np
 
 from minigrad import autograd
-from minigrad.backend import array_module
+from minigrad.backend import all_finite, array_module
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _STACK_DEPTH = 4  # the caller's frames kept per op: enough to see the line and its callers
@@ -141,7 +141,10 @@ def _observe_backward(node, arrays, call):
                       f"{_format_where(where, 'created')}", stacklevel=2)
         raise
     grads = result if isinstance(result, tuple) else (result,)
-    _check(op, "backward", arrays, grads, where, [np.shape(p.data) for p in node.parents])
+    # What came in is the output's gradient and the node's inputs (a NaN in the data is not
+    # this op's doing); they are scanned only when a gradient is not finite.
+    came_in = tuple(arrays) + tuple(p.data for p in node.parents)
+    _check(op, "backward", came_in, grads, where, [np.shape(p.data) for p in node.parents])
     return result
 
 
@@ -172,18 +175,14 @@ def _is_floating(array):
     return getattr(array, "dtype", None) is not None and array.dtype.kind in "fc"
 
 
-def _all_finite(array):
-    return bool(array_module(array).isfinite(array).all())
-
-
 def _check(op, phase, arrays, results, where, input_shapes):
     """RuntimeError if one of ``results`` is not finite while all of ``arrays`` are."""
     if not _mode["check_nan"]:
         return
     for index, result in enumerate(results):
-        if not _is_floating(result) or _all_finite(result):
+        if not _is_floating(result) or all_finite(result):
             continue
-        if not all(_all_finite(a) for a in arrays if _is_floating(a)):
+        if not all(all_finite(a) for a in arrays if _is_floating(a)):
             return  # a NaN or inf came in: the op that made it was reported, or the data holds it
         shapes = ", ".join(str(tuple(s)) for s in input_shapes) or "none"
         if phase == "forward":

@@ -93,6 +93,24 @@ class enable_grad(_GradMode):
     enabled = True
 
 
+class VersionCounter:
+    """How many times a block of memory has been written in place. A tensor and its views (a
+    reshape, a transpose, a basic slice, a detached copy) share one counter, as in PyTorch, so
+    a write through any of them is seen by every graph node that saved one of them."""
+
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
+
+
+def _root(array):
+    """The array that owns ``array``'s memory (itself when it is not a view)."""
+    while array.base is not None and hasattr(array.base, "base"):
+        array = array.base
+    return array
+
+
 class TensorBase:
     """What the engine knows of a tensor: its array ``data``, its gradient ``grad`` (set by
     ``backward``), ``requires_grad``, and ``_ctx``, the node that produced it (None for a leaf).
@@ -109,7 +127,17 @@ class TensorBase:
         self._ctx = None
         self._requires_grad = False
         self.requires_grad = requires_grad
-        self._version = 0  # in-place changes of ``data`` so far (``check_saved_versions``)
+        self._version_counter = VersionCounter()
+
+    @property
+    def _version(self):
+        """In-place changes of ``data`` so far, counted with every view of the same memory
+        (``check_saved_versions``)."""
+        return self._version_counter.value
+
+    @_version.setter
+    def _version(self, value):
+        self._version_counter.value = value
 
     def _wrap(self, data):
         """A new tensor (of the plain tensor class, never a subclass such as Parameter) around
@@ -173,7 +201,7 @@ class TensorBase:
                 self._ctx.output_hooks = self._backward_hooks
         if self._ctx is None:
             _hooked_leaves[id(self)] = self
-        return RemovableHandle(self._backward_hooks, hook)
+        return RemovableHandle(self._backward_hooks, hook, _forget_when_unhooked(self))
 
     def register_post_accumulate_grad_hook(self, hook):
         """Call ``hook(tensor)`` in every ``backward`` that reaches this leaf, once, after its
@@ -187,7 +215,8 @@ class TensorBase:
         if self._post_accumulate_grad_hooks is None:
             self._post_accumulate_grad_hooks = {}
         _hooked_leaves[id(self)] = self
-        return RemovableHandle(self._post_accumulate_grad_hooks, hook)
+        return RemovableHandle(self._post_accumulate_grad_hooks, hook,
+                               _forget_when_unhooked(self))
 
 
 # ------------------------------------------------------------------ hook points
@@ -198,21 +227,37 @@ class RemovableHandle:
 
     _next_id = 0
 
-    def __init__(self, hooks, hook):
-        self.hooks, self.id = hooks, RemovableHandle._next_id
+    def __init__(self, hooks, hook, on_remove=None):
+        self.hooks, self.id, self.on_remove = hooks, RemovableHandle._next_id, on_remove
         RemovableHandle._next_id += 1
         hooks[self.id] = hook
 
     def remove(self):
         self.hooks.pop(self.id, None)
+        if self.on_remove is not None:
+            self.on_remove()
 
 
 _op_observers = {}
 _grad_ready_hooks = {}
-# Leaves that have (or had) hooks of their own: while any is alive, backward counts the edges
-# into leaves, as it does for gradient-ready hooks. Keyed by id: a WeakSet would compare
-# tensors with ==, which is elementwise.
+# Leaves that have hooks of their own: while there is one, backward counts the edges into
+# leaves, as it does for gradient-ready hooks. Keyed by id: a WeakSet would compare tensors
+# with ==, which is elementwise.
 _hooked_leaves = weakref.WeakValueDictionary()
+
+
+def _forget_when_unhooked(leaf):
+    """What removing one of ``leaf``'s hooks does next: once it has none left, backward goes
+    back to its plain path. Holds the leaf weakly, so a kept handle keeps no tensor alive."""
+    leaf_ref = weakref.ref(leaf)
+
+    def forget():
+        tensor = leaf_ref()
+        if tensor is not None and not tensor._backward_hooks and (
+                not tensor._post_accumulate_grad_hooks):
+            _hooked_leaves.pop(id(tensor), None)
+
+    return forget
 
 
 def register_op_observer(observer):
@@ -301,6 +346,8 @@ class Function:
         ctx = cls()
         arrays = tuple(x.data for x in inputs)
         out = like._wrap(_call(cls, "forward", ctx, *arrays, **attrs))
+        if out.data.base is not None or any(out.data is a for a in arrays):
+            _share_version_counter(out, inputs)  # a view of an input shares its version counter
         needs_grad = tuple(x.requires_grad for x in inputs)
         # Integer results (argmax-like casts, x.long()) are constants: PyTorch tracks no grad.
         if _grad_enabled and any(needs_grad) and out.data.dtype.kind == "f":
@@ -315,13 +362,30 @@ class Function:
         return f"<{type(self).__name__} node>"
 
 
+def _share_version_counter(view, inputs):
+    root = _root(view.data)
+    for x in inputs:
+        if _root(x.data) is root:
+            view._version_counter = x._version_counter
+            return
+
+
 def check_saved_versions(node):
     """RuntimeError, naming the op, if an input whose array ``node`` saved for backward was
     changed in place since the forward pass: the saved array no longer holds the values the
     gradient needs. (``apply`` records every input's ``_version``; an input changed in place
     but not saved, such as an operand of Add, changes no gradient and passes.)"""
+    for tensor, version in zip(node.parents, node.input_versions):
+        if tensor._version != version:  # rare: only then look at what was saved
+            _refuse_changed_saved_input(node)
+
+
+def _refuse_changed_saved_input(node):
+    """The RuntimeError of ``check_saved_versions``, if an input that changed shares memory
+    with an array the node saved (the input itself, or a view of it)."""
     for i, (tensor, version) in enumerate(zip(node.parents, node.input_versions)):
-        if tensor._version != version and any(tensor.data is a for a in node.saved_tensors):
+        saved = any(_root(tensor.data) is _root(a) for a in node.saved_tensors)
+        if tensor._version != version and saved:
             raise RuntimeError(
                 f"backward of {type(node).__name__}: its input {i} (shape "
                 f"{tuple(tensor.data.shape)}), saved for the gradient, was modified by an "

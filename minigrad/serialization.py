@@ -227,6 +227,11 @@ def _read_entries(path):
     try:
         # Every entry is read, .npy or not, so that each one's name and CRC-32 are checked.
         with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():  # stored, as save writes them: no inflating
+                if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+                    raise _corrupt(path, f"entry {info.filename!r} is compressed ({info.file_size} "
+                                         f"bytes from {info.compress_size}); minigrad stores "
+                                         "its entries uncompressed")
             raw = {name: archive.read(name) for name in archive.namelist()}
     except _ZIP_READ_ERRORS as error:
         raise _corrupt(path, f"{type(error).__name__}: {error}") from error

@@ -148,8 +148,11 @@ class Tensor(TensorBase):
 
     # ----------------------------------------------------------------- autograd
     def detach(self):
-        """A new leaf sharing the same data, cut off from the graph."""
-        return Tensor(self.data)
+        """A new leaf sharing the same data (and so the same version counter), cut off from
+        the graph."""
+        detached = Tensor(self.data)
+        detached._version_counter = self._version_counter
+        return detached
 
     clone = ops.clone
 

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from minigrad import random as mg_random
 from minigrad.autograd import no_grad
-from minigrad.backend import array_module
+from minigrad.backend import all_finite
 from minigrad.metrics import accuracy
 from minigrad.optim.lr_scheduler import ReduceLROnPlateau
 from minigrad.serialization import load, save
@@ -274,11 +274,7 @@ class Checkpoint(Callback):
 def _nonfinite_entries(model):
     """The names of the model's floating-point parameters and buffers that hold a NaN or inf."""
     return [name for name, tensor in model.state_dict().items()
-            if tensor.data.dtype.kind == "f" and not _all_finite(tensor.data)]
-
-
-def _all_finite(array):
-    return bool(array_module(array).isfinite(array).all())
+            if tensor.data.dtype.kind == "f" and not all_finite(tensor.data)]
 
 
 def checkpoint_state(state):

@@ -183,3 +183,12 @@ def test_pytorch_flags_the_same_backward_and_not_the_forward(torch_reference):
     np.testing.assert_array_equal(x.grad.numpy(), expected["grad"])  # [nan, 0.25]
     with detect_anomaly(), pytest.raises(RuntimeError, match="backward of Sqrt returned nan"):
         mg.sqrt(x).backward(mg.tensor(np.array([0.0, 1.0])))
+
+
+def test_an_inf_in_the_data_is_not_blamed_on_the_backward_that_carries_it():
+    """As PyTorch: the data held the inf; the op made nothing new."""
+    x = mg.tensor([1.0, float("inf")])
+    w = mg.tensor([2.0], requires_grad=True)
+    with detect_anomaly():
+        (x * w).sum().backward()
+    assert w.grad.tolist() == [float("inf")]

@@ -431,3 +431,14 @@ def test_fan_based_init_of_a_zero_element_tensor_warns_and_changes_nothing():
                         init.xavier_normal_):
         with pytest.warns(UserWarning, match="Initializing zero-element tensors is a no-op"):
             assert initializer(weight) is weight
+
+
+def test_a_compressed_entry_is_refused_before_it_is_inflated(tmp_path):
+    """A deflate bomb (a small file that inflates to gigabytes) never gets inflated: minigrad
+    writes its entries stored, so a compressed one is refused from the zip's directory."""
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("metadata.npy", b"\0" * 10_000_000)
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ValueError, match="truncated or corrupt .*'metadata.npy' is compressed"):
+        mg.load(path)

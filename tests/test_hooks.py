@@ -323,3 +323,15 @@ def test_numpy_of_a_detached_tensor_is_a_writable_view():
     constant = mg.tensor([1.0, 2.0])
     constant.numpy()[1] = 7.0
     assert constant.tolist() == [1.0, 7.0]
+
+
+def test_removing_a_leafs_last_hook_returns_backward_to_its_plain_path():
+    from minigrad import autograd
+
+    w = mg.randn(3, requires_grad=True)
+    handles = [w.register_hook(lambda g: g), w.register_post_accumulate_grad_hook(print)]
+    assert id(w) in autograd._hooked_leaves
+    handles[0].remove()
+    assert id(w) in autograd._hooked_leaves  # one hook left
+    handles[1].remove()
+    assert id(w) not in autograd._hooked_leaves

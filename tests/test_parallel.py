@@ -366,8 +366,9 @@ def test_no_sync_accumulates_and_the_next_armed_backward_averages_the_sum(log):
     x = mg.randn(6, 3)
     for half in (x[:3], x[3:]):
         reference(half).sum().backward()
+    ddp(x)  # a forward whose backward never comes (logging) arms a reduction...
     with ddp.no_sync():
-        loss = ddp(x[:3]).sum()
+        loss = ddp(x[:3]).sum()  # ...which a forward inside no_sync disarms
     loss.backward()  # its forward ran inside no_sync: the forward decides, as in PyTorch
     assert ddp.reductions == 0
     ddp(x[3:]).sum().backward()

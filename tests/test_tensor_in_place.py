@@ -125,3 +125,21 @@ def test_the_optimizer_step_after_backward_leaves_the_next_forward_correct():
             w -= 0.1 * w.grad
         w.grad = None
     assert w._version == 2
+
+
+def test_a_view_shares_its_base_tensors_version_counter():
+    """As in PyTorch: a step on w is seen by a graph that saved w.T (a view of w)."""
+    w = mg.randn(2, 3, requires_grad=True)
+    loss = (mg.randn(4, 3) @ w.T).sum()
+    with mg.no_grad():
+        w -= 0.1
+    with pytest.raises(RuntimeError, match="backward of MatMul: its input 1 .* version 1"):
+        loss.backward()
+    base = mg.zeros(3)
+    view, detached = base[1:], base.detach()
+    view.add_(1)
+    assert base._version == view._version == detached._version == 1
+    assert base.tolist() == [0.0, 1.0, 1.0]
+    copy = base.clone()
+    copy.add_(1)
+    assert copy._version == 1 and base._version == 1

@@ -64,6 +64,11 @@ def array_module(array):
     return _cupy if is_cupy_array(array) else np
 
 
+def all_finite(array):
+    """True when no element of ``array`` is NaN or infinite."""
+    return bool(array_module(array).isfinite(array).all())
+
+
 def device_of(array):
     """``"cuda"`` for a CuPy array, ``"cpu"`` for anything else."""
     return "cuda" if is_cupy_array(array) else "cpu"

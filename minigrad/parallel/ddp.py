@@ -216,7 +216,9 @@ class DistributedDataParallel(Module):
         if self.training and self.broadcast_buffers:
             self._broadcast(self.module.buffers())
         output = self.module(*args, **kwargs)
-        if self.world_size > 1 and self.require_sync and autograd.is_grad_enabled():
+        if self.world_size > 1 and autograd.is_grad_enabled() and not self.require_sync:
+            self.backward_reduction = None  # inside no_sync: this backward stays local
+        elif self.world_size > 1 and autograd.is_grad_enabled():
             unused = ()
             if self.find_unused_parameters:
                 reached = reachable_leaves(output)
