@@ -225,7 +225,12 @@ class Tensor(TensorBase):
                                "no in-place op; use the out-of-place op instead")
         target = self.data if target is None else target
         value = value.data if isinstance(value, Tensor) else value
-        if not np.can_cast(np.result_type(value), self.dtype, "same_kind"):
+        if isinstance(value, (list, tuple)):
+            value = np.asarray(value)
+        # A Python number is cast to the tensor's dtype, as PyTorch casts it (fill_(1.5) of an
+        # int tensor writes 1); an array or a result must cast without changing kind.
+        if not isinstance(value, (bool, int, float)) and not np.can_cast(
+                np.result_type(value), self.dtype, "same_kind"):
             raise TypeError(f"{name}: the result's dtype {np.result_type(value)} cannot be "
                             f"written into a {self.dtype} tensor in place")
         target_shape = np.shape(target[index])

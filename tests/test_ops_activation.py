@@ -202,3 +202,13 @@ def test_softmax_of_empty_tensors_is_empty_as_in_pytorch(shape, dim):
         assert out.shape == shape
         out.sum().backward()
         assert x.grad.shape == shape
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "gelu", "softplus", "softmax",
+                                  "log_softmax", "silu", "mish", "elu", "logsigmoid"])
+def test_integer_and_bool_inputs_compute_in_float32(name):
+    op = getattr(mg, name)
+    for values in ([0, 1, 2], [True, False]):
+        out = op(mg.tensor(values))
+        assert out.dtype == np.float32, name
+        np.testing.assert_allclose(out.numpy(), op(mg.tensor(values).float()).numpy(), err_msg=name)

@@ -78,3 +78,23 @@ def test_a_wrong_dim_names_the_dim_and_the_shape(name, call):
     with pytest.raises(IndexError, match=rf"{name}: dim -?\d is out of range for a tensor of "
                                          r"shape \(2, 3\)"):
         call(mg.ones(2, 3))
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "nansum", "nanmean", "var", "std", "amax",
+                                  "count_nonzero", "norm"])
+def test_an_empty_tuple_of_dims_reduces_every_dim_as_in_pytorch(name):
+    x = mg.tensor(np.arange(6.0).reshape(2, 3))
+    np.testing.assert_allclose(getattr(mg, name)(x, dim=()).numpy(),
+                               getattr(mg, name)(x).numpy())
+    assert getattr(mg, name)(x, dim=()).shape == ()
+
+
+def test_shape_arguments_pytorch_refuses_are_refused():
+    with pytest.raises(ValueError, match="flatten: start_dim 2 comes after end_dim 1"):
+        mg.zeros(2, 3, 4).flatten(2, 1)
+    with pytest.raises(ValueError, match=r"expand: -1 .* cannot stand for a new leading dim"):
+        mg.zeros(3).expand(-1, 3)
+    with pytest.raises(TypeError, match=r"argmax: dim must be an int, got \(0, 1\)"):
+        mg.argmax(mg.zeros(2, 3), dim=(0, 1))
+    with pytest.raises(TypeError, match="^eq: expected a Tensor"):
+        mg.eq(1, 2)

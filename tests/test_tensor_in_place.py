@@ -143,3 +143,14 @@ def test_a_view_shares_its_base_tensors_version_counter():
     copy = base.clone()
     copy.add_(1)
     assert copy._version == 1 and base._version == 1
+
+
+def test_python_numbers_and_lists_are_written_as_pytorch_writes_them():
+    flags = mg.tensor([False, False])
+    flags[0] = 1
+    counts = mg.tensor([1, 2])
+    counts.fill_(1.5)  # a Python number is cast: PyTorch writes 1 too
+    values = mg.zeros(2)
+    values[:] = [5.0, 6.0]
+    assert flags.tolist() == [True, False] and counts.tolist() == [1, 1]
+    assert values.tolist() == [5.0, 6.0] and values.dtype == np.float32

@@ -448,26 +448,26 @@ def tanhshrink(a):
 
 
 def sigmoid(a):
-    return Sigmoid.apply(a)
+    return Sigmoid.apply(as_floating(a))
 
 
 def tanh(a):
-    return Tanh.apply(a)
+    return Tanh.apply(as_floating(a))
 
 
 def gelu(a, approximate="none"):
-    return GELU.apply(a, approximate=approximate)
+    return GELU.apply(as_floating(a), approximate=approximate)
 
 
 def softplus(a, beta=1.0, threshold=20.0):
-    return Softplus.apply(a, beta=beta, threshold=threshold)
+    return Softplus.apply(as_floating(a), beta=beta, threshold=threshold)
 
 
 @dim_spellings
 def softmax(a, dim=-1):
-    return Softmax.apply(a, axis=normalize_dim(dim, a.shape, "softmax"))
+    return Softmax.apply(as_floating(a), axis=normalize_dim(dim, a.shape, "softmax"))
 
 
 @dim_spellings
 def log_softmax(a, dim=-1):
-    return LogSoftmax.apply(a, axis=normalize_dim(dim, a.shape, "log_softmax"))
+    return LogSoftmax.apply(as_floating(a), axis=normalize_dim(dim, a.shape, "log_softmax"))

@@ -559,8 +559,8 @@ def minimum(input, other):
 def where(condition, input, other):
     """Pick ``input`` where ``condition`` is true, else ``other`` (all three broadcast
     together; ``input`` and ``other`` may both be numbers: where(mask, 1.0, 0) is float32)."""
-    like = first_tensor("Where", (input, other, condition))
-    return Where.apply(condition, *_operands("Where", input, other, like=like))
+    like = first_tensor("where", (input, other, condition))
+    return Where.apply(condition, *_operands("where", input, other, like=like))
 
 
 subtract, multiply, divide, arctan2 = sub, mul, div, atan2
@@ -605,32 +605,34 @@ class IsClose(Function):
             return close | (xp.isfinite(error) & (error <= atol + xp.abs(rtol * b)))
 
 
-def _compare(ufunc_name, *values):
-    return Compare.apply(*_operands(ufunc_name, *values), ufunc_name=ufunc_name)
+def _compare(ufunc_name, *values, op=None):
+    """``Compare`` with NumPy's ufunc ``ufunc_name``; ``op`` (default: the ufunc's name) is
+    the name errors give."""
+    return Compare.apply(*_operands(op or ufunc_name, *values), ufunc_name=ufunc_name)
 
 
 def eq(input, other):
-    return _compare("equal", input, other)
+    return _compare("equal", input, other, op="eq")
 
 
 def ne(input, other):
-    return _compare("not_equal", input, other)
+    return _compare("not_equal", input, other, op="ne")
 
 
 def lt(input, other):
-    return _compare("less", input, other)
+    return _compare("less", input, other, op="lt")
 
 
 def le(input, other):
-    return _compare("less_equal", input, other)
+    return _compare("less_equal", input, other, op="le")
 
 
 def gt(input, other):
-    return _compare("greater", input, other)
+    return _compare("greater", input, other, op="gt")
 
 
 def ge(input, other):
-    return _compare("greater_equal", input, other)
+    return _compare("greater_equal", input, other, op="ge")
 
 
 greater, less, greater_equal, less_equal, not_equal = gt, lt, ge, le, ne

@@ -53,6 +53,12 @@ class MinMax(NamedTuple):
     max: Any
 
 
+def reduced_dims(dim, shape, op):
+    """The dims a reduction reduces (``normalize_dims``), with PyTorch's rule that ``dim=()``,
+    like None, means every dim."""
+    return normalize_dims(None if dim == () else dim, shape, op)
+
+
 def keep_reduced_axes(grad, axes, keepdims):
     """Give ``grad`` back the reduced axes (size 1) so it broadcasts against the input."""
     if keepdims:
@@ -452,13 +458,13 @@ class CountNonzero(Function):
 def sum(a, dim=None, keepdim=False):
     """sum_i a_i over ``dim`` (None: every dim; an int or a tuple of ints). Bool and integer
     tensors sum to int64; the sum of nothing is 0."""
-    return Sum.apply(a, axis=normalize_dims(dim, a.shape, "sum"), keepdims=keepdim)
+    return Sum.apply(a, axis=reduced_dims(dim, a.shape, "sum"), keepdims=keepdim)
 
 
 @dim_spellings
 def nansum(a, dim=None, keepdim=False):
     """sum over ``dim`` treating NaN as 0 (whose gradient is 0)."""
-    return NanSum.apply(a, axis=normalize_dims(dim, a.shape, "nansum"), keepdims=keepdim)
+    return NanSum.apply(a, axis=reduced_dims(dim, a.shape, "nansum"), keepdims=keepdim)
 
 
 @dim_spellings
@@ -467,7 +473,7 @@ def mean(a, dim=None, keepdim=False):
     gradient, 1/n for every element, comes from Sum and Mul). The mean of nothing is NaN, as
     in PyTorch; bool and integer tensors are refused (cast first, e.g. x.float())."""
     require_floating("mean", a)
-    dims = normalize_dims(dim, a.shape, "mean")
+    dims = reduced_dims(dim, a.shape, "mean")
     count = reduced_count(a.shape, dims)
     scale = 1.0 / count if count else float("nan")  # the mean of nothing is NaN, as in PyTorch
     return Sum.apply(a, axis=dims, keepdims=keepdim) * scale
@@ -477,7 +483,7 @@ def mean(a, dim=None, keepdim=False):
 def nanmean(a, dim=None, keepdim=False):
     """mean over ``dim`` of the elements that are not NaN (NaN where there are none)."""
     require_floating("nanmean", a)
-    return NanSum.apply(a, axis=normalize_dims(dim, a.shape, "nanmean"), keepdims=keepdim,
+    return NanSum.apply(a, axis=reduced_dims(dim, a.shape, "nanmean"), keepdims=keepdim,
                         average=True)
 
 
@@ -515,7 +521,7 @@ def _spread(op, name, a, dim, unbiased, keepdim, correction):
     """var or std over ``dim``, with PyTorch's argument forms resolved."""
     dim, unbiased = split_unbiased(dim, unbiased)
     require_floating(name, a)
-    return op.apply(a, axis=normalize_dims(dim, a.shape, name),
+    return op.apply(a, axis=reduced_dims(dim, a.shape, name),
                     correction=resolve_correction(name, unbiased, correction), keepdims=keepdim)
 
 
@@ -549,7 +555,7 @@ def std_mean(a, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 def _amax_or_amin(name, a, dim, keepdim, largest):
     every_dim = dim is None or dim == ()
-    axes = normalize_dims(None if every_dim else dim, a.shape, name)
+    axes = reduced_dims(dim, a.shape, name)
     require_nonempty(name, a.shape, axes, RuntimeError if every_dim else IndexError)
     return Extremum.apply(a, axis=axes, keepdims=keepdim, largest=largest)
 
@@ -645,7 +651,7 @@ def mode(a, dim=-1, keepdim=False):
 def logsumexp(a, dim=None, keepdim=False):
     """log sum_i exp(a_i) over ``dim``, without overflow (bool and integer tensors give
     float32, as in PyTorch)."""
-    return LogSumExp.apply(as_floating(a), axis=normalize_dims(dim, a.shape, "logsumexp"),
+    return LogSumExp.apply(as_floating(a), axis=reduced_dims(dim, a.shape, "logsumexp"),
                            keepdims=keepdim)
 
 
@@ -664,7 +670,7 @@ def norm(a, p="fro", dim=None, keepdim=False):
     if isinstance(p, str) or math.isnan(p) or (p < 0 and p != -math.inf):
         raise ValueError(f"norm: p={p!r} is not supported; give 'fro', inf, -inf, 0 or a "
                          f"positive number")
-    axes = normalize_dims(dim, a.shape, "norm")
+    axes = reduced_dims(dim, a.shape, "norm")
     if math.isinf(p):
         require_nonempty(f"norm(p={p})", a.shape, axes, RuntimeError)
     return Norm.apply(a, axis=axes, keepdims=keepdim, p=float(p))
@@ -734,13 +740,12 @@ def all(a, dim=None, keepdim=False):
 @dim_spellings
 def count_nonzero(a, dim=None):
     """How many elements over ``dim`` are nonzero (int64, no gradient)."""
-    return CountNonzero.apply(a, axis=normalize_dims(dim, a.shape, "count_nonzero"))
+    return CountNonzero.apply(a, axis=reduced_dims(dim, a.shape, "count_nonzero"))
 
 
 def _arg_extremum(name, a, dim, keepdim, largest):
     if dim is not None:  # one dim (a 0-d tensor has none to name: its index is 0)
-        dim = normalize_dims(dim, a.shape, name)
-        dim = dim[0] if dim else None
+        dim = normalize_dim(dim, a.shape, name) if a.ndim else None
     require_nonempty(name, a.shape, range(a.ndim) if dim is None else (dim,),
                      RuntimeError if dim is None else IndexError)
     return ArgExtremum.apply(a, axis=dim, keepdims=keepdim, largest=largest)

@@ -289,6 +289,9 @@ def expand(a, *shape):
     """``broadcast_to`` where -1 keeps that axis's size (PyTorch's ``expand``)."""
     shape = shape_argument(shape)
     offset = len(shape) - a.ndim
+    if -1 in shape[:max(offset, 0)]:
+        raise ValueError(f"expand: -1 keeps a dim's size, so it cannot stand for a new leading "
+                         f"dim: shape {shape} for a tensor of shape {a.shape}")
     shape = tuple(a.shape[i - offset] if n == -1 else n for i, n in enumerate(shape))
     return BroadcastTo.apply(a, shape=shape)
 
@@ -298,6 +301,9 @@ def flatten(a, start_dim=0, end_dim=-1):
     if a.ndim == 0:
         return reshape(a, 1)
     start, end = (normalize_dim(d, a.shape, "flatten") for d in (start_dim, end_dim))
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a "
+                         f"tensor of shape {a.shape}")
     return reshape(a, a.shape[:start] + (-1,) + a.shape[end + 1:])
 
 
