@@ -547,3 +547,14 @@ def test_dim_and_axis_together_are_refused(name):
 def test_bad_input_is_refused_with_a_clear_message(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize("name, values, expected", [
+    ("mean", np.full(10000, 10.0), 10.0), ("var", np.full(10000, 10.0), 0.0),
+    ("std", np.full(10000, 10.0), 0.0), ("norm", np.full(4, 300.0), 600.0)])
+def test_float16_statistics_accumulate_in_float32_as_in_pytorch(name, values, expected):
+    x = mg.tensor(values.astype(np.float16), requires_grad=True)
+    out = getattr(mg, name)(x)
+    assert out.dtype == np.float16 and out.item() == expected
+    out.backward()
+    assert x.grad.dtype == np.float16 and np.isfinite(x.grad.numpy()).all()

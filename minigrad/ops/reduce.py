@@ -28,7 +28,7 @@ from minigrad.backend import array_module
 from minigrad.ops.binary import maximum, minimum
 from minigrad.ops.dims import dim_spellings, normalize_dim, normalize_dims
 from minigrad.ops.shape import positions_along, read_positions, reshape, squeeze
-from minigrad.ops.unary import as_floating
+from minigrad.ops.unary import as_floating, cast
 
 
 __all__ = [
@@ -70,6 +70,15 @@ def accumulator_dtype(a):
     """The dtype a sum or product of array ``a`` is computed in: int64 for bool and integer
     arrays (as PyTorch: a sum of bools counts, and small integers cannot overflow), else a's."""
     return np.int64 if a.dtype.kind in "biu" else a.dtype
+
+
+def half_in_float32(a, compute):
+    """``compute(a)``, except that for a float16 tensor it runs in float32 and the result is
+    cast back, as PyTorch accumulates float16 statistics in float32 (the mean of 10,000 tens is
+    10, not the inf that a float16 running sum reaches)."""
+    if a.dtype != np.float16:
+        return compute(a)
+    return cast(compute(cast(a, np.float32)), np.float16)
 
 
 def reduced_count(shape, axes):
@@ -476,7 +485,7 @@ def mean(a, dim=None, keepdim=False):
     dims = reduced_dims(dim, a.shape, "mean")
     count = reduced_count(a.shape, dims)
     scale = 1.0 / count if count else float("nan")  # the mean of nothing is NaN, as in PyTorch
-    return Sum.apply(a, axis=dims, keepdims=keepdim) * scale
+    return half_in_float32(a, lambda a: Sum.apply(a, axis=dims, keepdims=keepdim) * scale)
 
 
 @dim_spellings
@@ -521,8 +530,10 @@ def _spread(op, name, a, dim, unbiased, keepdim, correction):
     """var or std over ``dim``, with PyTorch's argument forms resolved."""
     dim, unbiased = split_unbiased(dim, unbiased)
     require_floating(name, a)
-    return op.apply(a, axis=reduced_dims(dim, a.shape, name),
-                    correction=resolve_correction(name, unbiased, correction), keepdims=keepdim)
+    axes, correction = reduced_dims(dim, a.shape, name), resolve_correction(name, unbiased,
+                                                                             correction)
+    return half_in_float32(a, lambda a: op.apply(a, axis=axes, correction=correction,
+                                                 keepdims=keepdim))
 
 
 @dim_spellings
@@ -673,7 +684,7 @@ def norm(a, p="fro", dim=None, keepdim=False):
     axes = reduced_dims(dim, a.shape, "norm")
     if math.isinf(p):
         require_nonempty(f"norm(p={p})", a.shape, axes, RuntimeError)
-    return Norm.apply(a, axis=axes, keepdims=keepdim, p=float(p))
+    return half_in_float32(a, lambda a: Norm.apply(a, axis=axes, keepdims=keepdim, p=float(p)))
 
 
 def _scan(name, op, a, dim):
