@@ -544,3 +544,10 @@ def test_linear_layer_refuses_a_float64_batch():
 def test_convolution_and_pooling_errors_name_what_is_wrong(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_max_pool_of_an_integer_tensor_with_ceil_mode_pads_with_the_dtypes_minimum():
+    x = np.arange(25).reshape(1, 1, 5, 5)
+    out = F.max_pool2d(mg.tensor(x), 2, ceil_mode=True)
+    assert out.dtype == np.int64
+    np.testing.assert_array_equal(out.numpy()[0, 0], [[6, 8, 9], [16, 18, 19], [21, 23, 24]])

@@ -215,12 +215,14 @@ def pool_geometry(name, x_shape, kernel_size, stride, padding, dilation, ceil_mo
 
 
 def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode):
-    """The max-pool kernel's (out, winner) on x padded with -inf below and right as far as
-    ceil_mode's last windows reach, and that padded shape."""
+    """The max-pool kernel's (out, winner) on x padded below and right, as far as ceil_mode's
+    last windows reach, with the smallest value of its dtype (-inf for floats), and that
+    padded shape."""
     _check_image_batch("max_pool2d", x)
     _, extra = pool_geometry("max_pool2d", x.shape, kernel_size, stride, padding, dilation,
                              ceil_mode)
-    x_full = pad_end(x, extra, -np.inf)
+    lowest = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    x_full = pad_end(x, extra, lowest)
     out, winner = kernels_for(x).max_pool2d_forward(x_full, kernel_size, stride, padding,
                                                     dilation)
     return out, winner, x_full.shape
