@@ -4,7 +4,8 @@ randperm), index sets (tril_indices, triu_indices), and the ``*_like`` forms tha
 shape, dtype and device of another tensor.
 
 dtypes follow PyTorch: float32 unless asked otherwise, int64 for integer ranges and indices.
-Every constructor takes ``dtype``, ``requires_grad`` and ``device``, except the index sets.
+The constructors take ``dtype`` and ``device`` (the ``*_like`` forms take them from the
+tensor), and those of float tensors ``requires_grad`` as well.
 """
 
 import numpy as np

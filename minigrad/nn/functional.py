@@ -20,7 +20,7 @@ from minigrad.ops.activation import (  # re-exported: PyTorch's F has them
     tanh, tanhshrink, threshold)
 from minigrad.ops.dims import dim_spellings, normalize_dim
 from minigrad.ops.nn import (AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d, MaxPool2dIndices,
-                              PutIntoPlanes, SoftmaxCrossEntropy, check_same_dtype, pair,
+                              PutIntoPlanes, SoftmaxCrossEntropy, check_layer_dtypes, pair,
                               pool_geometry, transposed_output_size, window_geometry)
 from minigrad.ops.nn import Linear as LinearOp
 from minigrad.ops.shape import positions_along, read_positions
@@ -37,7 +37,7 @@ def linear(input, weight, bias=None):
     if bias is not None and bias.shape != weight.shape[:1]:
         raise ValueError(f"linear: bias {bias.shape} does not match weight {weight.shape} "
                          f"(expected ({weight.shape[0]},))")
-    check_same_dtype("linear", input, weight, bias)
+    check_layer_dtypes("linear", input, weight, bias)
     if bias is None:
         return LinearOp.apply(input, weight)
     return LinearOp.apply(input, weight, bias)
@@ -101,7 +101,7 @@ def _convolution(name, input, weight, bias, stride, padding, dilation, groups):
     if input.ndim != spatial + 2 or weight.ndim != spatial + 2 or input.shape[1] != weight.shape[1]:
         raise ValueError(f"{name}: input {input.shape} (N, C, {spatial} spatial dims) and weight "
                          f"{weight.shape} (O, C, {spatial} kernel dims) must agree on C")
-    check_same_dtype(name, input, weight, bias)
+    check_layer_dtypes(name, input, weight, bias)
     padding, extra = _conv_padding(name, padding, weight.shape[2:], stride, dilation)
     window_geometry(name, input.shape[:2] + tuple(n + e for n, e in zip(input.shape[2:], extra)),
                     weight.shape[2:], stride, padding, dilation)
@@ -138,7 +138,7 @@ def _transposed_convolution(name, input, weight, bias, stride, padding, output_p
     _check_groups(name, groups)
     transposed_output_size(name, input.shape, weight.shape, stride, padding, output_padding,
                            dilation)
-    check_same_dtype(name, input, weight, bias)
+    check_layer_dtypes(name, input, weight, bias)
     x, w, (stride, padding, output_padding, dilation) = _as_images(
         input, weight, [(1, stride), (0, padding), (0, output_padding), (1, dilation)])
     out = ConvTranspose2d.apply(x, w, stride=stride, padding=padding,

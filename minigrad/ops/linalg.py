@@ -1,5 +1,5 @@
-"""Products of tensors: matmul with NumPy's semantics, the fixed-rank products of PyTorch
-(dot, mv, mm, bmm, outer, inner, vdot), einsum, and tensordot.
+"""Products of tensors: matmul with NumPy's semantics, PyTorch's products of given ranks (dot,
+mv, mm, bmm, outer, vdot) and inner, einsum, and tensordot.
 
 For matrices, C = A B with C_ij = sum_k A_ik B_kj, and for a scalar loss L:
 
@@ -8,7 +8,7 @@ For matrices, C = A B with C_ij = sum_k A_ik B_kj, and for a scalar loss L:
 A 1-D operand is a vector: on the left it acts as a (1, n) row, on the right as an (n, 1)
 column, and that axis is dropped from the result. Operands with more than two axes are stacks
 of matrices whose leading (batch) axes broadcast; the engine sums the gradient over broadcast
-batch axes. Where the kernels issue adds fast GEMMs, they plug in behind this op.
+batch axes. The 2-D products run on the kernel seam (``backend.kernels_for``).
 
 einsum generalizes every product: z = einsum("ij,jk->ik", a, b) sums the products of the
 operands' elements over the subscripts missing from the output. Each operand enters z

@@ -92,7 +92,7 @@ def pad_end(x, extra, value):
 _CASTS = {"float16": "half", "float32": "float", "float64": "double"}
 
 
-def check_same_dtype(name, x, weight, bias=None):
+def check_layer_dtypes(name, x, weight, bias=None):
     """TypeError naming the op and the dtypes when input, weight (and bias) differ, as PyTorch
     raises: a layer never converts its input (the float64 copy would be silently slower, and
     its gradients a different dtype from the weights'). Takes arrays or tensors."""

@@ -13,9 +13,9 @@ broadcast back over them. An op that *selects* an element (max with a dim, media
 cummax) passes the gradient to the element whose index it returns; amax/amin and the median
 without a dim share it between the elements that tie.
 
-dtypes as PyTorch: sum, prod, nansum and the scans of bool or integer tensors give int64; mean,
-var, std, norm and nanmean refuse them (the float math of an integer tensor is ambiguous
-there: cast it first); max, min and the selections keep the input dtype; indices are int64.
+dtypes as PyTorch: sum, prod, nansum, cumsum and cumprod of bool or integer tensors give
+int64; mean, var, std, norm and nanmean refuse them (the float math of an integer tensor is
+ambiguous there: cast it first); max, min and the selections keep the input dtype; indices are int64.
 """
 
 import math

@@ -476,7 +476,7 @@ def stack(tensors, dim=0):
 
 @dim_spellings
 def split(a, split_size_or_sections, dim=0):
-    """Cut ``a`` along ``axis`` into pieces of ``split_size`` (the last may be smaller), or of
+    """Cut ``a`` along ``dim`` into pieces of ``split_size`` (the last may be smaller), or of
     the listed sizes (PyTorch's ``split``); returns a tuple of tensors."""
     axis = normalize_dim(dim, a.shape, "split")
     length = a.shape[axis]
