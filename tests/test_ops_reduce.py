@@ -558,3 +558,31 @@ def test_float16_statistics_accumulate_in_float32_as_in_pytorch(name, values, ex
     assert out.dtype == np.float16 and out.item() == expected
     out.backward()
     assert x.grad.dtype == np.float16 and np.isfinite(x.grad.numpy()).all()
+
+
+def test_median_of_a_slice_holding_nan_is_nan_as_in_pytorch(torch_reference):
+    values = np.array([[3.0, 1.0, 2.0, 4.0], [np.nan, 0.0, 5.0, np.nan]])
+
+    def compute(torch):
+        x = torch.tensor(values, requires_grad=True)
+        whole = x.median()
+        whole.backward()
+        grad_whole = x.grad.clone()
+        x.grad = None
+        along = x.median(1)
+        along.values.sum().backward()
+        return {"whole": whole, "grad_whole": grad_whole, "values": along.values,
+                "indices": along.indices, "grad_along": x.grad}
+
+    expected = torch_reference("median_nan", compute)
+    x = mg.tensor(values, requires_grad=True)
+    whole = x.median()
+    whole.backward()
+    np.testing.assert_array_equal(whole.numpy(), expected["whole"])
+    np.testing.assert_array_equal(x.grad.numpy(), expected["grad_whole"])
+    x.grad = None
+    along = x.median(1)
+    along.values.sum().backward()
+    np.testing.assert_array_equal(along.values.numpy(), expected["values"])
+    np.testing.assert_array_equal(along.indices.numpy(), expected["indices"])
+    np.testing.assert_array_equal(x.grad.numpy(), expected["grad_along"])

@@ -275,12 +275,15 @@ class SharedAmongTies(Function):
     still sums to the incoming one (PyTorch's rule for these)."""
 
     @staticmethod
-    def save_shares(ctx, a, out, axes, keepdims):
+    def save_shares(ctx, a, out, axes, keepdims, nan_ties=False):
         """``out`` has the reduced ``axes`` kept with size 1. Only float results get a
-        gradient, so only they need the shares."""
+        gradient, so only they need the shares; with ``nan_ties`` a NaN result is shared
+        between the NaN elements (the median's rule in PyTorch)."""
         ctx.axes, ctx.keepdims = axes, keepdims
         if a.dtype.kind == "f":
-            tied = (a == out).astype(a.dtype)
+            xp = array_module(a)
+            tied = (a == out) | (xp.isnan(a) & xp.isnan(out)) if nan_ties else (a == out)
+            tied = tied.astype(a.dtype)
             ctx.save_for_backward(tied / tied.sum(axis=axes, keepdims=True))
 
     @staticmethod
@@ -305,7 +308,8 @@ class Extremum(SharedAmongTies):
 class Median(SharedAmongTies):
     """z = the lower median of all the elements: the ((n - 1) // 2)-th smallest (as PyTorch, no
     average of the two middle ones);  dz/da_i = 1 at the element equal to z, shared equally
-    between ties. The median of nothing is NaN."""
+    between ties. The median of nothing is NaN, and so is the median of elements holding a
+    NaN (its gradient shared between the NaNs), as in PyTorch."""
 
     @staticmethod
     def forward(ctx, a):
@@ -313,9 +317,11 @@ class Median(SharedAmongTies):
         if not a.size:
             return xp.full((), xp.nan, dtype=a.dtype)
         k = (a.size - 1) // 2
-        out = xp.sort(a.reshape(-1))[k:k + 1].reshape(())
+        out = xp.sort(a.reshape(-1))[k:k + 1].reshape(())  # NaNs sort last: check them apart
+        if a.dtype.kind == "f" and xp.isnan(a).any():
+            out = xp.full((), xp.nan, dtype=a.dtype)
         SharedAmongTies.save_shares(ctx, a, out.reshape((1,) * a.ndim), tuple(range(a.ndim)),
-                                    keepdims=False)
+                                    keepdims=False, nan_ties=True)
         return out
 
 
@@ -402,14 +408,20 @@ class ArgExtremum(Function):
 
 class MedianIndex(Function):
     """The index along ``axis`` of the lower median of each slice, with ``axis`` kept (size 1):
-    the position (n - 1) // 2 of a stable argsort (int64)."""
+    the position (n - 1) // 2 of a stable argsort (int64); in a slice holding a NaN, its first
+    NaN, as in PyTorch (the median is NaN)."""
 
     @staticmethod
     def forward(ctx, a, axis):
         xp = array_module(a)
         order = xp.argsort(a, axis=axis, kind="stable")
         middle = xp.asarray([(a.shape[axis] - 1) // 2])
-        return xp.take(order, middle, axis=axis).astype(np.int64)
+        index = xp.take(order, middle, axis=axis)
+        if a.dtype.kind == "f":
+            nan = xp.isnan(a)
+            index = xp.where(nan.any(axis=axis, keepdims=True),
+                             xp.argmax(nan, axis=axis, keepdims=True), index)
+        return index.astype(np.int64)
 
 
 class ModeIndex(Function):
