@@ -486,7 +486,8 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
     FloatingPointError) naming the epoch and batch, and the model holds the weights from
     before that batch.
     "skip" takes no step for such a batch and leaves it out of the epoch's loss and metrics;
-    "warn" takes the step all the same. Both warn once per epoch, with the count and the
+    "warn" takes the step all the same (under data parallelism on several ranks, "skip" is
+    refused: each rank would decide alone). Both warn once per epoch, with the count and the
     batches (from 1); "skip" raises when every batch of an epoch was skipped. A loader with
     no batches is a ValueError before training starts.
 
@@ -498,6 +499,12 @@ def fit(model, train_loader, optimizer, loss_fn, epochs, val_loader=None, schedu
     if on_nonfinite not in NONFINITE_ACTIONS:
         raise ValueError(f"fit: on_nonfinite must be one of "
                          f"{', '.join(map(repr, NONFINITE_ACTIONS))}, got {on_nonfinite!r}")
+    if on_nonfinite == "skip" and getattr(model, "world_size", 1) > 1:
+        # Each rank checks its own loss: one rank skipping a step its peers take would pair
+        # their gradient all-reduces with the wrong batches.
+        raise ValueError("fit: on_nonfinite='skip' cannot be used with a data-parallel model "
+                         "on several ranks (each rank would decide alone); use 'raise' or "
+                         "'warn'")
     _check_has_batches("train_loader", train_loader)
     if val_loader is not None:
         _check_has_batches("val_loader", val_loader)

@@ -167,3 +167,9 @@ def test_clip_accepts_tensor_bounds():
     np.testing.assert_array_equal(y.numpy(), [-1.0, 0.5, 1.0])
     y.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [0.0, 1.0, 0.0])
+
+
+def test_clamp_of_an_integer_tensor_with_float_bounds_is_float32_as_in_pytorch():
+    out = mg.clamp(mg.tensor([0, 2, 5]), 1.5, 3.5)
+    assert out.dtype == np.float32 and out.tolist() == [1.5, 2.0, 3.5]
+    assert mg.clamp(mg.tensor([0, 2, 5]), 1, 3).dtype == np.int64

@@ -602,3 +602,11 @@ def test_a_monitored_key_the_epoch_lacks_names_the_keys_it_has(tmp_path):
         fit(model, DataLoader(blobs(64), 32), SGD(model.parameters(), lr=0.1), F.cross_entropy,
             1, callbacks=[Checkpoint(str(tmp_path / "c.npz"), monitor="train_f1",
                                      save_best_only=True)], progress=False)
+
+
+def test_skipping_nonfinite_batches_is_refused_for_a_model_on_several_ranks():
+    model = small_model()
+    model.world_size = 2  # what a DistributedDataParallel on 2 ranks reports
+    with pytest.raises(ValueError, match="on_nonfinite='skip' cannot be used with a data-par"):
+        fit(model, DataLoader(blobs(8), batch_size=4), SGD(model.parameters(), lr=0.1),
+            F.cross_entropy, 1, on_nonfinite="skip", progress=False)

@@ -598,8 +598,13 @@ def sign(a):
 def clip(a, min=None, max=None):
     """Limit values to [min, max]; either bound may be None, a number, or a tensor that
     broadcasts against ``a`` (bounds are constants: no gradient flows to them). PyTorch's
-    ``clamp``."""
+    ``clamp``. An integer tensor with a float bound is clamped in float32, PyTorch's
+    promotion."""
     lo, hi = (bound.data if isinstance(bound, TensorBase) else bound for bound in (min, max))
+    bound_kinds = [(b.dtype if hasattr(b, "dtype") else np.result_type(b)).kind
+                   for b in (lo, hi) if b is not None]
+    if "f" in bound_kinds:
+        a = as_floating(a)
     return Clip.apply(a, lo=lo, hi=hi)
 
 
