@@ -64,6 +64,13 @@ def array_module(array):
     return _cupy if is_cupy_array(array) else np
 
 
+def lowest_value(dtype):
+    """The value that never wins a max: -inf for floats, the minimum of an integer dtype (what
+    max pooling pads with)."""
+    dtype = np.dtype(dtype)
+    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
+
+
 def all_finite(array):
     """True when no element of ``array`` is NaN or infinite."""
     return bool(array_module(array).isfinite(array).all())

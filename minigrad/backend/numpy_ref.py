@@ -22,7 +22,7 @@ The kernels loop over the KH*KW offsets and do whole-array work for each:
 
 import numpy as np
 
-from minigrad.backend import array_module, fixed_point
+from minigrad.backend import array_module, fixed_point, lowest_value
 from minigrad.backend.fixed_point import check_int8_conv2d_operands, check_int8_gemm_operands
 from minigrad.backend.geometry import output_hw
 
@@ -126,8 +126,8 @@ def max_pool2d_forward(x, kernel_hw, stride, padding, dilation):
     """
     xp = array_module(x)
     out_hw = output_hw(x.shape, kernel_hw, stride, padding, dilation)
-    x_pad = pad(x, padding, value=-np.inf)
-    out = xp.full(x.shape[:2] + out_hw, -np.inf, dtype=x.dtype)
+    x_pad = pad(x, padding, value=lowest_value(x.dtype))
+    out = xp.full(x.shape[:2] + out_hw, lowest_value(x.dtype), dtype=x.dtype)
     winner = xp.zeros(out.shape, dtype=np.int64)
     for kh, kw, window in _offsets(kernel_hw, out_hw, stride, dilation):
         candidate = x_pad[window]

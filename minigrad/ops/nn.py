@@ -15,7 +15,7 @@ ordinary ops in ``minigrad.nn.functional``.
 import numpy as np
 
 from minigrad.autograd import Function
-from minigrad.backend import array_module, kernels_for
+from minigrad.backend import array_module, kernels_for, lowest_value
 from minigrad.backend.geometry import output_size
 from minigrad.ops.activation import log_softmax_array
 
@@ -221,8 +221,7 @@ def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode):
     _check_image_batch("max_pool2d", x)
     _, extra = pool_geometry("max_pool2d", x.shape, kernel_size, stride, padding, dilation,
                              ceil_mode)
-    lowest = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
-    x_full = pad_end(x, extra, lowest)
+    x_full = pad_end(x, extra, lowest_value(x.dtype))
     out, winner = kernels_for(x).max_pool2d_forward(x_full, kernel_size, stride, padding,
                                                     dilation)
     return out, winner, x_full.shape

@@ -8,6 +8,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit, prange
 
+from minigrad.backend import lowest_value
 from minigrad.backend.geometry import output_hw
 from minigrad.backend.numba_cpu.blocks import PARALLEL, pairs
 
@@ -119,7 +120,8 @@ def max_pool2d_forward(x, kernel_hw, stride, padding, dilation):
     out_hw, width, offsets = _pool_layout(x.shape, kernel_hw, stride, padding, dilation)
     out = np.empty(x.shape[:2] + out_hw, x.dtype)
     winner = np.empty(out.shape, np.int64)
-    _max_pool2d_forward(_padded_flat(x, padding, -np.inf), offsets, stride, width, out, winner)
+    _max_pool2d_forward(_padded_flat(x, padding, lowest_value(x.dtype)), offsets, stride, width,
+                        out, winner)
     return out, winner
 
 
