@@ -26,8 +26,8 @@ from minigrad.backend import array_module
 from minigrad.ops.binary import where
 from minigrad.ops.dims import dim_spellings, normalize_dim
 from minigrad.ops.reduce import ValuesIndices
-from minigrad.ops.shape import (broadcast_to, positions_along, read_positions, reshape,
-                                squeeze)
+from minigrad.ops.shape import (broadcast_to, check_in_range, positions_along, read_positions,
+                                reshape, squeeze)
 from minigrad.ops.unary import cast
 
 __all__ = [
@@ -48,15 +48,6 @@ def index_array(op, index, int32_ok=True):
         raise TypeError(f"{op}: index must be an {' or '.join(allowed)} tensor, got dtype "
                         f"{array.dtype}")
     return array
-
-
-def _check_in_range(op, index, size, dim, wrap=False):
-    """Every index in [0, size) (in [-size, size) where negative ones count from the end)."""
-    low = -size if wrap else 0
-    outside = (index < low) | (index >= size)
-    if outside.any():
-        raise IndexError(f"{op}: index {int(index[outside].ravel()[0])} is out of bounds for "
-                         f"dim {dim} with size {size}")
 
 
 def _check_index_shape(op, shape, index, dim, src_shape=None):
@@ -92,7 +83,7 @@ def gather(a, dim, index):
     dim = normalize_dim(dim, a.shape, "gather")
     index = index_array("gather", index)
     _check_index_shape("gather", a.shape, index, dim)
-    _check_in_range("gather", index, a.shape[dim] if a.ndim else 1, dim)
+    check_in_range("gather", index, a.shape[dim] if a.ndim else 1, dim)
     return read_positions(a, positions_along(index, dim))
 
 
@@ -139,7 +130,7 @@ def _scatter(op, a, dim, index, src, add):
         raise TypeError(f"{op}: src has dtype {src.dtype} but the input has dtype {a.dtype} "
                         "(they must match)")
     _check_index_shape(op, a.shape, index, dim, src.shape)
-    _check_in_range(op, index, a.shape[dim] if a.ndim else 1, dim)
+    check_in_range(op, index, a.shape[dim] if a.ndim else 1, dim)
     return Scatter.apply(a, src, coords=positions_along(index, dim), add=add)
 
 
@@ -173,7 +164,7 @@ def take_along_dim(a, indices, dim=None):
     if indices.ndim != a.ndim:
         raise ValueError(f"take_along_dim: indices of shape {indices.shape} must have as many "
                          f"dims as the input of shape {a.shape}")
-    _check_in_range("take_along_dim", indices, a.shape[dim] if a.ndim else 1, dim, wrap=True)
+    check_in_range("take_along_dim", indices, a.shape[dim] if a.ndim else 1, dim, wrap=True)
     try:
         shape = np.broadcast_shapes(a.shape[:dim] + (1,) + a.shape[dim + 1:],
                                     indices.shape[:dim] + (1,) + indices.shape[dim + 1:])
@@ -193,7 +184,7 @@ def take(a, index):
 
 
 def _take_flat(op, a, index, wrap):
-    _check_in_range(op, index, a.numel(), 0, wrap=wrap)
+    check_in_range(op, index, a.numel(), 0, wrap=wrap)
     return read_positions(reshape(a, -1), (index,))
 
 
@@ -205,9 +196,9 @@ def index_select(a, dim, index):
     if index.ndim > 1:
         raise ValueError(f"index_select: index must be 1-D or 0-d, got shape {index.shape}")
     if a.ndim == 0:
-        _check_in_range("index_select", index, 1, dim)
+        check_in_range("index_select", index, 1, dim)
         return reshape(a, index.shape)
-    _check_in_range("index_select", index, a.shape[dim], dim)
+    check_in_range("index_select", index, a.shape[dim], dim)
     return read_positions(a, _along(dim, index.reshape(-1)))
 
 
@@ -244,7 +235,7 @@ def index_add(a, dim, index, source, alpha=1):
     if source.dtype != a.dtype:
         raise TypeError(f"index_add: source has dtype {source.dtype} but the input has dtype "
                         f"{a.dtype} (they must match)")
-    _check_in_range("index_add", index, a.shape[dim], dim)
+    check_in_range("index_add", index, a.shape[dim], dim)
     return IndexAdd.apply(a, source, index=index, dim=dim, alpha=alpha)
 
 

@@ -357,13 +357,16 @@ def _dims_indexed(item):
     return item.ndim if _is_array(item) and item.dtype.kind == "b" else 1
 
 
-def _check_in_range(values, dim, size, shape):
-    """IndexError naming the first of ``values`` outside [-size, size)."""
-    outside = values[(values < -size) | (values >= size)] if _is_array(values) else (
-        [values] if not -size <= values < size else [])
-    if len(outside):
-        raise IndexError(f"getitem: index {int(outside[0])} is out of bounds for dim {dim} "
-                         f"with size {size} (a tensor of shape {tuple(shape)})")
+def check_in_range(op, index, size, dim, wrap=False, shape=None):
+    """IndexError naming ``op`` and the first of ``index`` (an int or an integer array) outside
+    [0, size), or outside [-size, size) with ``wrap`` (negative indices counting from the end);
+    ``shape``, when given, is named too."""
+    index = index if _is_array(index) else np.asarray(index)
+    outside = (index < (-size if wrap else 0)) | (index >= size)
+    if outside.any():
+        of_shape = "" if shape is None else f" (a tensor of shape {tuple(shape)})"
+        raise IndexError(f"{op}: index {int(index[outside].ravel()[0])} is out of bounds for "
+                         f"dim {dim} with size {size}{of_shape}")
 
 
 def torch_index(index, shape):
@@ -401,7 +404,7 @@ def torch_index(index, shape):
             advanced.append(item)
             dim += item.ndim
         elif _is_array(item) or isinstance(item, int):
-            _check_in_range(item, dim, shape[dim], shape)
+            check_in_range("getitem", item, shape[dim], dim, wrap=True, shape=shape)
             basic.append(slice(None) if _is_array(item) else item)
             advanced += [item] if _is_array(item) else []
             dim += 1
