@@ -41,7 +41,7 @@ from minigrad.tensor import Tensor, as_tensor, from_numpy, tensor
 
 __version__ = "0.1.0"
 
-SUBMODULES = ("cli", "compress", "data", "distill", "metrics", "models", "nn", "optim",
+SUBMODULES = ("cli", "compress", "data", "distill", "metrics", "models", "nn", "onnx", "optim",
               "parallel", "plot", "profiler", "prune", "quant", "report", "sensitivity",
               "testing", "timing", "train", "tune", "viz")
 

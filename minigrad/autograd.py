@@ -344,6 +344,7 @@ class Function:
         if cls.broadcasts:
             _check_broadcast(cls.__name__, inputs)
         ctx = cls()
+        ctx.attrs = attrs  # the op's keyword arguments, for whoever reads the graph (onnx export)
         arrays = tuple(x.data for x in inputs)
         out = like._wrap(_call(cls, "forward", ctx, *arrays, **attrs))
         if out.data.base is not None or any(out.data is a for a in arrays):

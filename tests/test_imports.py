@@ -27,7 +27,7 @@ FLOORS = [
     ("training", ["minigrad.optim", "minigrad.data", "minigrad.train", "minigrad.sensitivity"]),
     ("methods", ["minigrad.prune", "minigrad.quant", "minigrad.distill", "minigrad.parallel",
                  "minigrad.tune"]),
-    ("pipelines", ["minigrad.compress"]),
+    ("pipelines", ["minigrad.compress", "minigrad.onnx"]),
     ("api", ["minigrad"]),
 ]
 # Packages on one floor that must not import each other (each stands on the floors below).
