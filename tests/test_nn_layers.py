@@ -151,9 +151,10 @@ def test_max_pool_indices_feed_max_unpool_as_in_torch(torch_reference):
     np.testing.assert_array_equal(x_ours.grad.numpy(), expected["grad"])
 
 
-def test_conv_layers_refuse_groups():
-    with pytest.raises(ValueError, match=r"ConvTranspose2d: groups=2 is not supported"):
-        layers.ConvTranspose2d(2, 2, 3, groups=2)
+def test_conv_layers_refuse_channels_not_divisible_by_groups():
+    with pytest.raises(ValueError,
+                       match=r"ConvTranspose2d: out_channels 3 not divisible by groups 2"):
+        layers.ConvTranspose2d(2, 3, 3, groups=2)
 
 
 def torch_batch_norm_statistics(torch, cls, shape):

@@ -180,7 +180,7 @@ def test_sparse_linear_uses_the_pruned_weight_orig_times_mask():
     (1, 0, 1, True), (2, 1, 1, False), ((1, 2), (2, 0), (2, 1), True), (3, 2, 2, True)])
 def test_sparse_conv2d_equals_conv2d(stride, padding, dilation, bias):
     mg.manual_seed(0)
-    conv = zero_weights(nn.Conv2d(3, 5, (3, 2), stride, padding, dilation, bias), 0.8)
+    conv = zero_weights(nn.Conv2d(3, 5, (3, 2), stride, padding, dilation, bias=bias), 0.8)
     x = mg.tensor(sparse_matrix((2, 3 * 9 * 8), 0.0).reshape(2, 3, 9, 8))
     expected, ours = dense_and_sparse(conv, SparseConv2d(conv), x)
     assert_same(ours, expected)

@@ -9,7 +9,7 @@ name by name and parameter by parameter.
 Conventions for every kernel:
 
 * arrays in, arrays out: plain NumPy arrays for the CPU sets, CuPy arrays for the GPU set;
-* images are NCHW: x (N, C, H, W); conv weights (O, C, KH, KW); window arguments are pairs
+* images are NCHW: x (N, C, H, W); conv weights (O, C/groups, KH, KW); window arguments are pairs
   ``kernel_hw``, ``stride``, ``padding``, ``dilation`` = (along H, along W);
 * H_out, W_out follow ``geometry.output_hw``, and a window that does not fit raises its
   ValueError;
@@ -22,7 +22,8 @@ from typing import Protocol, runtime_checkable
 
 @runtime_checkable
 class KernelSet(Protocol):
-    """The functions of one kernel set. Shapes: (N, C, H, W) inputs, (O, C, KH, KW) weights."""
+    """The functions of one kernel set. Shapes: (N, C, H, W) inputs, (O, C/groups, KH, KW)
+    conv weights."""
 
     def matmul(self, a, b):
         """C = A @ B with NumPy's matmul semantics: (..., M, K) @ (..., K, N) -> (..., M, N)."""
@@ -31,14 +32,21 @@ class KernelSet(Protocol):
         """x (N, C, H, W) -> (cols (C*KH*KW, N*H_out*W_out), (H_out, W_out)): row (c, kh, kw)
         holds x_pad[n, c, i*s + kh*d, j*s + kw*d] for every (n, i, j)."""
 
-    def conv2d_forward(self, x, weight, stride, padding, dilation):
-        """out (N, O, H_out, W_out) = sum_{c,kh,kw} w[o,c,kh,kw] x_pad[n, c, i*s+kh*d, j*s+kw*d]."""
+    def conv2d_forward(self, x, weight, stride, padding, dilation, groups=1):
+        """out (N, O, H_out, W_out) with weight (O, C/G, KH, KW), G = ``groups``: output channel o
+        of group g = o // (O/G) reads only input channels g*C/G + c, c < C/G:
+        out[n,o,i,j] = sum_{c,kh,kw} w[o,c,kh,kw] x_pad[n, g*C/G + c, i*s+kh*d, j*s+kw*d].
+        G divides C and O; G = 1 is the full convolution, G = C the depthwise one."""
 
-    def conv2d_backward_input(self, grad_out, weight, x_shape, stride, padding, dilation):
-        """dL/dx (``x_shape``) from dL/dout (N, O, H_out, W_out) and the weight."""
+    def conv2d_backward_input(self, grad_out, weight, x_shape, stride, padding, dilation,
+                              groups=1):
+        """dL/dx (``x_shape``) from dL/dout (N, O, H_out, W_out) and the (O, C/G, KH, KW)
+        weight: input channel g*C/G + c gets the gradients of group g's outputs only."""
 
-    def conv2d_backward_weight(self, grad_out, x, weight_shape, stride, padding, dilation):
-        """dL/dw (``weight_shape``) from dL/dout (N, O, H_out, W_out) and the input."""
+    def conv2d_backward_weight(self, grad_out, x, weight_shape, stride, padding, dilation,
+                               groups=1):
+        """dL/dw (``weight_shape`` = (O, C/G, KH, KW)) from dL/dout (N, O, H_out, W_out) and
+        the input: w[o, c] met only input channel g*C/G + c, g = o // (O/G)."""
 
     def max_pool2d_forward(self, x, kernel_hw, stride, padding, dilation):
         """(out (N, C, H_out, W_out), winner int64 of the same shape): the window's maximum,

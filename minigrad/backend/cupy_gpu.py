@@ -9,7 +9,8 @@ position i at kernel offset k reads input position
 * ``matmul`` is cuBLAS, through ``cupy.matmul``.
 * Convolution keeps the reference's plan: an ``im2col`` kernel (one thread per entry of the
   (C*KH*KW, N*H_out*W_out) column matrix) and one cuBLAS GEMM for the forward pass and the weight
-  gradient. The input gradient is cuBLAS (W^T @ dL/dout) then ``col2im``.
+  gradient (a batched GEMM, one matrix per group, for a grouped convolution). The input gradient
+  is cuBLAS (W^T @ dL/dout) then ``col2im``.
 * ``col2im`` and the pooling backward kernels *gather*: one thread per input element visits the
   outputs whose windows read it, by inverting the formula above,
 
@@ -34,7 +35,7 @@ import numpy as np
 
 from minigrad.backend import cupy_module, numpy_ref
 from minigrad.backend.geometry import output_hw
-from minigrad.backend.numpy_ref import grad_matrix
+from minigrad.backend.numpy_ref import by_group, grad_matrix
 
 cupy = cupy_module()
 
@@ -278,25 +279,30 @@ def col2im(cols, x_shape, kernel_hw, stride, padding, dilation):
     return _launch("col2im", x, cols, x, window)
 
 
-def conv2d_forward(x, weight, stride, padding, dilation):
-    """out[n, o, i, j] = sum_{c,kh,kw} w[o,c,kh,kw] x_pad[n, c, i*s+kh*d, j*s+kw*d], as the one
-    cuBLAS product W (O, C*KH*KW) @ cols (C*KH*KW, N*H_out*W_out)."""
+def conv2d_forward(x, weight, stride, padding, dilation, groups=1):
+    """out[n, o, i, j] = sum_{c,kh,kw} w[o,c,kh,kw] x_pad[n, g*C/G + c, i*s+kh*d, j*s+kw*d],
+    g = o // (O/G), as cuBLAS products W_g (O/G, C/G*KH*KW) @ cols_g (C/G*KH*KW,
+    N*H_out*W_out), one per group (one batched call; ``numpy_ref.by_group``)."""
     n, o = x.shape[0], weight.shape[0]
     cols, out_hw = im2col(x, weight.shape[2:], stride, padding, dilation)
-    out = matmul(weight.reshape(o, -1), cols)
+    out = matmul(by_group(weight.reshape(o, -1), groups), by_group(cols, groups))
     return out.reshape((o, n) + out_hw).transpose(1, 0, 2, 3)
 
 
-def conv2d_backward_input(grad_out, weight, x_shape, stride, padding, dilation):
-    """dL/dx = col2im(W^T @ dL/dout): each output's gradient flows back to the inputs it read."""
-    cols_grad = matmul(weight.reshape(weight.shape[0], -1).T, grad_matrix(grad_out))
+def conv2d_backward_input(grad_out, weight, x_shape, stride, padding, dilation, groups=1):
+    """dL/dx = col2im(W_g^T @ dL/dout_g per group g): each output's gradient flows back to the
+    inputs it read."""
+    weights = by_group(weight.reshape(weight.shape[0], -1), groups)
+    cols_grad = matmul(weights.swapaxes(-1, -2), by_group(grad_matrix(grad_out), groups))
     return col2im(cols_grad, x_shape, weight.shape[2:], stride, padding, dilation)
 
 
-def conv2d_backward_weight(grad_out, x, weight_shape, stride, padding, dilation):
-    """dL/dW = dL/dout @ cols^T: each weight met every input it multiplied."""
+def conv2d_backward_weight(grad_out, x, weight_shape, stride, padding, dilation, groups=1):
+    """dL/dW_g = dL/dout_g @ cols_g^T per group g: each weight met every input it multiplied."""
     cols, _ = im2col(x, weight_shape[2:], stride, padding, dilation)
-    return matmul(grad_matrix(grad_out), cols.T).reshape(weight_shape)
+    grad_w = matmul(by_group(grad_matrix(grad_out), groups),
+                    by_group(cols, groups).swapaxes(-1, -2))
+    return grad_w.reshape(weight_shape)
 
 
 def max_pool2d_forward(x, kernel_hw, stride, padding, dilation):

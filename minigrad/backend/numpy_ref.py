@@ -3,7 +3,8 @@
 These are the kernels every faster backend is tested against. They use only the array
 module of their inputs (``xp``), so they run on NumPy arrays and, unchanged, on CuPy arrays.
 
-Shapes: images are NCHW (batch, channels, height, width); conv weights are (O, C, KH, KW).
+Shapes: images are NCHW (batch, channels, height, width); conv weights are (O, C/G, KH, KW),
+G = ``groups``: output channel o, of group g = o // (O/G), reads input channels g*C/G + c, c < C/G.
 Every window op shares one piece of index math. With stride s, padding p and dilation d along
 an axis of size H and a kernel of size K, output position i reads the padded input at
 
@@ -90,12 +91,20 @@ def matmul(a, b):
     return array_module(a).matmul(a, b)
 
 
-def conv2d_forward(x, weight, stride, padding, dilation):
-    """out[n, o, i, j] = sum_{c,kh,kw} w[o,c,kh,kw] x_pad[n, c, i*s+kh*d, j*s+kw*d], as the one
-    matrix product W (O, C*KH*KW) @ cols (C*KH*KW, N*H_out*W_out)."""
+def by_group(matrix, groups):
+    """(R, K) -> (groups, R/groups, K), a batch of one matrix per group (its rows are
+    contiguous: channels come first in both the weight's and im2col's row order); one group
+    keeps the matrix as it is, so the ungrouped convolution runs the same single product."""
+    return matrix if groups == 1 else matrix.reshape(groups, -1, matrix.shape[-1])
+
+
+def conv2d_forward(x, weight, stride, padding, dilation, groups=1):
+    """out[n, o, i, j] = sum_{c,kh,kw} w[o,c,kh,kw] x_pad[n, g*C/G + c, i*s+kh*d, j*s+kw*d],
+    g = o // (O/G), as one matrix product per group G: W_g (O/G, C/G*KH*KW) @ cols_g
+    (C/G*KH*KW, N*H_out*W_out), where cols_g are group g's rows of im2col's matrix."""
     n, o = x.shape[0], weight.shape[0]
     cols, out_hw = im2col(x, weight.shape[2:], stride, padding, dilation)
-    out = weight.reshape(o, -1) @ cols
+    out = by_group(weight.reshape(o, -1), groups) @ by_group(cols, groups)
     return out.reshape((o, n) + out_hw).transpose(1, 0, 2, 3)
 
 
@@ -104,16 +113,19 @@ def grad_matrix(grad_out):
     return grad_out.transpose(1, 0, 2, 3).reshape(grad_out.shape[1], -1)
 
 
-def conv2d_backward_input(grad_out, weight, x_shape, stride, padding, dilation):
-    """dL/dx = col2im(W^T @ dL/dout): each output's gradient flows back to the inputs it read."""
-    cols_grad = weight.reshape(weight.shape[0], -1).T @ grad_matrix(grad_out)
+def conv2d_backward_input(grad_out, weight, x_shape, stride, padding, dilation, groups=1):
+    """dL/dx = col2im(W_g^T @ dL/dout_g per group g): each output's gradient flows back to the
+    inputs it read, which are in its own group."""
+    weights = by_group(weight.reshape(weight.shape[0], -1), groups)
+    cols_grad = weights.swapaxes(-1, -2) @ by_group(grad_matrix(grad_out), groups)
     return col2im(cols_grad, x_shape, weight.shape[2:], stride, padding, dilation)
 
 
-def conv2d_backward_weight(grad_out, x, weight_shape, stride, padding, dilation):
-    """dL/dW = dL/dout @ cols^T: each weight met every input it multiplied."""
+def conv2d_backward_weight(grad_out, x, weight_shape, stride, padding, dilation, groups=1):
+    """dL/dW_g = dL/dout_g @ cols_g^T per group g: each weight met every input it multiplied."""
     cols, _ = im2col(x, weight_shape[2:], stride, padding, dilation)
-    return (grad_matrix(grad_out) @ cols.T).reshape(weight_shape)
+    grad_w = by_group(grad_matrix(grad_out), groups) @ by_group(cols, groups).swapaxes(-1, -2)
+    return grad_w.reshape(weight_shape)
 
 
 def max_pool2d_forward(x, kernel_hw, stride, padding, dilation):

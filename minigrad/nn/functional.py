@@ -20,8 +20,9 @@ from minigrad.ops.activation import (  # re-exported: PyTorch's F has them
     tanh, tanhshrink, threshold)
 from minigrad.ops.dims import dim_spellings, normalize_dim
 from minigrad.ops.nn import (AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d, MaxPool2dIndices,
-                              PutIntoPlanes, SoftmaxCrossEntropy, check_layer_dtypes, pair,
-                              pool_geometry, transposed_output_size, window_geometry)
+                              PutIntoPlanes, SoftmaxCrossEntropy, check_conv_groups,
+                              check_layer_dtypes, pair, pool_geometry, transposed_output_size,
+                              window_geometry)
 from minigrad.ops.nn import Linear as LinearOp
 from minigrad.ops.shape import positions_along, read_positions
 from minigrad.tensor import Tensor, as_tensor
@@ -70,11 +71,6 @@ def _conv_padding(name, padding, kernel, stride, dilation):
     return padding, (0,) * len(kernel)
 
 
-def _check_groups(name, groups):
-    if groups != 1:
-        raise ValueError(f"{name}: groups={groups} is not supported (only groups=1)")
-
-
 def _as_images(x, weight, geometry):
     """A 1-D op's (N, C, L) input and (., ., K) weight as images one row high, (N, C, 1, L)
     and (., ., 1, K), and its per-axis ``geometry`` tuples, given as (first, tuple) pairs,
@@ -96,11 +92,12 @@ def _with_bias(out, bias, ndim):
 def _convolution(name, input, weight, bias, stride, padding, dilation, groups):
     """conv1d and conv2d (``stride``, ``dilation`` one entry per spatial axis): checks that
     name the op and its shapes, then the Conv2d op, a 1-D input as an image one row high."""
-    _check_groups(name, groups)
     spatial = len(stride)
-    if input.ndim != spatial + 2 or weight.ndim != spatial + 2 or input.shape[1] != weight.shape[1]:
+    if input.ndim != spatial + 2 or weight.ndim != spatial + 2:
         raise ValueError(f"{name}: input {input.shape} (N, C, {spatial} spatial dims) and weight "
-                         f"{weight.shape} (O, C, {spatial} kernel dims) must agree on C")
+                         f"{weight.shape} (O, C/groups, {spatial} kernel dims) must have "
+                         f"{spatial} spatial dims")
+    check_conv_groups(name, input.shape, weight.shape, groups)
     check_layer_dtypes(name, input, weight, bias)
     padding, extra = _conv_padding(name, padding, weight.shape[2:], stride, dilation)
     window_geometry(name, input.shape[:2] + tuple(n + e for n, e in zip(input.shape[2:], extra)),
@@ -109,22 +106,23 @@ def _convolution(name, input, weight, bias, stride, padding, dilation, groups):
         input, weight, [(1, stride), (0, padding), (0, extra), (1, dilation)])
     if any(extra):
         x = ops.pad(x, (0, extra[1], 0, extra[0]))
-    out = Conv2d.apply(x, w, stride=stride, padding=padding, dilation=dilation)
+    out = Conv2d.apply(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
     return _with_bias(out, bias, input.ndim)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """2-D cross-correlation plus bias: out[n, o] = b[o] + sum_c w[o, c] (*) x[n, c], with
-    weight (O, C, KH, KW). ``padding`` may also be "valid" (none) or "same" (stride 1: the
-    output as large as the input)."""
+    """2-D cross-correlation plus bias: out[n, o] = b[o] + sum_c w[o, c] (*) x[n, g*C/G + c],
+    with weight (O, C/G, KH, KW) in G = ``groups`` groups, o in group g = o // (O/G) (G = C:
+    depthwise). ``padding`` may also be "valid" (none) or "same" (stride 1: the output as large
+    as the input)."""
     padding = padding if isinstance(padding, str) else pair(padding)
     return _convolution("conv2d", input, weight, bias, pair(stride), padding, pair(dilation),
                         groups)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """1-D cross-correlation plus bias over (N, C, L) inputs with (O, C, K) weights: a
-    composite, conv2d on images one row high. ``padding`` as in conv2d."""
+    """1-D cross-correlation plus bias over (N, C, L) inputs with (O, C/groups, K) weights: a
+    composite, conv2d on images one row high. ``padding`` and ``groups`` as in conv2d."""
     if not isinstance(padding, str):
         padding = (_one(padding, "conv1d"),)
     return _convolution("conv1d", input, weight, bias, (_one(stride, "conv1d"),),
@@ -135,30 +133,32 @@ def _transposed_convolution(name, input, weight, bias, stride, padding, output_p
                             groups, dilation):
     """conv_transpose1d and conv_transpose2d (one entry per spatial axis in each geometry
     tuple): the ConvTranspose2d op, a 1-D input as an image one row high."""
-    _check_groups(name, groups)
     transposed_output_size(name, input.shape, weight.shape, stride, padding, output_padding,
                            dilation)
+    check_conv_groups(name, input.shape, weight.shape, groups, transposed=True)
     check_layer_dtypes(name, input, weight, bias)
     x, w, (stride, padding, output_padding, dilation) = _as_images(
         input, weight, [(1, stride), (0, padding), (0, output_padding), (1, dilation)])
     out = ConvTranspose2d.apply(x, w, stride=stride, padding=padding,
-                                output_padding=output_padding, dilation=dilation)
+                                output_padding=output_padding, dilation=dilation, groups=groups)
     return _with_bias(out, bias, input.ndim)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
                      groups=1, dilation=1):
-    """The transposed convolution ("deconvolution"), weight (C_in, C_out, KH, KW): the
-    gradient of conv2d with respect to its input, plus bias. H_out = (H - 1) s - 2p +
-    d (KH - 1) + output_padding + 1; output_padding (smaller than the stride or the dilation)
-    picks among the output sizes that a stride-s conv2d maps back to H."""
+    """The transposed convolution ("deconvolution"), weight (C_in, C_out/groups, KH, KW): the
+    gradient of conv2d with respect to its input, plus bias (input channel c of group
+    g = c // (C_in/groups) adds only into output channels g*C_out/groups + o).
+    H_out = (H - 1) s - 2p + d (KH - 1) + output_padding + 1; output_padding (smaller than the
+    stride or the dilation) picks among the output sizes that a stride-s conv2d maps back to
+    H."""
     return _transposed_convolution("conv_transpose2d", input, weight, bias, pair(stride),
                                    pair(padding), pair(output_padding), groups, pair(dilation))
 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
                      groups=1, dilation=1):
-    """The transposed convolution of (N, C_in, L) inputs with (C_in, C_out, K) weights: a
+    """The transposed convolution of (N, C_in, L) inputs with (C_in, C_out/groups, K) weights: a
     composite, conv_transpose2d on images one row high."""
     name = "conv_transpose1d"
     return _transposed_convolution(

@@ -12,7 +12,7 @@ from minigrad.creation import ones, zeros
 from minigrad.nn import functional as F
 from minigrad.nn import init
 from minigrad.nn.module import Module, Parameter
-from minigrad.ops.nn import check_window_arguments, pair
+from minigrad.ops.nn import check_groups, check_window_arguments, pair
 from minigrad.tensor import tensor
 
 
@@ -79,7 +79,9 @@ def _one_tuple(value):
 class _ConvNd(Module):
     """Shared by the convolution layers: PyTorch's arguments and attribute names, the weight
     (out_channels, in_channels, *kernel_size), or (in_channels, out_channels, *kernel_size)
-    for a transposed convolution, and the default initialisation; groups=1 only.
+    for a transposed convolution, each with its channels in ``groups`` groups
+    ((out_channels, in_channels/groups, ...), (in_channels, out_channels/groups, ...)), and the
+    default initialisation (fan_in = weight.shape[1] * kernel size, as in PyTorch).
     ``as_tuple`` makes the window arguments per-axis tuples (``pair`` in 2-D). Window
     arguments out of PyTorch's limits are refused when the layer is built
     (``check_window_arguments``), and an unbatched (C, *spatial) input is taken as PyTorch
@@ -91,17 +93,17 @@ class _ConvNd(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, output_padding=0):
         super().__init__()
-        if groups != 1:
-            raise ValueError(f"{type(self).__name__}: groups={groups} is not supported "
-                             "(only groups=1)")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size, self.stride = self.as_tuple(kernel_size), self.as_tuple(stride)
         self.padding = padding if isinstance(padding, str) else self.as_tuple(padding)
         self.dilation, self.output_padding = self.as_tuple(dilation), self.as_tuple(output_padding)
         _check_sizes(type(self).__name__, in_channels=in_channels, out_channels=out_channels)
+        check_groups(type(self).__name__, groups,
+                     {"in_channels": in_channels, "out_channels": out_channels})
         check_window_arguments(type(self).__name__, self.kernel_size, self.stride, self.padding,
                                self.dilation, self.output_padding)
-        channels = (in_channels, out_channels) if self.transposed else (out_channels, in_channels)
+        channels = ((in_channels, out_channels // groups) if self.transposed
+                    else (out_channels, in_channels // groups))
         self.weight = Parameter(np.empty(channels + self.kernel_size, dtype=np.float32))
         self.register_parameter(
             "bias", Parameter(np.empty(out_channels, dtype=np.float32)) if bias else None)
@@ -124,11 +126,13 @@ class _ConvNd(Module):
             text += f", dilation={self.dilation}"
         if self.output_padding != zeros:
             text += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
         return text + ("" if self.bias is not None else ", bias=False")
 
 
 class Conv1d(_ConvNd):
-    """1-D convolution over (N, C, L) inputs, weight (out_channels, in_channels, K)."""
+    """1-D convolution over (N, C, L) inputs, weight (out_channels, in_channels/groups, K)."""
 
     as_tuple = staticmethod(_one_tuple)
 
@@ -138,24 +142,27 @@ class Conv1d(_ConvNd):
                          groups, bias)
 
     def batched_forward(self, x):
-        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                        self.groups)
 
 
 class Conv2d(_ConvNd):
-    """2-D convolution, weight (out_channels, in_channels, KH, KW); groups=1 only."""
+    """2-D convolution, weight (out_channels, in_channels/groups, KH, KW); groups=in_channels
+    is the depthwise convolution."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, bias=True, groups=1):
+                 dilation=1, groups=1, bias=True):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias)
 
     def batched_forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                        self.groups)
 
 
 class ConvTranspose1d(_ConvNd):
-    """1-D transposed convolution over (N, C, L) inputs, weight (in_channels, out_channels,
-    K)."""
+    """1-D transposed convolution over (N, C, L) inputs, weight (in_channels,
+    out_channels/groups, K)."""
 
     transposed = True
     as_tuple = staticmethod(_one_tuple)
@@ -167,12 +174,13 @@ class ConvTranspose1d(_ConvNd):
 
     def batched_forward(self, x):
         return F.conv_transpose1d(x, self.weight, self.bias, self.stride, self.padding,
-                                  self.output_padding, 1, self.dilation)
+                                  self.output_padding, self.groups, self.dilation)
 
 
 class ConvTranspose2d(_ConvNd):
-    """2-D transposed convolution, weight (in_channels, out_channels, KH, KW): the gradient
-    of a Conv2d with respect to its input, used to upsample (decoders, GAN generators)."""
+    """2-D transposed convolution, weight (in_channels, out_channels/groups, KH, KW): the
+    gradient of a Conv2d with respect to its input, used to upsample (decoders, GAN
+    generators)."""
 
     transposed = True
 
@@ -183,7 +191,7 @@ class ConvTranspose2d(_ConvNd):
 
     def batched_forward(self, x):
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
-                                  self.output_padding, 1, self.dilation)
+                                  self.output_padding, self.groups, self.dilation)
 
 
 class _MaxPoolNd(Module):

@@ -111,17 +111,48 @@ def check_layer_dtypes(name, x, weight, bias=None):
                     f"{' or '.join(fixes) or 'them with .to()'}")
 
 
+def check_groups(name, groups, channels):
+    """ValueError naming ``name`` and the numbers unless ``groups`` is a positive int that
+    divides each count of ``channels`` ({what: count})."""
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"{name}: groups must be a positive int, got {groups!r}")
+    for what, count in channels.items():
+        if count % groups:
+            raise ValueError(f"{name}: {what} {count} not divisible by groups {groups}")
+
+
+def check_conv_groups(name, x_shape, weight_shape, groups, transposed=False):
+    """ValueError naming the op and the numbers unless ``groups`` G is a positive int that
+    divides the input channels C and fits the weight: (O, C/G, *kernel) with G dividing O for
+    a convolution; a transposed one's (C, C_out/G, *kernel) the caller checks against C."""
+    channels = {"input channels": x_shape[1]}
+    if not transposed:
+        channels["output channels"] = weight_shape[0]
+    check_groups(name, groups, channels)
+    if not transposed and weight_shape[1] * groups != x_shape[1]:
+        kernel = "K" if len(weight_shape) == 3 else "KH, KW"
+        raise ValueError(f"{name}: input {tuple(x_shape)} and weight {tuple(weight_shape)} "
+                         f"(O, C/groups, {kernel}): groups {groups} needs input channels "
+                         f"{weight_shape[1]}*groups = {weight_shape[1] * groups}, "
+                         f"got {x_shape[1]}")
+
+
 class Conv2d(Function):
-    """out = x (*) w, cross-correlation over NCHW input with (O, C, KH, KW) weights;
+    """out = x (*) w, cross-correlation over NCHW input with (O, C/G, KH, KW) weights in G
+    groups: output channel o, of group g = o // (O/G), sees input channels g*C/G + c only,
+
+        out[n, o, i, j] = sum_{c,kh,kw} w[o, c, kh, kw] x_pad[n, g*C/G + c, i*s+kh*d, j*s+kw*d];
+
     dL/dx and dL/dw come from ``conv2d_backward_input`` and ``conv2d_backward_weight``."""
 
     @staticmethod
-    def forward(ctx, x, weight, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
-        if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
+    def forward(ctx, x, weight, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+        if x.ndim != 4 or weight.ndim != 4:
             raise ValueError(f"conv2d: input {x.shape} (N, C, H, W) and weight {weight.shape} "
-                             "(O, C, KH, KW) must agree on C")
+                             "(O, C/groups, KH, KW) must be 4-d")
+        check_conv_groups("conv2d", x.shape, weight.shape, groups)
         check_window_fits("conv2d", x.shape, weight.shape[2:], stride, padding, dilation)
-        ctx.geometry = (stride, padding, dilation)
+        ctx.geometry = (stride, padding, dilation, groups)
         ctx.save_for_backward(x, weight)
         return kernels_for(x).conv2d_forward(x, weight, *ctx.geometry)
 
@@ -139,7 +170,7 @@ class Conv2d(Function):
 def transposed_output_size(name, x_shape, weight_shape, stride, padding, output_padding,
                            dilation):
     """The spatial output size of a transposed convolution of an (N, C_in, ...) input with
-    (C_in, C_out, ...) weights, along each axis H_out = (H - 1) s - 2p + d (K - 1) +
+    (C_in, C_out/groups, ...) weights, along each axis H_out = (H - 1) s - 2p + d (K - 1) +
     output_padding + 1; ValueError naming the op and what is wrong."""
     check_window_arguments(name, weight_shape[2:], stride, padding, dilation, output_padding)
     spatial = len(stride)
@@ -162,10 +193,13 @@ def transposed_output_size(name, x_shape, weight_shape, stride, padding, output_
 
 class ConvTranspose2d(Function):
     """The transposed convolution: the adjoint of x -> conv2d(x, w), so the gradient of a
-    convolution with respect to its input. With weight (C_in, C_out, KH, KW), each input
-    x[n, c, i, j] adds x[n, c, i, j] w[c, :, kh, kw] to out[n, :, i*s - p + kh*d, j*s - p + kw*d],
-    and H_out = (H - 1) s - 2p + d (KH - 1) + output_padding + 1.
+    convolution with respect to its input. With weight (C_in, C_out/G, KH, KW) in G groups,
+    each input x[n, c, i, j] of group g = c // (C_in/G) adds x[n, c, i, j] w[c, o, kh, kw] to
+    out[n, g*C_out/G + o, i*s - p + kh*d, j*s - p + kw*d], and
+    H_out = (H - 1) s - 2p + d (KH - 1) + output_padding + 1.
 
+    The weight is, as it stands, the weight of the grouped convolution from C_out channels to
+    C_in that this op is the adjoint of ((O, C/G, ...) with O = C_in, C = C_out), so
     forward is the ``conv2d_backward_input`` kernel (x in the place of dL/dout); then
         dL/dx = conv2d(dL/dout, w)                       (``conv2d_forward``)
         dL/dw = ``conv2d_backward_weight`` with x in the place of dL/dout, dL/dout of the input.
@@ -173,20 +207,20 @@ class ConvTranspose2d(Function):
 
     @staticmethod
     def forward(ctx, x, weight, stride=(1, 1), padding=(0, 0), output_padding=(0, 0),
-                dilation=(1, 1)):
+                dilation=(1, 1), groups=1):
         out_hw = transposed_output_size("conv_transpose2d", x.shape, weight.shape, stride,
                                         padding, output_padding, dilation)
+        check_conv_groups("conv_transpose2d", x.shape, weight.shape, groups, transposed=True)
         # The convolution of an out_hw input has output_padding // stride more positions than
         # x along each axis (a second one when output_padding >= stride, which PyTorch allows
         # below the dilation): zeros there, which add nothing to the output.
         conv_hw = window_geometry("conv_transpose2d", out_hw, weight.shape[2:], stride, padding,
                                   dilation)[0]
         x_full = pad_end(x, (conv_hw[0] - x.shape[2], conv_hw[1] - x.shape[3]), 0)
-        ctx.geometry, ctx.x_hw = (stride, padding, dilation), x.shape[2:]
+        ctx.geometry, ctx.x_hw = (stride, padding, dilation, groups), x.shape[2:]
         ctx.save_for_backward(x_full, weight)
-        return kernels_for(x).conv2d_backward_input(x_full, weight,
-                                                    (x.shape[0], weight.shape[1]) + out_hw,
-                                                    *ctx.geometry)
+        return kernels_for(x).conv2d_backward_input(
+            x_full, weight, (x.shape[0], weight.shape[1] * groups) + out_hw, *ctx.geometry)
 
     @staticmethod
     def backward(ctx, grad):

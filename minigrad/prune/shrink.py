@@ -134,6 +134,10 @@ def shrink(model, example_input, return_report=False):
     for module in new.modules():
         make_permanent(module)
     chain = trace_chain(new, example_input)
+    for layer in chain:  # cutting a channel out of a group would change the grouping
+        if getattr(layer.module, "groups", 1) != 1:
+            raise ValueError(f"shrink: layer {layer.name!r} ({type(layer.module).__name__}) "
+                             f"has groups={layer.module.groups}; only groups=1 is supported")
     surgeries = [plan_surgery(chain, i) for i, layer in enumerate(chain)
                  if isinstance(layer.module, (Conv2d, Linear)) and zero_channels(layer.module)]
     for surgery in surgeries:

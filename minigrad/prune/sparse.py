@@ -199,6 +199,9 @@ class SparseConv2d(_SparseLayer):
     out = W @ im2col(x) + b, reshaped to (N, O, H_out, W_out). Built from a Conv2d."""
 
     def __init__(self, conv):
+        if conv.groups != 1:  # a grouped weight is one CSR matrix per group, not one
+            raise ValueError(f"SparseConv2d: the Conv2d has groups={conv.groups}; only groups=1 "
+                             "is supported")
         weight = effective_weight(conv, "weight")
         super().__init__(conv, weight.reshape(len(weight), -1))
         self.in_channels, self.out_channels = conv.in_channels, conv.out_channels

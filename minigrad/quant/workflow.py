@@ -187,6 +187,9 @@ def plan_steps(model, qconfig):
                 f"quantization: layer {name or '(the model)'!r} ({type(module).__name__}) is not "
                 f"supported; a quantized model is a chain of "
                 f"{', '.join(t.__name__ for t in SUPPORTED)}")
+        if getattr(module, "groups", 1) != 1:  # the int8 convolution kernel has no groups
+            raise ValueError(f"quantization: layer {name!r} ({type(module).__name__}) has "
+                             f"groups={module.groups}; only groups=1 is supported")
     configs, default = _layer_qconfigs(leaves, qconfig)
     fold_batch_norms(model)
     steps, sites = [], 0

@@ -8,9 +8,11 @@ Each public function is a short Python wrapper (it checks the geometry with
 inputs out) around ``@njit`` loops that only fill arrays in. With ``NUMBA_DISABLE_JIT=1`` the
 loops run as plain Python, and a debugger can step into them.
 
-One module per op family: ``conv.py`` (direct convolution and its gradients), ``pool.py``
-(max and average pooling), ``sparse.py`` (CSR matmul), ``integer.py`` (int8 GEMM and
-convolution, requantization), and ``blocks.py``, the register blocks they are built from.
+One module per op family: ``conv.py`` (direct convolution and its gradients), ``grouped.py``
+(the public convolution kernels, with ``groups``: direct depthwise loops, else ``conv.py`` on
+each group), ``pool.py`` (max and average pooling), ``sparse.py`` (CSR matmul), ``integer.py``
+(int8 GEMM and convolution, requantization), and ``blocks.py``, the register blocks they are
+built from.
 ``matmul`` and ``im2col`` are the reference's: BLAS and one copy, nothing a loop would win.
 
 Threads: the loops that could run in parallel are ``prange`` loops, but ``PARALLEL`` is False.
@@ -24,8 +26,8 @@ went back to the operating system after each training step and were faulted in a
 next, which cost a third of the step.
 """
 
-from minigrad.backend.numba_cpu.conv import (conv2d_backward_input, conv2d_backward_weight,
-                                             conv2d_forward)
+from minigrad.backend.numba_cpu.grouped import (conv2d_backward_input, conv2d_backward_weight,
+                                                conv2d_forward)
 from minigrad.backend.numba_cpu.integer import int8_conv2d, int8_gemm, requantize
 from minigrad.backend.numba_cpu.pool import (avg_pool2d_backward, avg_pool2d_forward,
                                              max_pool2d_backward, max_pool2d_forward)
