@@ -34,12 +34,20 @@ F. Model size in bytes: fp32, int8, 4-bit, mixed (8-bit conv / 4-bit fc), k-mean
 G. Inference time at batch 256: our fp32 (Numba) against our int8 model; PyTorch's fp32 and
    int8 LeNet-5 (x86 engine) measured in the same run when torch is installed. The int8 model
    is saved and loaded back, and must give identical outputs.
+H. Deploying: the fp32 and the int8 model exported to ONNX (``lenet5_fp32.onnx``,
+   ``lenet5_int8.onnx``: Conv/Gemm in float32; QLinearConv and MatMulInteger on the int8
+   codes) and run in ONNX Runtime beside minigrad's executor on the test images: accuracy in
+   each, the largest |logit difference| (fp32) or output code difference (int8), file bytes,
+   and latency at batch 1 and 256. Skipped, with a note, without onnx and onnxruntime
+   (``pip install -e ".[onnx]"``).
 
 What to look at: A's drop column (per-channel int8 costs about nothing; observers matter only
 once activations get few bits), the knee of B's curves (between 4 and 2 bits), C's picture
 (uniform levels waste codes in the empty tails, k-means puts them where the weights are), D's
 QAT column (it recovers what PTQ loses where PTQ loses something), and F and G (a quarter of
-the bytes; speed depends on the kernels, not the bits).
+the bytes; speed depends on the kernels, not the bits); in H, the same accuracies in both
+runtimes (integer codes that differ, if at all, by one where a product lies within float32
+rounding of a half) and what a tuned runtime makes of the same graph.
 
 With ``--data-dir`` (full MNIST) the targets are: int8 per-channel PTQ within 0.3 points of
 fp32 at <= 26% of its size; QAT within 1 point of fp32 where PTQ is not (at 3 and 2 bits
@@ -54,6 +62,8 @@ fine-tuned model can end above fp32 (k-means 4-bit, fine-tuned: 92.50%), and the
 """
 
 import copy
+import functools
+import importlib.util
 import os
 import time
 import warnings
@@ -395,6 +405,83 @@ def part_g(model, int8_model, setup, batch=256):
     return {"ms": ms, "ratios": ratios, "identical": identical}
 
 
+def onnx_tools_missing():
+    """The names of the packages part H needs and lacks (onnx, onnxruntime)."""
+    return [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
+
+
+def onnx_runners(net, path, threads):
+    """(minigrad's executor, ONNX Runtime on the file at ``path``): each a function of a
+    batch of images (an array) that returns the logits."""
+    from minigrad.onnx.check import session
+    sess = session(path, threads, spin=False)
+    input_name = sess.get_inputs()[0].name
+
+    def ours(x):
+        with mg.no_grad():
+            return net(mg.tensor(x)).numpy()
+
+    def theirs(x):
+        return sess.run(None, {input_name: x})[0]
+    return ours, theirs
+
+
+def in_batches(run, images, batch):
+    return np.concatenate([run(images[i:i + batch]) for i in range(0, len(images), batch)])
+
+
+def part_h(model, int8_model, setup, batches=(1, 256)):
+    """Deploying: both models exported to ONNX and run in ONNX Runtime beside minigrad's own
+    executor, on the test images: accuracies, the largest output difference, file bytes and
+    latency at batch 1 and 256."""
+    cli.stage("H. deploying", "the fp32 and int8 models exported to ONNX and run in ONNX "
+              "Runtime beside minigrad, on the test images")
+    missing = onnx_tools_missing()
+    if missing:
+        print(f"H skipped: {' and '.join(missing)} not installed; pip install -e \".[onnx]\" "
+              "adds them")
+        return None
+    import onnxruntime
+
+    from minigrad import onnx as mg_onnx
+
+    images, labels = (np.concatenate(arrays) for arrays in zip(
+        *((x.numpy(), y.numpy()) for x, y in setup.test)))
+    model.eval()
+    # As many threads as NumPy's BLAS takes by default; without spinning, ONNX Runtime's
+    # idle threads leave the cores to minigrad's call that comes next in the turns.
+    threads = os.cpu_count()
+    rows, calls, paths = [], {}, []
+    for name, net in {"fp32": model, "int8 per channel (PTQ)": int8_model}.items():
+        paths.append(os.path.join(setup.out, f"lenet5_{name.split()[0]}.onnx"))
+        mg_onnx.export(net, mg.tensor(images[:1]), paths[-1])
+        runners = dict(zip(("minigrad", "ORT"), onnx_runners(net, paths[-1], threads)))
+        ours, theirs = (in_batches(run, images, setup.test.batch_size)
+                        for run in runners.values())
+        gap = float(np.abs(ours - theirs).max())
+        if net is int8_model:  # in output codes: y = s (q - z)
+            gap = int(np.rint(gap / int8_model[-1].scale))
+        rows.append([name, *(float((out.argmax(axis=1) == labels).mean()) for out in
+                             (ours, theirs)), gap, os.path.getsize(paths[-1])])
+        calls.update({(name, b, framework): functools.partial(run, images[:b])
+                      for b in batches for framework, run in runners.items()})
+    ms = dict(zip(calls, (1e3 * seconds for seconds in
+                          median_seconds(list(calls.values()), setup.timing_repeats))))
+    for row in rows:
+        row += [ms[row[0], b, framework] for b in batches for framework in ("minigrad", "ORT")]
+    print(f"\nH. ONNX: minigrad's executor against ONNX Runtime {onnxruntime.__version__} "
+          f"({threads} intra-op threads) on {len(labels):,} test images; difference: the "
+          "largest |logit difference| (fp32), the largest output code difference (int8); "
+          f"median ms of {setup.timing_repeats} turns")
+    print(format_table(
+        ["model", "accuracy minigrad", "accuracy ORT", "max difference", ".onnx bytes",
+         *(f"{framework} ms @{b}" for b in batches for framework in ("minigrad", "ORT"))],
+        rows, [None, ".2%", ".2%", ".2g", ",d", *[".3f"] * 2 * len(batches)]))
+    print(f"wrote {' and '.join(paths)}; look inside with python -m minigrad.onnx check "
+          f"{paths[-1]}")
+    return rows
+
+
 # ----------------------------------------------------------------------------- PyTorch
 def torch_lenet_calls(model, setup, x):
     """PyTorch's fp32 and int8 LeNet-5 (``torch_int8_calls``), or None without torch."""
@@ -498,6 +585,7 @@ def main(argv=None):
     rows_e, kmeans4 = part_e(model, fp32, setup)
     rows_f = part_f(model, fp32, int8_model, kmeans4, setup)
     latency = part_g(model, int8_model, setup)
+    rows_h = part_h(model, int8_model, setup)
 
     int8 = rows_a[2][2]
     print(f"\nSummary: fp32 {fp32:.2%}, int8 per-channel PTQ {int8:.2%} "
@@ -506,6 +594,7 @@ def main(argv=None):
           f"{time.perf_counter() - start:.0f} s in all")
     return {"fp32": fp32, "part_a": rows_a, "part_b": curves_b, "part_c": rows_c,
             "part_d": rows_d, "part_e": rows_e, "part_f": rows_f, "latency": latency,
+            "part_h": rows_h,
             "plots": (bits_png, levels_png)}
 
 

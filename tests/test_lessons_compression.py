@@ -1,6 +1,7 @@
 """Lessons 07-09 and 11 (pruning, quantization, distillation, Deep Compression) run end to
 end and reach the numbers they teach."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def test_lesson_08_quantization_ptq_qat_grids_sizes_and_int8_export(tmp_path, ca
         "== A. int8 PTQ:", "drop (points)", "== B. bit widths:", "B. PTQ accuracy",
         "== C. levels:", "distinct values", "== D. QAT:", "D. PTQ against QAT",
         "== E. weight grids:", "after fine-tune", "== F. model size:", "of fp32",
-        "== G. inference:", "images/s", "Summary"])
+        "== G. inference:", "images/s", "== H. deploying:", "Summary"])
     assert ": epoch 1/1" not in printed  # --no-progress: no bars, no per-epoch lines
     fp32 = result["fp32"]
     assert fp32 > 0.8  # 1 epoch on 3,000 images
@@ -104,6 +105,21 @@ def test_lesson_08_quantization_ptq_qat_grids_sizes_and_int8_export(tmp_path, ca
     latency = result["latency"]
     assert latency["identical"] and latency["ratios"]["minigrad"] > 0
     assert_pngs(result["plots"])
+
+    if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxruntime") is None:
+        assert result["part_h"] is None and 'H skipped' in printed and '.[onnx]' in printed
+        return
+    assert "H. ONNX: minigrad's executor against ONNX Runtime" in printed
+    # model: accuracy minigrad, accuracy ORT, max difference, .onnx bytes, ms (minigrad, ORT)
+    # at batch 1, then at 256
+    deployed = {name: row for name, *row in result["part_h"]}
+    float32, int8 = deployed["fp32"], deployed["int8 per channel (PTQ)"]
+    assert float32[0] == fp32 and int8[0] == part_a["per channel", "MinMax"][0]  # same models
+    assert float32[1] == pytest.approx(fp32, abs=1e-3)  # 1 test image
+    assert int8[1] == pytest.approx(int8[0], abs=2e-3)
+    assert float32[2] < 1e-4 and int8[2] <= 1  # int8: one code where rounding ties differ
+    assert float32[3] > 61706 * 4 and int8[3] < 0.35 * float32[3]
+    assert min(float32[4:] + int8[4:]) > 0
 
 
 @pytest.mark.slow
