@@ -2,6 +2,8 @@
 
 from collections import OrderedDict
 
+from minigrad.autograd import is_grad_enabled
+from minigrad.nn.layers import ReLU
 from minigrad.nn.module import Module
 
 
@@ -22,8 +24,21 @@ class Sequential(Module):
                 setattr(self, str(index), module)
 
     def forward(self, x):
-        for module in self._modules.values():
-            x = module(x)
+        """Each module on the output of the one before. Under no_grad, a layer with a
+        ``relu_forward`` (Linear and the convolutions) and the ReLU right after it run as one
+        op, which adds the bias and applies the ReLU in place on the layer's fresh output
+        (``ops.nn.add_bias_relu_``; measured in docs/performance.md); the result is the
+        same. Not when either module has hooks, which must see the unfused tensors."""
+        modules = list(self._modules.values())
+        fuse = not is_grad_enabled()
+        i = 0
+        while i < len(modules):
+            if fuse and i + 1 < len(modules) and _fusable_with_relu(modules[i], modules[i + 1]):
+                x = modules[i].relu_forward(x)
+                i += 2
+            else:
+                x = modules[i](x)
+                i += 1
         return x
 
     def __getitem__(self, index):
@@ -37,6 +52,14 @@ class Sequential(Module):
 
     def __iter__(self):
         return iter(self._modules.values())
+
+
+def _fusable_with_relu(layer, after):
+    """True when ``layer`` can run with the ReLU module ``after`` as one op: ``after`` is a
+    plain ReLU, ``layer`` has ``relu_forward``, and neither has forward or backward hooks."""
+    return (type(after) is ReLU and hasattr(layer, "relu_forward")
+            and not any(m._forward_pre_hooks or m._forward_hooks or m._backward_hooks
+                        or m._backward_pre_hooks for m in (layer, after)))
 
 
 class ModuleList(Module):

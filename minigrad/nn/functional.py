@@ -32,16 +32,32 @@ from minigrad.tensor import Tensor, as_tensor
 def linear(input, weight, bias=None):
     """y = x W^T + b, with W of shape (out_features, in_features) as in PyTorch (one fused
     node; the same as the composite ``x @ weight.T + bias``, which the tests check)."""
+    return fused_linear(input, weight, bias, relu=False)
+
+
+def fused_linear(input, weight, bias, relu):
+    """``linear``, followed by max(y, 0) in the same node when ``relu`` (``nn.Sequential``
+    runs a Linear and the ReLU after it this way under no_grad)."""
     if input.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input {input.shape} has {input.shape[-1]} features, weight "
                          f"{weight.shape} expects {weight.shape[1]}")
-    if bias is not None and bias.shape != weight.shape[:1]:
-        raise ValueError(f"linear: bias {bias.shape} does not match weight {weight.shape} "
-                         f"(expected ({weight.shape[0]},))")
+    check_bias("linear", weight, bias)
     check_layer_dtypes("linear", input, weight, bias)
-    if bias is None:
-        return LinearOp.apply(input, weight)
-    return LinearOp.apply(input, weight, bias)
+    return LinearOp.apply(*_present(input, weight, bias), relu=relu)
+
+
+def check_bias(name, weight, bias, channels=None):
+    """ValueError naming the op and both shapes when ``bias`` is not one value per output
+    channel (weight.shape[0] of them unless ``channels`` says otherwise)."""
+    channels = weight.shape[0] if channels is None else channels
+    if bias is not None and bias.shape != (channels,):
+        raise ValueError(f"{name}: bias {bias.shape} does not match weight {weight.shape} "
+                         f"(expected ({channels},))")
+
+
+def _present(*tensors):
+    """A layer op's tensor inputs, a missing bias left out (the op then has none)."""
+    return [t for t in tensors if t is not None]
 
 
 def _one(value, name):
@@ -81,23 +97,23 @@ def _as_images(x, weight, geometry):
             [(first,) + tuple(value) for first, value in geometry])
 
 
-def _with_bias(out, bias, ndim):
-    """An (N, O, H, W) convolution's output plus the bias of each channel, back in the
-    ``ndim`` dimensions of the op's input (a 1-D op's row dropped again)."""
-    if bias is not None:
-        out = out + bias.reshape(1, -1, 1, 1)
+def _back_to_ndim(out, ndim):
+    """An (N, O, H, W) output back in the ``ndim`` dimensions of the op's input (a 1-D op's
+    row dropped again)."""
     return out if ndim == 4 else out.squeeze(2)
 
 
-def _convolution(name, input, weight, bias, stride, padding, dilation, groups):
+def convolution(name, input, weight, bias, stride, padding, dilation, groups, relu=False):
     """conv1d and conv2d (``stride``, ``dilation`` one entry per spatial axis): checks that
-    name the op and its shapes, then the Conv2d op, a 1-D input as an image one row high."""
+    name the op and its shapes, then the Conv2d op, a 1-D input as an image one row high;
+    with ``relu``, max(out, 0) in the same node (what ``nn.Sequential`` runs under no_grad)."""
     spatial = len(stride)
     if input.ndim != spatial + 2 or weight.ndim != spatial + 2:
         raise ValueError(f"{name}: input {input.shape} (N, C, {spatial} spatial dims) and weight "
                          f"{weight.shape} (O, C/groups, {spatial} kernel dims) must have "
                          f"{spatial} spatial dims")
     check_conv_groups(name, input.shape, weight.shape, groups)
+    check_bias(name, weight, bias)
     check_layer_dtypes(name, input, weight, bias)
     padding, extra = _conv_padding(name, padding, weight.shape[2:], stride, dilation)
     window_geometry(name, input.shape[:2] + tuple(n + e for n, e in zip(input.shape[2:], extra)),
@@ -106,8 +122,9 @@ def _convolution(name, input, weight, bias, stride, padding, dilation, groups):
         input, weight, [(1, stride), (0, padding), (0, extra), (1, dilation)])
     if any(extra):
         x = ops.pad(x, (0, extra[1], 0, extra[0]))
-    out = Conv2d.apply(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
-    return _with_bias(out, bias, input.ndim)
+    out = Conv2d.apply(*_present(x, w, bias), stride=stride, padding=padding,
+                       dilation=dilation, groups=groups, relu=relu)
+    return _back_to_ndim(out, input.ndim)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -116,7 +133,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     depthwise). ``padding`` may also be "valid" (none) or "same" (stride 1: the output as large
     as the input)."""
     padding = padding if isinstance(padding, str) else pair(padding)
-    return _convolution("conv2d", input, weight, bias, pair(stride), padding, pair(dilation),
+    return convolution("conv2d", input, weight, bias, pair(stride), padding, pair(dilation),
                         groups)
 
 
@@ -125,23 +142,26 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     composite, conv2d on images one row high. ``padding`` and ``groups`` as in conv2d."""
     if not isinstance(padding, str):
         padding = (_one(padding, "conv1d"),)
-    return _convolution("conv1d", input, weight, bias, (_one(stride, "conv1d"),),
+    return convolution("conv1d", input, weight, bias, (_one(stride, "conv1d"),),
                         padding, (_one(dilation, "conv1d"),), groups)
 
 
-def _transposed_convolution(name, input, weight, bias, stride, padding, output_padding,
-                            groups, dilation):
+def transposed_convolution(name, input, weight, bias, stride, padding, output_padding,
+                           groups, dilation, relu=False):
     """conv_transpose1d and conv_transpose2d (one entry per spatial axis in each geometry
-    tuple): the ConvTranspose2d op, a 1-D input as an image one row high."""
+    tuple): the ConvTranspose2d op, a 1-D input as an image one row high; ``relu`` as in
+    ``convolution``."""
     transposed_output_size(name, input.shape, weight.shape, stride, padding, output_padding,
                            dilation)
     check_conv_groups(name, input.shape, weight.shape, groups, transposed=True)
+    check_bias(name, weight, bias, channels=weight.shape[1] * groups)
     check_layer_dtypes(name, input, weight, bias)
     x, w, (stride, padding, output_padding, dilation) = _as_images(
         input, weight, [(1, stride), (0, padding), (0, output_padding), (1, dilation)])
-    out = ConvTranspose2d.apply(x, w, stride=stride, padding=padding,
-                                output_padding=output_padding, dilation=dilation, groups=groups)
-    return _with_bias(out, bias, input.ndim)
+    out = ConvTranspose2d.apply(*_present(x, w, bias), stride=stride, padding=padding,
+                                output_padding=output_padding, dilation=dilation, groups=groups,
+                                relu=relu)
+    return _back_to_ndim(out, input.ndim)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
@@ -152,7 +172,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     H_out = (H - 1) s - 2p + d (KH - 1) + output_padding + 1; output_padding (smaller than the
     stride or the dilation) picks among the output sizes that a stride-s conv2d maps back to
     H."""
-    return _transposed_convolution("conv_transpose2d", input, weight, bias, pair(stride),
+    return transposed_convolution("conv_transpose2d", input, weight, bias, pair(stride),
                                    pair(padding), pair(output_padding), groups, pair(dilation))
 
 
@@ -161,7 +181,7 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
     """The transposed convolution of (N, C_in, L) inputs with (C_in, C_out/groups, K) weights: a
     composite, conv_transpose2d on images one row high."""
     name = "conv_transpose1d"
-    return _transposed_convolution(
+    return transposed_convolution(
         name, input, weight, bias, (_one(stride, name),),
         (_one(padding, name),), (_one(output_padding, name),),
         groups, (_one(dilation, name),))

@@ -66,6 +66,11 @@ class Linear(Module):
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
 
+    def relu_forward(self, x):
+        """relu(forward(x)) as one op (``F.fused_linear``): what ``nn.Sequential`` runs for
+        this layer and the ReLU after it under no_grad."""
+        return F.fused_linear(x, self.weight, self.bias, relu=True)
+
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
@@ -116,6 +121,12 @@ class _ConvNd(Module):
     def forward(self, x):
         return _unbatched_as_batch_of_one(self.batched_forward, x, len(self.kernel_size))
 
+    def relu_forward(self, x):
+        """relu(forward(x)) as one op: what ``nn.Sequential`` runs for this layer and the ReLU
+        after it under no_grad."""
+        return _unbatched_as_batch_of_one(lambda batch: self.batched_forward(batch, relu=True),
+                                          x, len(self.kernel_size))
+
     def extra_repr(self):
         text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}")
@@ -141,9 +152,9 @@ class Conv1d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias)
 
-    def batched_forward(self, x):
-        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
+    def batched_forward(self, x, relu=False):
+        return F.convolution("conv1d", x, self.weight, self.bias, self.stride, self.padding,
+                             self.dilation, self.groups, relu)
 
 
 class Conv2d(_ConvNd):
@@ -155,9 +166,9 @@ class Conv2d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias)
 
-    def batched_forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
+    def batched_forward(self, x, relu=False):
+        return F.convolution("conv2d", x, self.weight, self.bias, self.stride, self.padding,
+                             self.dilation, self.groups, relu)
 
 
 class ConvTranspose1d(_ConvNd):
@@ -172,9 +183,10 @@ class ConvTranspose1d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, output_padding)
 
-    def batched_forward(self, x):
-        return F.conv_transpose1d(x, self.weight, self.bias, self.stride, self.padding,
-                                  self.output_padding, self.groups, self.dilation)
+    def batched_forward(self, x, relu=False):
+        return F.transposed_convolution("conv_transpose1d", x, self.weight, self.bias,
+                                        self.stride, self.padding, self.output_padding,
+                                        self.groups, self.dilation, relu)
 
 
 class ConvTranspose2d(_ConvNd):
@@ -189,9 +201,10 @@ class ConvTranspose2d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, output_padding)
 
-    def batched_forward(self, x):
-        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
-                                  self.output_padding, self.groups, self.dilation)
+    def batched_forward(self, x, relu=False):
+        return F.transposed_convolution("conv_transpose2d", x, self.weight, self.bias,
+                                        self.stride, self.padding, self.output_padding,
+                                        self.groups, self.dilation, relu)
 
 
 class _MaxPoolNd(Module):

@@ -137,34 +137,64 @@ def check_conv_groups(name, x_shape, weight_shape, groups, transposed=False):
                          f"got {x_shape[1]}")
 
 
+def add_bias_relu_(out, bias, relu, channel_axis):
+    """The epilogue of a layer, in place on its fresh output: out += b along ``channel_axis``,
+    then out = max(out, 0) when ``relu``. One pass over memory already in cache, where the
+    composites (out + b, then relu) would each allocate and fill another array the size of
+    the output."""
+    if bias is not None:
+        out += bias.reshape((-1,) + (1,) * (out.ndim - 1 - channel_axis % out.ndim))
+    if relu:
+        array_module(out).maximum(out, 0, out=out)
+    return out
+
+
+def epilogue_grads(ctx, grad, out, channel_axes):
+    """What an op fused with ``add_bias_relu_`` gives backward: dL/d(pre-activation) = grad
+    where out > 0 (ReLU's gradient, 0 at 0), and dL/db = that summed over every axis but the
+    channel's (None without a bias). ``ctx.relu`` and ``ctx.has_bias`` say what was fused."""
+    if ctx.relu:
+        grad = grad * (out > 0)
+    grad_b = grad.sum(axis=channel_axes) if ctx.has_bias and ctx.needs_input_grad[2] else None
+    return grad, grad_b
+
+
 class Conv2d(Function):
-    """out = x (*) w, cross-correlation over NCHW input with (O, C/G, KH, KW) weights in G
+    """out = x (*) w (+ b), cross-correlation over NCHW input with (O, C/G, KH, KW) weights in G
     groups: output channel o, of group g = o // (O/G), sees input channels g*C/G + c only,
 
-        out[n, o, i, j] = sum_{c,kh,kw} w[o, c, kh, kw] x_pad[n, g*C/G + c, i*s+kh*d, j*s+kw*d];
+        out[n, o, i, j] = b[o] + sum_{c,kh,kw} w[o, c, kh, kw] x_pad[n, g*C/G + c, i*s+kh*d,
+                                                                     j*s+kw*d];
 
-    dL/dx and dL/dw come from ``conv2d_backward_input`` and ``conv2d_backward_weight``."""
+    and with ``relu=True``, max(out, 0): the layer and its activation in one node
+    (``add_bias_relu_``; ``nn.Sequential`` asks for it under no_grad). dL/dx and dL/dw come
+    from ``conv2d_backward_input`` and ``conv2d_backward_weight``, dL/db = sum_{n,i,j} dL/dout."""
 
     @staticmethod
-    def forward(ctx, x, weight, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+    def forward(ctx, x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                groups=1, relu=False):
         if x.ndim != 4 or weight.ndim != 4:
             raise ValueError(f"conv2d: input {x.shape} (N, C, H, W) and weight {weight.shape} "
                              "(O, C/groups, KH, KW) must be 4-d")
         check_conv_groups("conv2d", x.shape, weight.shape, groups)
         check_window_fits("conv2d", x.shape, weight.shape[2:], stride, padding, dilation)
         ctx.geometry = (stride, padding, dilation, groups)
-        ctx.save_for_backward(x, weight)
-        return kernels_for(x).conv2d_forward(x, weight, *ctx.geometry)
+        ctx.has_bias, ctx.relu = bias is not None, relu
+        out = add_bias_relu_(kernels_for(x).conv2d_forward(x, weight, *ctx.geometry), bias,
+                             relu, channel_axis=1)
+        ctx.save_for_backward(x, weight, out if relu else None)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
+        x, weight, out = ctx.saved_tensors
+        grad, grad_b = epilogue_grads(ctx, grad, out, channel_axes=(0, 2, 3))
         k = kernels_for(x)
         grad_x = (k.conv2d_backward_input(grad, weight, x.shape, *ctx.geometry)
                   if ctx.needs_input_grad[0] else None)
         grad_w = (k.conv2d_backward_weight(grad, x, weight.shape, *ctx.geometry)
                   if ctx.needs_input_grad[1] else None)
-        return grad_x, grad_w
+        return (grad_x, grad_w) + ((grad_b,) if ctx.has_bias else ())
 
 
 def transposed_output_size(name, x_shape, weight_shape, stride, padding, output_padding,
@@ -193,7 +223,8 @@ def transposed_output_size(name, x_shape, weight_shape, stride, padding, output_
 
 class ConvTranspose2d(Function):
     """The transposed convolution: the adjoint of x -> conv2d(x, w), so the gradient of a
-    convolution with respect to its input. With weight (C_in, C_out/G, KH, KW) in G groups,
+    convolution with respect to its input, plus a bias b per output channel (and max(., 0)
+    with ``relu=True``, as ``Conv2d``). With weight (C_in, C_out/G, KH, KW) in G groups,
     each input x[n, c, i, j] of group g = c // (C_in/G) adds x[n, c, i, j] w[c, o, kh, kw] to
     out[n, g*C_out/G + o, i*s - p + kh*d, j*s - p + kw*d], and
     H_out = (H - 1) s - 2p + d (KH - 1) + output_padding + 1.
@@ -202,12 +233,13 @@ class ConvTranspose2d(Function):
     C_in that this op is the adjoint of ((O, C/G, ...) with O = C_in, C = C_out), so
     forward is the ``conv2d_backward_input`` kernel (x in the place of dL/dout); then
         dL/dx = conv2d(dL/dout, w)                       (``conv2d_forward``)
-        dL/dw = ``conv2d_backward_weight`` with x in the place of dL/dout, dL/dout of the input.
+        dL/dw = ``conv2d_backward_weight`` with x in the place of dL/dout, dL/dout of the input,
+        dL/db = sum_{n,i,j} dL/dout.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, stride=(1, 1), padding=(0, 0), output_padding=(0, 0),
-                dilation=(1, 1), groups=1):
+    def forward(ctx, x, weight, bias=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0),
+                dilation=(1, 1), groups=1, relu=False):
         out_hw = transposed_output_size("conv_transpose2d", x.shape, weight.shape, stride,
                                         padding, output_padding, dilation)
         check_conv_groups("conv_transpose2d", x.shape, weight.shape, groups, transposed=True)
@@ -218,20 +250,24 @@ class ConvTranspose2d(Function):
                                   dilation)[0]
         x_full = pad_end(x, (conv_hw[0] - x.shape[2], conv_hw[1] - x.shape[3]), 0)
         ctx.geometry, ctx.x_hw = (stride, padding, dilation, groups), x.shape[2:]
-        ctx.save_for_backward(x_full, weight)
-        return kernels_for(x).conv2d_backward_input(
+        ctx.has_bias, ctx.relu = bias is not None, relu
+        out = kernels_for(x).conv2d_backward_input(
             x_full, weight, (x.shape[0], weight.shape[1] * groups) + out_hw, *ctx.geometry)
+        out = add_bias_relu_(out, bias, relu, channel_axis=1)
+        ctx.save_for_backward(x_full, weight, out if relu else None)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        x_full, weight = ctx.saved_tensors
+        x_full, weight, out = ctx.saved_tensors
+        grad, grad_b = epilogue_grads(ctx, grad, out, channel_axes=(0, 2, 3))
         k = kernels_for(grad)
         (h, w) = ctx.x_hw
         grad_x = (k.conv2d_forward(grad, weight, *ctx.geometry)[:, :, :h, :w]
                   if ctx.needs_input_grad[0] else None)
         grad_w = (k.conv2d_backward_weight(x_full, grad, weight.shape, *ctx.geometry)
                   if ctx.needs_input_grad[1] else None)
-        return grad_x, grad_w
+        return (grad_x, grad_w) + ((grad_b,) if ctx.has_bias else ())
 
 
 def _check_image_batch(name, x):
@@ -383,29 +419,31 @@ def avg_pool_scale(xp, x_hw, out_hw, kernel_size, stride, padding, count_include
 
 
 class Linear(Function):
-    """y = x W^T + b in one node (the composite x @ W.T + b takes three, and a transposed copy).
+    """y = x W^T + b in one node (the composite x @ W.T + b takes three, and a transposed copy),
+    and with ``relu=True``, max(y, 0) in the same node (``add_bias_relu_``; ``nn.Sequential``
+    asks for it under no_grad).
 
-    For x of shape (..., in) and W of shape (out, in), with g = dL/dy of shape (..., out):
+    For x of shape (..., in) and W of shape (out, in), with g = dL/dy of shape (..., out)
+    (times the ReLU's mask y > 0 when fused):
         dL/dx = g W,    dL/dW = sum over leading axes of g^T x,    dL/db = sum of g.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias=None):
-        ctx.save_for_backward(x, weight)
-        y = kernels_for(x).matmul(x, weight.T)
-        return y if bias is None else y + bias
+    def forward(ctx, x, weight, bias=None, relu=False):
+        ctx.has_bias, ctx.relu = bias is not None, relu
+        y = add_bias_relu_(kernels_for(x).matmul(x, weight.T), bias, relu, channel_axis=-1)
+        ctx.save_for_backward(x, weight, y if relu else None)
+        return y
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
+        x, weight, y = ctx.saved_tensors
+        grad, grad_b = epilogue_grads(ctx, grad, y, channel_axes=tuple(range(grad.ndim - 1)))
         k = kernels_for(x)
-        grad_2d = grad.reshape(-1, grad.shape[-1])
         grad_x = k.matmul(grad, weight) if ctx.needs_input_grad[0] else None
-        grad_w = (k.matmul(grad_2d.T, x.reshape(-1, x.shape[-1]))
+        grad_w = (k.matmul(grad.reshape(-1, grad.shape[-1]).T, x.reshape(-1, x.shape[-1]))
                   if ctx.needs_input_grad[1] else None)
-        has_bias = len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]
-        grad_b = grad_2d.sum(axis=0) if has_bias else None
-        return grad_x, grad_w, grad_b
+        return (grad_x, grad_w) + ((grad_b,) if ctx.has_bias else ())
 
 
 class SoftmaxCrossEntropy(Function):
