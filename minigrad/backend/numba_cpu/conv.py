@@ -23,8 +23,8 @@ grad plane o with the run of term t.
 The three GEMMs run in 2x4 blocks (``blocks.py``), so the loops are
 bound by arithmetic instead of loads and stores; the operands are zero-padded to whole blocks,
 and padding terms read an extra, all-zero channel. From ``BLAS_FROM_OUT_CHANNELS`` output
-channels on, NumPy's BLAS, which uses every core, beats these loops, and the wrappers call the
-reference (im2col + one GEMM) instead.
+channels on, NumPy's BLAS, which uses every core, beats these loops, and the wrappers call
+``gemm_conv.py`` instead (im2col per chunk of images + BLAS, see there).
 """
 
 from functools import lru_cache
@@ -32,13 +32,15 @@ from functools import lru_cache
 import numpy as np
 from numba import njit, prange
 
-from minigrad.backend import numpy_ref
 from minigrad.backend.geometry import output_hw
+from minigrad.backend.numba_cpu import gemm_conv
 from minigrad.backend.numba_cpu.blocks import (FMA, FMA_SUMS, PARALLEL, add_2x4_times_rows,
                                                add_dots_2x4, pairs, round_up, zero_padded)
 
-# From this many output channels on, the reference's single im2col GEMM is faster: BLAS runs on
-# every core and is tuned far beyond these loops, which run on one.
+# The choice of algorithm: the direct runs below this many output channels, im2col + BLAS
+# (``gemm_conv``) from there on, for all three passes. BLAS runs on every core and is tuned far
+# beyond these loops, which run on one; below it, copying out im2col's matrix costs more than the
+# narrow GEMM gains (docs/performance.md, "Convolution": the measurements).
 BLAS_FROM_OUT_CHANNELS = 32
 
 
@@ -190,11 +192,11 @@ def _common_dtype(*arrays):
 
 def conv2d_forward(x, weight, stride, padding, dilation):
     """out[n, o, i, j] = sum_{c,kh,kw} w[o,c,kh,kw] x_pad[n, c, i*s+kh*d, j*s+kw*d]."""
-    if len(weight) >= BLAS_FROM_OUT_CHANNELS:
-        return numpy_ref.conv2d_forward(x, weight, stride, padding, dilation)
     stride, padding, dilation = pairs(stride, padding, dilation)
     out_hw, phase_w, offsets = conv_layout(x.shape, weight.shape, stride, padding, dilation)
     x, weight = _common_dtype(x, weight)
+    if len(weight) >= BLAS_FROM_OUT_CHANNELS:
+        return gemm_conv.conv2d_forward(x, weight, stride, padding, dilation)
     o = len(weight)
     weight = zero_padded(weight.reshape(o, -1), (round_up(o, 2), round_up(weight[0].size, 4)))
     out = np.empty((len(x), o) + out_hw, x.dtype)
@@ -204,11 +206,12 @@ def conv2d_forward(x, weight, stride, padding, dilation):
 
 def conv2d_backward_input(grad_out, weight, x_shape, stride, padding, dilation):
     """dL/dx: every output's gradient, times the weights, added back where it was read."""
-    if len(weight) >= BLAS_FROM_OUT_CHANNELS:
-        return numpy_ref.conv2d_backward_input(grad_out, weight, x_shape, stride, padding, dilation)
     stride, padding, dilation = pairs(stride, padding, dilation)
     _, phase_w, offsets = conv_layout(tuple(x_shape), weight.shape, stride, padding, dilation)
     grad_out, weight = _common_dtype(grad_out, weight)
+    if len(weight) >= BLAS_FROM_OUT_CHANNELS:
+        return gemm_conv.conv2d_backward_input(grad_out, weight, tuple(x_shape), stride, padding,
+                                               dilation)
     o, c, kh_size, kw_size = weight.shape
     weight_t = zero_padded(weight.reshape(o, -1).T,
                             (round_up(c, 2) * kh_size * kw_size, round_up(o, 4)))
@@ -221,12 +224,12 @@ def conv2d_backward_input(grad_out, weight, x_shape, stride, padding, dilation):
 
 def conv2d_backward_weight(grad_out, x, weight_shape, stride, padding, dilation):
     """dL/dw[o, c, kh, kw] = sum_{n,i,j} grad[n, o, i, j] x_pad[n, c, i*s+kh*d, j*s+kw*d]."""
-    if weight_shape[0] >= BLAS_FROM_OUT_CHANNELS:
-        return numpy_ref.conv2d_backward_weight(grad_out, x, weight_shape, stride, padding,
-                                                dilation)
     stride, padding, dilation = pairs(stride, padding, dilation)
     _, phase_w, offsets = conv_layout(x.shape, tuple(weight_shape), stride, padding, dilation)
     grad_out, x = _common_dtype(grad_out, x)
+    if weight_shape[0] >= BLAS_FROM_OUT_CHANNELS:
+        return gemm_conv.conv2d_backward_weight(grad_out, x, tuple(weight_shape), stride, padding,
+                                                dilation)
     (n, o), terms = grad_out.shape[:2], int(np.prod(weight_shape[1:]))
     grad_w = np.zeros((round_up(o, 2), round_up(terms, 4)), x.dtype)
     _conv2d_backward_weight(zero_padded(grad_out, (n, round_up(o, 2)) + grad_out.shape[2:]),
