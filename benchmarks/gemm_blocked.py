@@ -5,8 +5,9 @@ blocks so that a block of B stays in cache while every row of the tile uses it, 
 loop, in i-k-j order, adds A[i, k] * B[k, j0:j1] to the row C[i, j0:j1], contiguous and
 vectorized, two rows of C and four of B at a time.
 
-The kernels do not use it (``matmul`` is NumPy's, BLAS); ``benchmarks/run.py`` times it against
-BLAS, and ``tests/test_gemm_blocked.py`` checks it against ``numpy.matmul``.
+The kernels do not use it (``matmul`` is NumPy's, BLAS); ``benchmarks/peak.py`` (printed by
+``run.py``) times it against BLAS, and ``tests/test_gemm_blocked.py`` checks it against
+``numpy.matmul``.
 """
 
 import numpy as np

@@ -39,8 +39,9 @@ A. One convolution through each kernel set: the NumPy reference (``backend/numpy
    goes to the copies and the skinny GEMMs (the breakdown table times im2col and the GEMM
    apart). Numba reads the same terms in place, as contiguous runs of each flattened image, in
    2x4 register blocks (``numba_cpu/blocks.py``). From ``numba_cpu.conv.BLAS_FROM_OUT_CHANNELS`` =
-   32 output channels on, it hands a convolution to the reference's GEMM, since a threaded BLAS
-   wins there; the row "numba, own loops" lifts that switch for the wide conv.
+   32 output channels on, it hands a convolution to ``numba_cpu/gemm_conv.py`` (im2col per
+   chunk of images, then a threaded BLAS product written straight into NCHW), since BLAS wins
+   there; the row "numba, own loops" lifts that switch for the wide conv.
 
 B. Where a LeNet-5 training step (64 MNIST images from ``--data-dir`` or the bundled subset,
    SGD with momentum) spends its time:

@@ -15,9 +15,10 @@ names (``mg.float32``, ``mg.long``, ...: ``minigrad.dtypes``), ``device``, ``man
 Subpackages and modules are attributes too, imported on first use (so ``import minigrad``
 stays fast): ``mg.nn``, ``mg.optim``, ``mg.data``, ``mg.train``, ``mg.tune``, ``mg.metrics``,
 ``mg.models`` for training; ``mg.prune``, ``mg.quant``, ``mg.distill``, ``mg.compress``,
-``mg.parallel``, ``mg.sensitivity`` for making models smaller and faster; ``mg.profiler``,
-``mg.viz``, ``mg.timing``, ``mg.plot``, ``mg.report``, ``mg.testing``, ``mg.cli`` for
-looking inside. ``from minigrad import prune`` works as well.
+``mg.parallel``, ``mg.sensitivity`` for making models smaller and faster; ``mg.onnx`` for
+exporting them as ONNX files; ``mg.profiler``, ``mg.viz``, ``mg.timing``, ``mg.plot``,
+``mg.report``, ``mg.testing``, ``mg.cli`` for looking inside. ``from minigrad import prune``
+works as well.
 
 ``MINIGRAD_PROFILE=1`` in the environment profiles the whole process (``minigrad.profiler``)
 and prints the table to stderr at exit.
