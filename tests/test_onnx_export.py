@@ -139,8 +139,8 @@ def test_weights_are_initializers_under_their_state_dict_names(tmp_path):
     proto, _ = exported_and_run(model, (1, 28, 28), tmp_path, 1)
     stored = initializers(proto)
     assert set(model.state_dict()) <= set(stored)
-    for name, tensor in model.state_dict().items():  # a conv bias is stored as (1, O, 1, 1)
-        np.testing.assert_array_equal(stored[name].reshape(tensor.shape), tensor.numpy())
+    for name, tensor in model.state_dict().items():  # a conv bias is Conv's input B, (O,)
+        np.testing.assert_array_equal(stored[name], tensor.numpy(), strict=True)
     ops = [node.op_type for node in proto.graph.node]
     assert ops.count("Conv") == 2 and ops.count("Gemm") == 3 and ops.count("MaxPool") == 2
 
@@ -251,3 +251,155 @@ def test_bad_arguments_are_refused(tmp_path):
         mg_onnx.export(model, mg.randn(2, 3), tmp_path / "m.onnx", output_names=["a", "b"])
     with pytest.raises(ValueError, match="needs a batch axis 0"):
         mg_onnx.export(model, mg.tensor(1.0), tmp_path / "m.onnx")
+
+
+# ----------------------------------------------------------------------------- the batch axis
+class ClassToken(nn.Module):
+    """A ViT's class token: a (1, 1, D) parameter expanded to the batch, before the tokens."""
+
+    def __init__(self):
+        super().__init__()
+        self.cls = nn.Parameter(mg.randn(1, 1, 4))
+        self.proj = nn.Linear(4, 4)
+
+    def forward(self, x):  # x: (B, T, 4)
+        return self.proj(mg.cat([self.cls.expand(len(x), 1, 4), x], dim=1))
+
+
+@pytest.mark.parametrize("trace_batch", [1, 2])
+def test_a_constant_expanded_to_the_batch_takes_the_batch_at_run_time(trace_batch, tmp_path):
+    mg.manual_seed(0)
+    model = ClassToken().eval()
+    proto, path = export_at(model, (3, 4), tmp_path, trace_batch)
+    stored = initializers(proto)
+    np.testing.assert_array_equal(stored["cls"], model.cls.numpy())  # one token, not B of them
+    assert [name for name, a in stored.items() if a.ndim == 3] == ["cls"]
+    assert {"Shape", "Expand"} <= {node.op_type for node in proto.graph.node}
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(5)
+    for batch in (1, 2, 5, 7):
+        x = rng.normal(size=(batch, 3, 4)).astype(np.float32)
+        (got,) = session.run(None, {"input": x})
+        (want,) = outputs_of(model, x)
+        assert got.shape == want.shape == (batch, 4, 4)
+        np.testing.assert_allclose(got, want, **TOLERANCE)
+
+
+class Lambda(nn.Module):
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def forward(self, x):
+        return self.function(x)
+
+
+def test_an_op_on_a_constant_expanded_to_the_batch_is_exported_as_an_op(tmp_path):
+    """cumsum over the expanded ones is 1, 2, ..., B: a value of the graph, not an initializer
+    of the traced B (which would give wrong values at another batch); CumSum has no converter."""
+    model = Lambda(lambda x: x * mg.ones(1, 1).expand(len(x), 1).cumsum(0)).eval()
+    with pytest.raises(NotImplementedError, match=r"op CumSum \(in the model itself"):
+        mg_onnx.export(model, mg.randn(1, 1), tmp_path / "model.onnx")
+
+
+@pytest.mark.parametrize("function, message", [
+    (lambda x: x + mg.zeros(8, 3)[:len(x)],
+     r"op GetItem .* makes an output whose axes \[0\] depend on the batch from constants alone"),
+    (lambda x: x + F.leaky_relu(-mg.ones(3), 0.1 * len(x)),
+     r"op LeakyReLU .* computes a constant that differs between batch 2 and 3"),
+])
+def test_a_constant_computed_from_the_batch_size_is_refused(function, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        mg_onnx.export(Lambda(function).eval(), mg.randn(2, 3), tmp_path / "model.onnx")
+
+
+def test_only_an_axis_that_is_the_batch_is_named_batch(tmp_path):
+    """(B, 4).reshape(-1) is 4B long and reshape(2, -1) is (2, 2B): unnamed, not "batch"."""
+    model = Lambda(lambda x: (x.reshape(-1), x * 2, x.reshape(2, -1))).eval()
+    proto, path = export_at(model, (4,), tmp_path, 2)
+    dims = [[d.dim_param or d.dim_value or None for d in o.type.tensor_type.shape.dim]
+            for o in proto.graph.output]
+    assert dims == [[None], ["batch", 4], [2, None]]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for batch in (2, 6):  # reshape(2, -1) needs an even batch
+        x = np.random.default_rng(batch).normal(size=(batch, 4)).astype(np.float32)
+        assert_runs_equal([(session.run(None, {"input": x}), outputs_of(model, x))])
+
+
+class BranchesOnData(nn.Module):
+    """Python control flow on the values: which ops run depends on the data."""
+
+    def forward(self, x):
+        values = x.numpy()
+        return x.exp() if values.max() > values[0].max() else F.relu(x)
+
+
+def test_a_branch_on_the_data_shows_in_the_second_trace(tmp_path):
+    """Traced at batch 1 the branch is relu; the second trace's extra sample is not a copy of
+    the first, so there the branch is exp and export refuses (a copy would hide it)."""
+    with pytest.raises(ValueError, match="runs different ops at batch 1 and 2"):
+        mg_onnx.export(BranchesOnData().eval(), mg.randn(1, 5), tmp_path / "model.onnx")
+
+
+# ----------------------------------------------------------------------------- fused layers
+class FusedLayers(nn.Module):
+    """The fused forms of the layer ops (bias as an input, relu=True), called directly."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.up = nn.ConvTranspose2d(4, 2, 2, stride=2)
+        self.fc = nn.Linear(2 * 8 * 8, 5)
+        self.fc3d = nn.Linear(5, 3)
+
+    def forward(self, x):  # x: (B, 3, 4, 4)
+        from minigrad.ops import nn as ops
+        h = ops.Conv2d.apply(x, self.conv.weight, self.conv.bias, stride=(1, 1),
+                             padding=(1, 1), relu=True)
+        h = ops.ConvTranspose2d.apply(h, self.up.weight, self.up.bias, stride=(2, 2),
+                                      relu=True)
+        h = ops.Linear.apply(h.flatten(1), self.fc.weight, self.fc.bias, relu=True)
+        return ops.Linear.apply(h.reshape(len(h), 1, 5), self.fc3d.weight, self.fc3d.bias,
+                                relu=True)
+
+
+def test_fused_bias_and_relu_are_the_nodes_inputs_and_a_relu(tmp_path):
+    mg.manual_seed(0)
+    model = FusedLayers().eval()
+    with mg.no_grad():
+        model.conv.bias.data[...] = np.linspace(-1, 1, 4)  # some channels cut off by the ReLU
+    proto, runs = exported_and_run(model, (3, 4, 4), tmp_path, 1)
+    assert_runs_equal(runs)
+    assert runs[1][1][0].min() == 0  # the last ReLU cut something off
+    nodes = {node.op_type: node for node in proto.graph.node}
+    assert list(nodes["Conv"].input) == ["input", "conv.weight", "conv.bias"]
+    assert list(nodes["ConvTranspose"].input)[1:] == ["up.weight", "up.bias"]
+    assert initializers(proto)["conv.bias"].shape == (4,)
+    assert [node.op_type for node in proto.graph.node].count("Relu") == 4
+    assert "Add" in nodes  # the 3-d Linear: MatMul, Add, Relu
+
+
+# ----------------------------------------------------------------------------- integer inputs
+def test_a_bound_an_integer_cannot_hold_is_refused(tmp_path):
+    """Cast to int64, -0.5 would become 0, and x > 0 is not x > -0.5 (at x = 0)."""
+    model = Lambda(lambda x: F.threshold((x * 3).long(), -0.5, 7)).eval()
+    with pytest.raises(NotImplementedError,
+                       match=r"op Threshold .*int64 output cannot take the constant -0\.5"):
+        mg_onnx.export(model, mg.randn(2, 3), tmp_path / "model.onnx")
+
+
+def test_integer_bounds_on_integers(tmp_path):
+    model = Lambda(lambda x: F.threshold((x * 3).long(), 0, 7) + (x * 3).long().clip(-2, 2))
+    proto, runs = exported_and_run(model.eval(), (5,), tmp_path, 2)
+    assert_runs_equal(runs)
+    assert runs[1][1][0].dtype == np.int64
+    assert {"Clip", "Greater", "Where"} <= {node.op_type for node in proto.graph.node}
+
+
+def test_floor_and_ceil_of_integers_are_the_integers(tmp_path):
+    model = Lambda(lambda x: (x * 3).long().floor() + (x * 3).long().ceil()).eval()
+    proto, runs = exported_and_run(model, (5,), tmp_path, 2)
+    assert_runs_equal(runs)
+    assert runs[1][1][0].dtype == np.int64 and np.abs(runs[1][1][0]).max() > 0
+    ops = [node.op_type for node in proto.graph.node]
+    assert "Floor" not in ops and "Ceil" not in ops

@@ -62,6 +62,12 @@ def converted(model, calibration, qconfig=None):
     return quant.convert(prepared)
 
 
+def dynamic_quantized(model):
+    """``quant.quantize_dynamic(model)`` in eval mode: its new DynamicQuantizedLinear layers
+    start in training mode, which ``quantized_graph`` would warn about."""
+    return quant.quantize_dynamic(model, verbose=False).eval()
+
+
 def ops(proto):
     return [node.op_type for node in proto.graph.node]
 
@@ -225,7 +231,7 @@ def test_dynamic_mlp_within_float32_rounding_of_minigrad(mnist):
     _, _, x, _ = mnist
     mg.manual_seed(0)
     model = MLP([784, 300, 100, 10], dropout=0.2).eval()
-    dynamic = quant.quantize_dynamic(model, verbose=False)
+    dynamic = dynamic_quantized(model)
     proto = quantized_graph(dynamic, x[:1])
     assert ops(proto).count("DynamicQuantizeLinear") == 3
     assert ops(proto).count("MatMulInteger") == 3 and "Relu" in ops(proto)
@@ -242,7 +248,7 @@ def test_dynamic_mlp_within_float32_rounding_of_minigrad(mnist):
 def test_dynamic_bare_linear_without_bias():
     rng = np.random.default_rng(3)
     mg.manual_seed(3)
-    dynamic = quant.quantize_dynamic(nn.Linear(20, 6, bias=False), verbose=False)
+    dynamic = dynamic_quantized(nn.Linear(20, 6, bias=False))
     x = rng.standard_normal((5, 20)).astype(np.float32)
     proto = quantized_graph(dynamic, x)
     assert "Add" not in ops(proto)
@@ -264,16 +270,15 @@ def test_is_quantized():
 
 def test_unsupported_module_raises_naming_it():
     mg.manual_seed(0)
-    dynamic = quant.quantize_dynamic(
-        nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2)), verbose=False)
+    dynamic = dynamic_quantized(
+        nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2)))
     with pytest.raises(NotImplementedError, match=r"module '1' \(Tanh\)"):
         quantized_graph(dynamic, np.ones((2, 8), np.float32))
 
 
 def test_flattening_the_batch_axis_raises_naming_the_module():
     mg.manual_seed(0)
-    dynamic = quant.quantize_dynamic(nn.Sequential(nn.Flatten(0), nn.Linear(8, 2)),
-                                     verbose=False)
+    dynamic = dynamic_quantized(nn.Sequential(nn.Flatten(0), nn.Linear(8, 2)))
     with pytest.raises(NotImplementedError, match=r"module '0' \(Flatten\).*batch axis"):
         quantized_graph(dynamic, np.ones((1, 8), np.float32))
 
@@ -289,7 +294,7 @@ class Doubling(nn.Module):
 
 def test_a_model_that_is_not_a_chain_raises():
     mg.manual_seed(0)
-    dynamic = quant.quantize_dynamic(Doubling(), verbose=False)
+    dynamic = dynamic_quantized(Doubling())
     with pytest.raises(NotImplementedError, match=r"module 'second' \(DynamicQuantizedLinear\) "
                                                   "does not run on the previous layer's output"):
         quantized_graph(dynamic, np.ones((3, 4), np.float32))
@@ -299,8 +304,8 @@ def test_bad_arguments():
     mg.manual_seed(0)
     with pytest.raises(ValueError, match="LeNet5 is not a quantized model"):
         quantized_graph(LeNet5().eval(), np.ones((1, 1, 28, 28), np.float32))
-    dynamic = quant.quantize_dynamic(nn.Linear(3, 2), verbose=False)
-    with pytest.raises(ValueError, match="opset 12 is too old"):
+    dynamic = dynamic_quantized(nn.Linear(3, 2))
+    with pytest.raises(ValueError, match="opset 12 is below the lowest supported, 13"):
         quantized_graph(dynamic, np.ones((1, 3), np.float32), opset=12)
     with pytest.raises(ValueError, match="one input and one output"):
         quantized_graph(dynamic, np.ones((1, 3), np.float32), input_names=("a", "b"))
@@ -308,13 +313,25 @@ def test_bad_arguments():
 
 def test_names_of_input_and_output():
     mg.manual_seed(0)
-    dynamic = quant.quantize_dynamic(nn.Sequential(nn.Linear(3, 2), nn.Dropout(0.5)),
-                                     verbose=False)
-    proto = quantized_graph(dynamic.eval(), np.ones((1, 3), np.float32), input_names=["x"],
+    dynamic = dynamic_quantized(nn.Sequential(nn.Linear(3, 2), nn.Dropout(0.5)))
+    proto = quantized_graph(dynamic, np.ones((1, 3), np.float32), input_names=["x"],
                             output_names=["logits"])
     assert [v.name for v in proto.graph.input] == ["x"]
     assert [v.name for v in proto.graph.output] == ["logits"]
     assert proto.graph.node[-1].output[0] == "logits"  # Dropout at inference adds no node
+
+
+def test_training_mode_warns_exports_eval_and_is_restored():
+    """An active Dropout would be exported as nothing: warned about, as the float path does."""
+    mg.manual_seed(0)
+    dynamic = dynamic_quantized(nn.Sequential(nn.Linear(6, 8), nn.Dropout(0.5), nn.Linear(8, 3)))
+    dynamic[1].train()
+    x = np.random.default_rng(4).standard_normal((5, 6)).astype(np.float32)
+    with pytest.warns(UserWarning, match=r"eval mode.*training mode.*: 1$"):
+        proto = quantized_graph(dynamic, x[:1])
+    assert dynamic[1].training and not dynamic[0].training
+    ours = dynamic.eval()(mg.tensor(x)).numpy()
+    assert np.abs(run_onnx(proto, x) - ours).max() <= 1e-6 * np.abs(ours).max()
 
 
 def test_import_does_not_need_onnx(monkeypatch):

@@ -207,6 +207,7 @@ def test_quantize_dynamic_converts_linear_layers_and_says_why_not_others(capsys)
     assert quant.model_size(dynamic).total < 0.5 * quant.model_size(model).total
     alone = quantize_dynamic(nn.Linear(5, 3), verbose=False)
     assert isinstance(alone, quant.DynamicQuantizedLinear) and capsys.readouterr().out == ""
+    assert not any(m.training for m in [*dynamic.modules(), alone])  # the copy is in eval mode
 
 
 # ----------------------------------------------------------------------------- QAT

@@ -8,14 +8,18 @@ engine (``trace.py``), then each op becomes ONNX nodes (``converters.py``). Para
 buffers are initializers under their ``state_dict`` names; an op that depends on the weights
 alone (a batch-norm statistic reshaped, a pruning mask applied) is computed during the trace
 and stored as an initializer. The graph input is ``input_names[0]`` ("input") with its axis 0
-named "batch", so the file runs at any batch size; the outputs are ``output_names``.
+named "batch", so the file runs at any batch size; the outputs are ``output_names``, an axis
+of theirs named "batch" where its size is the batch, unnamed where it depends on the batch
+otherwise (the 4B of a (B, 4) input flattened).
 
 The ops and what they become (every other op is a NotImplementedError naming it and the
 module path it ran in):
 
-    Conv2d / ConvTranspose2d   Conv / ConvTranspose (strides, pads, dilations, group); the
-                               bias is an Add, as minigrad adds it
-    Linear                     Gemm(transB=1) on (N, in) inputs, else MatMul + Add
+    Conv2d / ConvTranspose2d   Conv / ConvTranspose (strides, pads, dilations, group), the
+                               bias their third input where the op takes it (else an Add, as
+                               minigrad adds it); a fused ReLU (relu=True) a Relu after
+    Linear                     Gemm(transB=1) on (N, in) inputs, else MatMul + Add; a
+                               fused ReLU a Relu after
     MaxPool2d                  MaxPool (ceil_mode as explicit end padding)
     AvgPool2d                  AveragePool(count_include_pad=1) times the op's divisor
                                correction (count_include_pad=False, ceil_mode, divisor_override)
@@ -25,21 +29,25 @@ module path it ran in):
     ReLU Sigmoid Tanh Softsign LeakyReLU Hardtanh (relu6, hardsigmoid) Threshold
     Softshrink Hardshrink ELU SELU CELU Softmax LogSoftmax
                                Relu Sigmoid Tanh Softsign LeakyRelu Clip Where Shrink Elu
-                               Selu Celu Softmax LogSoftmax (with their attributes)
+                               Selu Celu Softmax LogSoftmax (with their attributes); on
+                               integers, a bound the dtype cannot hold (threshold -0.5) is
+                               refused, and Floor and Ceil are Identity
     GELU SiLU Mish LogSigmoid Softplus   Gelu (opset >= 20), else their formulas
     Reshape (flatten, view, squeeze, unsqueeze)   Reshape, -1 on the batch axis
     Permute (transpose)        Transpose
-    BroadcastTo (expand)       Expand
+    BroadcastTo (expand)       Expand; a constant expanded to the batch (a class token,
+                               cls.expand(len(x), 1, D)) takes it from Shape(input)
     Concatenate                Concat
     Pad (constant)             Pad
     Sum (sum, mean)            ReduceSum (mean: times 1/n)
     batch norm in eval         Sub, Div, Mul, Add with the folded statistics
     dropout in eval            nothing (minigrad's eval dropout runs no op)
 
-A model in training mode is exported in eval mode with a UserWarning naming the modules that
-were training, and put back in its modes afterwards (torch.onnx exports in eval by default
-too). A pruned model exports its effective weights (``weight_orig * weight_mask``) with their
-zeros as plain dense initializers, so the file is as large as the unpruned model's
+A model in training mode (float or dynamically quantized) is exported in eval mode with a
+UserWarning naming the modules that were training, and put back in its modes afterwards
+(torch.onnx exports in eval by default too). A pruned model exports its effective weights
+(``weight_orig * weight_mask``) with their zeros as plain dense initializers, so the file is
+as large as the unpruned model's
 (4 bytes a float32 weight; no external data). Quantized models (``quant.convert``,
 ``quant.quantize_dynamic``) are exported by ``minigrad.onnx.quantized`` with ONNX's integer
 operators.
@@ -48,11 +56,8 @@ operators.
 exported, so ``import minigrad.onnx`` works without it. docs/onnx.md has the details.
 """
 
-import warnings
-
+from minigrad.onnx.converters import DEFAULT_OPSET
 from minigrad.serialization import atomic_write
-
-DEFAULT_OPSET = 17
 
 
 def require_onnx(caller):
@@ -71,10 +76,6 @@ def save_model(proto, path):
     atomic_write(path, lambda file: file.write(proto.SerializeToString()), "onnx.save_model")
 
 
-def _modules_in_training(model):
-    return [path or type(model).__name__ for path, m in model.named_modules() if m.training]
-
-
 def export(model, example_input, path, opset=DEFAULT_OPSET, input_names=("input",),
            output_names=("output",)):
     """Write ``model`` as an ONNX file at ``path``, traced on ``example_input`` (a Tensor or
@@ -91,9 +92,7 @@ def export(model, example_input, path, opset=DEFAULT_OPSET, input_names=("input"
     from minigrad.onnx import converters, quantized
     from minigrad.tensor import as_tensor
     onnx = require_onnx("onnx.export")
-    if opset < converters.MIN_OPSET:
-        raise ValueError(f"onnx.export: opset {opset} is below the lowest supported, "
-                         f"{converters.MIN_OPSET}")
+    converters.check_opset(opset, "onnx.export")
     if len(input_names) != 1:
         raise ValueError(f"onnx.export: a model has one input here, got input_names "
                          f"{list(input_names)}")
@@ -111,19 +110,8 @@ def _float_graph(onnx, model, example, opset, input_name, output_names):
     from onnx import helper
 
     from minigrad.onnx.converters import graph_from_trace
-    from minigrad.onnx.trace import trace_model
-    training = _modules_in_training(model)
-    if training:
-        warnings.warn(f"onnx.export: exporting in eval mode; these modules were in training "
-                      f"mode and are put back in it afterwards: {', '.join(training)}",
-                      UserWarning, stacklevel=3)
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        trace = trace_model(model, example)
-    finally:
-        for module, mode in modes:
-            object.__setattr__(module, "training", mode)
+    from minigrad.onnx.trace import run_in_eval_mode, trace_model
+    trace = run_in_eval_mode(model, lambda: trace_model(model, example), stacklevel=3)
     if len(output_names) > len(trace.outputs):
         raise ValueError(f"onnx.export: {type(model).__name__} returns {len(trace.outputs)} "
                          f"outputs, output_names has {len(output_names)}: {output_names}")

@@ -2,7 +2,9 @@
 
 ``CONVERTERS`` maps each op to a small function ``converter(graph, traced) -> name`` that emits
 the ONNX nodes computing the op's output from its inputs (``graph.inputs(traced)``, the ONNX
-names of its input arrays) and returns the name of that output. The converters mirror what
+names of its input arrays) and returns the name of that output; ``graph`` is a ``TraceGraph``,
+the trace's view of ``GraphBuilder`` (unique names, nodes, initializers), which the quantized
+graphs (``minigrad.onnx.quantized``) build on too. The converters mirror what
 minigrad's forward computes, step for step where ONNX has no single operator, so the two
 agree to float32 rounding. ``graph_from_trace`` walks the trace in order; an op with no
 converter is a NotImplementedError naming the op and the module path it ran in.
@@ -17,20 +19,24 @@ import numpy as np
 
 from minigrad.ops import activation, binary, linalg, nn, reduce, rounding, shape, unary
 
-MIN_OPSET = 13
+DEFAULT_OPSET = 17  # what export and quantized_graph write unless told
+MIN_OPSET = 13  # ReduceSum's axes input, per-axis Softmax and QuantizeLinear, Clip on uint8
+
+
+def check_opset(opset, caller):
+    """ValueError when ``opset`` is below ``MIN_OPSET``, the oldest the graphs here use."""
+    if opset < MIN_OPSET:
+        raise ValueError(f"{caller}: opset {opset} is below the lowest supported, {MIN_OPSET}")
 
 
 class GraphBuilder:
-    """The nodes and initializers of the graph being built, and the ONNX name of every
-    array of the trace seen so far."""
+    """The nodes and initializers of a graph under construction, every name in it unique;
+    the float path (``TraceGraph``) and the quantized one (``minigrad.onnx.quantized``) both
+    build on it."""
 
-    def __init__(self, trace, opset, input_name, output_names):
-        self.trace, self.opset = trace, opset
+    def __init__(self, taken=()):
         self.nodes, self.initializers = [], []
-        self.names = {id(trace.input): input_name}
-        self.dynamic = {id(trace.input): frozenset({0})}
-        self.folded = {id(t.output): t for t in trace.ops if t.folded}
-        self.used = {input_name, *output_names}  # no node or initializer takes these
+        self.used = set(taken)  # no node or initializer takes these (the graph's input, ...)
 
     def unique(self, name):
         """``name``, or ``name_1``, ``name_2``, ... if it is taken."""
@@ -42,11 +48,49 @@ class GraphBuilder:
         return candidate
 
     def constant(self, array, name):
-        """A new initializer holding ``array``; returns its (unique) name."""
+        """A new initializer holding ``array`` (its dtype kept); returns its (unique) name."""
         from onnx import numpy_helper
         name = self.unique(name)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
         return name
+
+    def node(self, op_type, inputs, scope, outputs=1, **attributes):
+        """Append one ``op_type`` node named "<scope>/<op_type>" on ``inputs`` (value names);
+        returns the name of its output (a list of ``outputs`` names when more than one)."""
+        from onnx import helper
+        name = self.unique(f"{scope}/{op_type}")
+        names = [self.unique(f"{name}_output") for _ in range(outputs)]
+        self.nodes.append(helper.make_node(op_type, list(inputs), names, name=name,
+                                           **attributes))
+        return names[0] if outputs == 1 else names
+
+    def name_output(self, value, name):
+        """Give ``value`` the graph output name ``name``: renamed wherever it is used when a
+        node makes it, else (a value that is not a node's output) through an Identity."""
+        if not any(value in node.output for node in self.nodes):
+            from onnx import helper
+            self.nodes.append(helper.make_node("Identity", [value], [name],
+                                               name=self.unique(f"{name}/Identity")))
+            return
+        for node in self.nodes:
+            for names in (node.input, node.output):
+                for i, used in enumerate(names):
+                    if used == value:
+                        names[i] = name
+
+
+class TraceGraph(GraphBuilder):
+    """The graph of a trace: the ONNX name of every array of the trace seen so far, and its
+    batch-dependent axes."""
+
+    def __init__(self, trace, opset, input_name, output_names):
+        super().__init__({input_name, *output_names})
+        self.trace, self.opset, self.input_name = trace, opset, input_name
+        self.names = {id(trace.input): input_name}
+        self.dynamic = {id(trace.input): frozenset({0})}
+        self.batch_axes = {id(trace.input): frozenset({0})}
+        self.folded = {id(t.output): t for t in trace.ops if t.folded}
+        self._batch_size = None
 
     def value(self, array, dtype=None):
         """The ONNX name of ``array``: the graph input, an op's output, or an initializer
@@ -84,18 +128,28 @@ class GraphBuilder:
                              f"{traced.path or 'model'}/{what}")
 
     def scalar(self, value, traced):
-        """A 0-d initializer of the dtype of ``traced``'s output."""
-        return self.constant(np.asarray(value, dtype=np.asarray(traced.output).dtype),
-                             f"{traced.path or 'model'}/{traced.op.__name__}_constant")
+        """A 0-d initializer of the dtype of ``traced``'s output; NotImplementedError when
+        that dtype is not floating point and cannot hold ``value`` exactly (a bound -0.5 on
+        integers would become 0, and x > 0 is not x > -0.5)."""
+        dtype = np.asarray(traced.output).dtype
+        stored = np.asarray(value, dtype=dtype)
+        if dtype.kind != "f" and stored != value:
+            raise refuse(traced, f"its {dtype} output cannot take the constant {value!r}")
+        return self.constant(stored, f"{traced.path or 'model'}/{traced.op.__name__}_constant")
 
     def emit(self, op_type, inputs, traced, **attributes):
-        """Append one node; returns the name of its output."""
-        from onnx import helper
-        base = f"{traced.path or 'model'}/{op_type}"
-        output = self.unique(f"{base}_output")
-        self.nodes.append(helper.make_node(op_type, list(inputs), [output],
-                                           name=self.unique(base), **attributes))
-        return output
+        """Append one node in the scope of ``traced``'s module; returns its output's name."""
+        return self.node(op_type, inputs, traced.path or "model", **attributes)
+
+    def batch_size(self):
+        """The graph input's axis 0 at run time, a 1-element int64 tensor: Shape, then Slice
+        [0:1] (made once)."""
+        if self._batch_size is None:
+            shape_of_input = self.node("Shape", [self.input_name], "batch")
+            start = self.constant(np.array([0], np.int64), "batch/start")
+            end = self.constant(np.array([1], np.int64), "batch/end")
+            self._batch_size = self.node("Slice", [shape_of_input, start, end], "batch")
+        return self._batch_size
 
 
 def refuse(traced, why):
@@ -110,22 +164,31 @@ def _image_pads(padding, extra=(0, 0)):
     return [padding[0], padding[1], padding[0] + extra[0], padding[1] + extra[1]]
 
 
+def _fused_relu(graph, traced, out):
+    """A Relu after the layer's node when the op ran with its ReLU fused (``relu=True``)."""
+    return graph.emit("Relu", [out], traced) if traced.attrs.get("relu", False) else out
+
+
 def _conv(graph, traced):
+    """Conv(x, W[, B]): a bias input is ONNX Conv's third input, B of shape (O,)."""
     stride, padding, dilation = traced.node.geometry[:3]
-    return graph.emit("Conv", graph.inputs(traced), traced, strides=list(stride),
-                      pads=_image_pads(padding), dilations=list(dilation),
-                      group=int(traced.attrs.get("groups", 1)),
-                      kernel_shape=list(np.shape(traced.inputs[1])[2:]))
+    out = graph.emit("Conv", graph.inputs(traced), traced, strides=list(stride),
+                     pads=_image_pads(padding), dilations=list(dilation),
+                     group=int(traced.attrs.get("groups", 1)),
+                     kernel_shape=list(np.shape(traced.inputs[1])[2:]))
+    return _fused_relu(graph, traced, out)
 
 
 def _conv_transpose(graph, traced):
+    """ConvTranspose(x, W[, B]), the bias as its third input, as Conv's."""
     stride, padding, dilation = traced.node.geometry[:3]
     output_padding = traced.attrs.get("output_padding", (0, 0))
-    return graph.emit("ConvTranspose", graph.inputs(traced), traced, strides=list(stride),
-                      pads=_image_pads(padding), dilations=list(dilation),
-                      group=int(traced.attrs.get("groups", 1)),
-                      output_padding=list(output_padding),
-                      kernel_shape=list(np.shape(traced.inputs[1])[2:]))
+    out = graph.emit("ConvTranspose", graph.inputs(traced), traced, strides=list(stride),
+                     pads=_image_pads(padding), dilations=list(dilation),
+                     group=int(traced.attrs.get("groups", 1)),
+                     output_padding=list(output_padding),
+                     kernel_shape=list(np.shape(traced.inputs[1])[2:]))
+    return _fused_relu(graph, traced, out)
 
 
 def _extra_padding(traced):
@@ -159,9 +222,11 @@ def _linear(graph, traced):
     with the transposed weight (and Add) for inputs of other ranks."""
     names = graph.inputs(traced)
     if np.ndim(traced.inputs[0]) == 2:
-        return graph.emit("Gemm", names, traced, transB=1)
+        return _fused_relu(graph, traced, graph.emit("Gemm", names, traced, transB=1))
     out = graph.emit("MatMul", [names[0], graph.emit("Transpose", [names[1]], traced)], traced)
-    return graph.emit("Add", [out, names[2]], traced) if len(names) > 2 else out
+    if len(names) > 2:
+        out = graph.emit("Add", [out, names[2]], traced)
+    return _fused_relu(graph, traced, out)
 
 
 # ----------------------------------------------------------------------------- elementwise
@@ -192,6 +257,15 @@ def _clip(graph, traced):
     bounds = [traced.attrs.get(key) for key in ("lo", "hi")]
     names = ["" if b is None else graph.scalar(b, traced) for b in bounds]
     return graph.emit("Clip", graph.inputs(traced)[:1] + names, traced)
+
+
+def _rounding(op_type):
+    """Floor or Ceil of a float input; of an integer one, the input itself (ONNX's Floor and
+    Ceil take floats only)."""
+    def convert(graph, traced):
+        kind = np.asarray(traced.inputs[0]).dtype.kind
+        return graph.emit(op_type if kind == "f" else "Identity", graph.inputs(traced), traced)
+    return convert
 
 
 def _rsqrt(graph, traced):
@@ -320,18 +394,35 @@ def _permute(graph, traced):
 
 
 def _broadcast_to(graph, traced):
-    """Expand to the traced shape, 1 on the batch-dependent axes, which the input must
-    already have (Expand keeps an input size where the target says 1)."""
+    """Expand to the traced shape. On a batch-dependent axis the input already has, the
+    target says 1 (Expand keeps the input's size there); one the input does not have must be
+    the batch itself (a class token expanded to (len(x), 1, D)), taken at run time from the
+    graph input's shape: the target is then Concat(fixed sizes, batch, fixed sizes)."""
     target = list(np.shape(traced.output))
     source = graph.dynamic.get(id(traced.inputs[0]), frozenset())
     offset = len(target) - np.ndim(traced.inputs[0])
-    for axis in traced.dynamic:
-        if axis - offset not in source:
-            raise refuse(traced, f"it broadcasts to a batch-dependent axis {axis} that its "
-                                 "input does not have")
-        target[axis] = 1
-    return graph.emit("Expand", [graph.inputs(traced)[0],
-                                 graph.int64s(target, traced, "shape")], traced)
+    batch_axes = []
+    for axis in sorted(traced.dynamic):
+        if axis - offset in source:
+            target[axis] = 1
+        elif axis in traced.batch:
+            batch_axes.append(axis)
+        else:
+            raise refuse(traced, f"it broadcasts to axis {axis}, whose size depends on the "
+                                 "batch but is not the batch, and that its input does not have")
+    if not batch_axes:
+        shape_name = graph.int64s(target, traced, "shape")
+    else:
+        pieces, start = [], 0
+        for axis in batch_axes:
+            if axis > start:
+                pieces.append(graph.int64s(target[start:axis], traced, "shape"))
+            pieces.append(graph.batch_size())
+            start = axis + 1
+        if start < len(target):
+            pieces.append(graph.int64s(target[start:], traced, "shape"))
+        shape_name = graph.emit("Concat", pieces, traced, axis=0)
+    return graph.emit("Expand", [graph.inputs(traced)[0], shape_name], traced)
 
 
 def _concatenate(graph, traced):
@@ -384,8 +475,8 @@ CONVERTERS = {
     unary.Clip: _clip,
     unary.Clone: _simple("Identity"),
     unary.Cast: _cast,
-    rounding.Floor: _simple("Floor"),
-    rounding.Ceil: _simple("Ceil"),
+    rounding.Floor: _rounding("Floor"),
+    rounding.Ceil: _rounding("Ceil"),
     activation.ReLU: _simple("Relu"),
     activation.Sigmoid: _simple("Sigmoid"),
     activation.Tanh: _simple("Tanh"),
@@ -413,36 +504,30 @@ CONVERTERS = {
 
 
 # ----------------------------------------------------------------------------- the graph
-def _value_info(name, array, dynamic):
-    """A typed graph input or output, its batch-dependent axes symbolic ("batch")."""
+def _value_info(name, array, dynamic, batch):
+    """A typed graph input or output: its axes whose size is the batch named "batch", its
+    other batch-dependent axes (4B after a reshape(-1)) left unnamed, the rest fixed."""
     from onnx import helper
     array = np.asarray(array)
-    dims = ["batch" if axis in dynamic else n for axis, n in enumerate(array.shape)]
+    dims = ["batch" if axis in batch else None if axis in dynamic else n
+            for axis, n in enumerate(array.shape)]
     return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(array.dtype),
                                          dims)
-
-
-def _rename(nodes, old, new):
-    """Every use of value ``old`` in ``nodes`` (as input or output) becomes ``new``."""
-    for node in nodes:
-        for names in (node.input, node.output):
-            for i, name in enumerate(names):
-                if name == old:
-                    names[i] = new
 
 
 def graph_from_trace(trace, opset, input_name, output_names, graph_name):
     """The ``onnx.GraphProto`` computing ``trace``'s outputs from its input."""
     from onnx import helper
-    graph = GraphBuilder(trace, opset, input_name, output_names)
+    graph = TraceGraph(trace, opset, input_name, output_names)
     for traced in trace.ops:
         if traced.folded:
-            continue  # its output, where used, is an initializer (GraphBuilder.value)
+            continue  # its output, where used, is an initializer (TraceGraph.value)
         converter = CONVERTERS.get(traced.op)
         if converter is None:
             raise refuse(traced, "this op has no converter in minigrad.onnx.converters")
         graph.names[id(traced.output)] = converter(graph, traced)
         graph.dynamic[id(traced.output)] = traced.dynamic
+        graph.batch_axes[id(traced.output)] = traced.batch
     outputs = []
     for array, name in zip(trace.outputs, output_names):
         computed = graph.names.get(id(array))
@@ -452,8 +537,10 @@ def graph_from_trace(trace, opset, input_name, output_names, graph_name):
                              "by the traced ops (it is the input itself or a constant)")
         if computed in [o.name for o in outputs]:  # one array returned twice
             computed = graph.emit("Identity", [computed], trace.ops[-1])
-        _rename(graph.nodes, computed, name)
-        graph.names[id(array)] = name
-        outputs.append(_value_info(name, array, graph.dynamic.get(id(array), frozenset())))
-    inputs = [_value_info(input_name, trace.input, {0})]
+        graph.name_output(computed, name)
+        key = id(array)
+        graph.names[key] = name
+        outputs.append(_value_info(name, array, graph.dynamic.get(key, frozenset()),
+                                   graph.batch_axes.get(key, frozenset())))
+    inputs = [_value_info(input_name, trace.input, {0}, {0})]
     return helper.make_graph(graph.nodes, graph_name, inputs, outputs, graph.initializers)

@@ -59,6 +59,9 @@ acc M0 2^-31-n exactly, half to even (M0 2^-31-n is M = s_x s_w / s_y within 2^-
   of s_x s_w acc + b (minigrad multiplies in float64, then rounds once to float32): within
   1e-6 max |y| (measured 7e-8 on an MLP).
 
+The graph is assembled with the float path's ``converters.GraphBuilder`` (unique names,
+nodes, initializers), under the same opset rules (``converters.check_opset``).
+
 ``onnx`` is imported inside the functions: importing this module does not need it.
 """
 
@@ -67,13 +70,14 @@ import numpy as np
 from minigrad.autograd import no_grad
 from minigrad.nn.layers import Dropout, Flatten, Identity, ReLU
 from minigrad.nn.module import Module
+from minigrad.onnx.converters import DEFAULT_OPSET, GraphBuilder, check_opset
+from minigrad.onnx.trace import run_in_eval_mode
 from minigrad.quant.quantized import (DeQuantize, DynamicQuantizedLinear, QuantizedAvgPool2d,
                                       QuantizedConv2d, QuantizedFlatten, QuantizedLinear,
                                       QuantizedMaxPool2d, QuantizedModel, QuantizedReLU,
                                       Quantize)
 from minigrad.tensor import Tensor
 
-MIN_OPSET = 13  # per-axis QuantizeLinear/DequantizeLinear; Clip, MaxPool and Pad on uint8
 CODE_RANGE = (0, 255)  # what the uint8 integer operators saturate to
 WEIGHT_OFFSET = 128  # int8 weight codes travel as uint8 with this zero point (module docstring)
 
@@ -86,14 +90,18 @@ def is_quantized(model):
         and any(isinstance(m, DynamicQuantizedLinear) for m in model.modules()))
 
 
-def quantized_graph(model, example_input, opset=17, input_names=("input",),
+def quantized_graph(model, example_input, opset=DEFAULT_OPSET, input_names=("input",),
                     output_names=("output",)):
     """The ONNX model (``onnx.ModelProto``) of a quantized chain, in the form of the module
     docstring. ``example_input`` (float, batch first) is run through ``model`` once to find the
-    chain's order and its shapes; the graph input's axis 0 is the dynamic axis "batch".
+    chain's order and its shapes; a dynamically quantized model runs in eval mode (one in
+    training mode is a UserWarning naming its training modules, which are put back in their
+    modes afterwards, as ``export`` does). The graph input's axis 0 is the dynamic axis
+    "batch".
 
     NotImplementedError names the module path and class of a layer with no ONNX form here;
-    ValueError for a model that is not quantized, an opset below 13, or more than one name."""
+    ValueError for a model that is not quantized, an opset below
+    ``converters.MIN_OPSET`` (13), or more than one name."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -101,9 +109,7 @@ def quantized_graph(model, example_input, opset=17, input_names=("input",),
         raise ValueError(f"quantized_graph: {type(model).__name__} is not a quantized model "
                          "(quant.convert or quant.quantize_dynamic); export float models with "
                          "minigrad.onnx.export")
-    if opset < MIN_OPSET:
-        raise ValueError(f"quantized_graph: opset {opset} is too old; quantized graphs need "
-                         f"opset >= {MIN_OPSET} (per-axis QuantizeLinear, Clip on uint8)")
+    check_opset(opset, "quantized_graph")
     if len(input_names) != 1 or len(output_names) != 1:
         raise ValueError(f"quantized_graph: a chain has one input and one output, got "
                          f"input_names={list(input_names)}, output_names={list(output_names)}")
@@ -111,9 +117,13 @@ def quantized_graph(model, example_input, opset=17, input_names=("input",),
                                 else example_input, np.float32))
     if example.ndim < 1:
         raise ValueError("quantized_graph: example_input needs a batch axis, got a scalar")
-    graph = GraphBuilder()
+    graph = GraphBuilder({*input_names, *output_names})
     value = input_names[0]
-    steps, output_shape = trace_chain(model, example)
+    if isinstance(model, QuantizedModel):  # integer layers: the same in either mode
+        steps, output_shape = trace_chain(model, example)
+    else:
+        steps, output_shape = run_in_eval_mode(model, lambda: trace_chain(model, example),
+                                               stacklevel=2)
     for path, module, shape in steps:
         emit = EMITTERS.get(type(module))
         if emit is None:
@@ -132,7 +142,7 @@ def quantized_graph(model, example_input, opset=17, input_names=("input",),
         graph.initializers)
     proto = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="minigrad")
-    onnx.checker.check_model(proto)
+    onnx.checker.check_model(proto, full_check=True)
     return proto
 
 
@@ -164,56 +174,19 @@ def trace_chain(model, example):
     return [(path, module, args[0].shape) for path, module, args, _ in calls], output.shape
 
 
-class GraphBuilder:
-    """The nodes and initializers of a graph under construction, with unique names."""
-
-    def __init__(self):
-        self.nodes, self.initializers, self.taken = [], [], set()
-
-    def unique(self, name):
-        candidate, count = name, 1
-        while candidate in self.taken:
-            count += 1
-            candidate = f"{name}_{count}"
-        self.taken.add(candidate)
-        return candidate
-
-    def constant(self, path, what, array):
-        """An initializer named "<path>.<what>" holding ``array`` (its dtype kept)."""
-        from onnx import numpy_helper
-        name = self.unique(f"{path}.{what}" if path else what)
-        self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
-        return name
-
-    def node(self, op, inputs, path, outputs=1, **attributes):
-        """Append ``op`` on ``inputs`` (value names); returns its output name (or a list of
-        ``outputs`` names)."""
-        from onnx import helper
-        name = self.unique(f"{path}/{op}")
-        names = [self.unique(f"{name}:{i}") for i in range(outputs)]
-        self.nodes.append(helper.make_node(op, list(inputs), names, name=name, **attributes))
-        return names[0] if outputs == 1 else names
-
-    def name_output(self, value, output_name):
-        """Give the chain's last value the graph's output name: rename the output of the node
-        that makes it, or add an Identity when no node does (the chain passes its input)."""
-        for node in self.nodes:
-            for i, name in enumerate(node.output):
-                if name == value:
-                    node.output[i] = output_name
-                    return
-        from onnx import helper
-        self.nodes.append(helper.make_node("Identity", [value], [output_name],
-                                           name=self.unique("output/Identity")))
-
-
 # ----------------------------------------------------------------------------- emitters
+def _constant(graph, path, what, array):
+    """An initializer named "<path>.<what>" (the module's path in the model) holding
+    ``array``, its dtype kept."""
+    return graph.constant(np.asarray(array), f"{path}.{what}" if path else what)
+
+
 def _clamp_codes(graph, codes, path, qmin, qmax):
     """Clip(codes, qmin, qmax) when [qmin, qmax] is narrower than uint8."""
     if (qmin, qmax) == CODE_RANGE:
         return codes
-    return graph.node("Clip", [codes, graph.constant(path, "qmin", np.uint8(qmin)),
-                               graph.constant(path, "qmax", np.uint8(qmax))], path)
+    return graph.node("Clip", [codes, _constant(graph, path, "qmin", np.uint8(qmin)),
+                               _constant(graph, path, "qmax", np.uint8(qmax))], path)
 
 
 def _check_uint8_codes(layer, path):
@@ -227,22 +200,22 @@ def _check_uint8_codes(layer, path):
 
 def _quantize(graph, layer, x, path, shape):
     _check_uint8_codes(layer, path)
-    codes = graph.node("QuantizeLinear", [x, graph.constant(path, "scale", np.float32(
-        layer.scale)), graph.constant(path, "zero_point", np.uint8(layer.zero_point))], path)
+    codes = graph.node("QuantizeLinear", [x, _constant(graph, path, "scale", np.float32(
+        layer.scale)), _constant(graph, path, "zero_point", np.uint8(layer.zero_point))], path)
     return _clamp_codes(graph, codes, path, layer.qmin, layer.qmax)
 
 
 def _dequantize(graph, layer, x, path, shape):
     _check_uint8_codes(layer, path)
-    return graph.node("DequantizeLinear", [x, graph.constant(path, "scale", np.float32(
-        layer.scale)), graph.constant(path, "zero_point", np.uint8(layer.zero_point))], path)
+    return graph.node("DequantizeLinear", [x, _constant(graph, path, "scale", np.float32(
+        layer.scale)), _constant(graph, path, "zero_point", np.uint8(layer.zero_point))], path)
 
 
 def _activation_qparams(graph, layer, path, which):
     """Initializers for the (scale, zero point) of ``which`` ("input" or "output")."""
     scale, zero_point = getattr(layer, f"{which}_scale"), getattr(layer, f"{which}_zero_point")
-    return [graph.constant(path, f"{which}_scale", np.float32(scale)),
-            graph.constant(path, f"{which}_zero_point", np.uint8(zero_point))]
+    return [_constant(graph, path, f"{which}_scale", np.float32(scale)),
+            _constant(graph, path, f"{which}_zero_point", np.uint8(zero_point))]
 
 
 def offset_weights(weight_q):
@@ -253,20 +226,20 @@ def offset_weights(weight_q):
 def _matmul_integer(graph, x, x_zero_point, weight_q, path):
     """int32 x_q W_q^T - z_x sum_k W_q, as MatMulInteger on the offset uint8 weights."""
     return graph.node("MatMulInteger", [
-        x, graph.constant(path, "weight_u8_t", offset_weights(weight_q).T), x_zero_point,
-        graph.constant(path, "weight_zero_point", np.uint8(WEIGHT_OFFSET))], path)
+        x, _constant(graph, path, "weight_u8_t", offset_weights(weight_q).T), x_zero_point,
+        _constant(graph, path, "weight_zero_point", np.uint8(WEIGHT_OFFSET))], path)
 
 
 def _conv(graph, layer, x, path, shape):
     ph, pw = layer.padding
     weight_scale = layer.weight_scale  # float32, () or (C,)
     inputs = [x, *_activation_qparams(graph, layer, path, "input"),
-              graph.constant(path, "weight_u8", offset_weights(layer.weight_q)),
-              graph.constant(path, "weight_scale", weight_scale),
-              graph.constant(path, "weight_zero_point",
+              _constant(graph, path, "weight_u8", offset_weights(layer.weight_q)),
+              _constant(graph, path, "weight_scale", weight_scale),
+              _constant(graph, path, "weight_zero_point",
                              np.full(weight_scale.shape, WEIGHT_OFFSET, np.uint8)),
               *_activation_qparams(graph, layer, path, "output"),
-              graph.constant(path, "bias_q", layer.bias_q)]
+              _constant(graph, path, "bias_q", layer.bias_q)]
     codes = graph.node("QLinearConv", inputs, path, kernel_shape=list(layer.weight_q.shape[2:]),
                        strides=list(layer.stride), pads=[ph, pw, ph, pw],
                        dilations=list(layer.dilation), group=1)
@@ -275,13 +248,13 @@ def _conv(graph, layer, x, path, shape):
 
 def _linear(graph, layer, x, path, shape):
     # s_x enters through s_x s_w below; z_x is MatMulInteger's zero point of A
-    x_zero_point = graph.constant(path, "input_zero_point", np.uint8(layer.input_zero_point))
+    x_zero_point = _constant(graph, path, "input_zero_point", np.uint8(layer.input_zero_point))
     acc = _matmul_integer(graph, x, x_zero_point, layer.weight_q, path)
-    acc = graph.node("Add", [acc, graph.constant(path, "bias_q", layer.bias_q)], path)
+    acc = graph.node("Add", [acc, _constant(graph, path, "bias_q", layer.bias_q)], path)
     # acc s_x s_w, the layer's real output, then quantized to (s_y, z_y)
     accumulator_scale = layer.accumulator_scale().astype(np.float32)
-    real = graph.node("DequantizeLinear", [acc, graph.constant(
-        path, "accumulator_scale", accumulator_scale)], path, axis=1)
+    real = graph.node("DequantizeLinear", [acc, _constant(
+        graph, path, "accumulator_scale", accumulator_scale)], path, axis=1)
     codes = graph.node("QuantizeLinear", [real, *_activation_qparams(graph, layer, path,
                                                                      "output")], path)
     return _clamp_codes(graph, codes, path, layer.qmin, layer.qmax)
@@ -293,8 +266,8 @@ def _padded_codes(graph, layer, x, path):
     if (ph, pw) == (0, 0):
         return x
     pads = np.array([0, 0, ph, pw, 0, 0, ph, pw], np.int64)
-    return graph.node("Pad", [x, graph.constant(path, "pads", pads),
-                              graph.constant(path, "pad_code", np.uint8(layer.pad_code))], path)
+    return graph.node("Pad", [x, _constant(graph, path, "pads", pads),
+                              _constant(graph, path, "pad_code", np.uint8(layer.pad_code))], path)
 
 
 def _max_pool(graph, layer, x, path, shape):
@@ -312,8 +285,8 @@ def _avg_pool(graph, layer, x, path, shape):
 
 
 def _relu_on_codes(graph, layer, x, path, shape):
-    return graph.node("Clip", [x, graph.constant(path, "zero_point", np.uint8(layer.zero_point))],
-                      path)
+    zero_point = _constant(graph, path, "zero_point", np.uint8(layer.zero_point))
+    return graph.node("Clip", [x, zero_point], path)
 
 
 def _flatten(graph, layer, x, path, shape):
@@ -325,7 +298,7 @@ def _flatten(graph, layer, x, path, shape):
                                   "flattens the batch axis (start_dim=0), which a graph with a "
                                   "dynamic batch cannot express")
     target = np.array([0] * start + [-1] + list(shape[end + 1:]), np.int64)
-    return graph.node("Reshape", [x, graph.constant(path, "shape", target)], path)
+    return graph.node("Reshape", [x, _constant(graph, path, "shape", target)], path)
 
 
 def _relu(graph, layer, x, path, shape):
@@ -340,12 +313,12 @@ def _dynamic_linear(graph, layer, x, path, shape):
     from onnx import TensorProto
     codes, x_scale, x_zero_point = graph.node("DynamicQuantizeLinear", [x], path, outputs=3)
     acc = _matmul_integer(graph, codes, x_zero_point, layer.weight_q, path)
-    scale = graph.node("Mul", [x_scale, graph.constant(path, "weight_scale", layer.weight_scale)],
-                       path)
+    weight_scale = _constant(graph, path, "weight_scale", layer.weight_scale)
+    scale = graph.node("Mul", [x_scale, weight_scale], path)
     y = graph.node("Mul", [graph.node("Cast", [acc], path, to=TensorProto.FLOAT), scale], path)
     if layer.bias is None:
         return y
-    return graph.node("Add", [y, graph.constant(path, "bias", layer.bias)], path)
+    return graph.node("Add", [y, _constant(graph, path, "bias", layer.bias)], path)
 
 
 EMITTERS = {

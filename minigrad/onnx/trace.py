@@ -8,6 +8,9 @@ was called with, its input arrays, its output array, and the path of the module 
 ("features.0"; forward pre- and post-hooks on every module keep a stack of paths). Tracing
 the engine rather than the module tree means a ``forward`` may compose its children freely.
 
+Both export paths record a model in eval mode (``run_in_eval_mode``: a UserWarning names the
+modules that were training, whose modes are put back afterwards).
+
 Values are identified by array identity, so the trace keeps every array it saw alive:
 
 * the example input's array is the graph input;
@@ -17,18 +20,31 @@ Values are identified by array identity, so the trace keeps every array it saw a
   ``parametrize.cached()``, so its array is named by the tensor's name ("features.0.weight");
 * any other array an op reads (a number, a constant built inside forward) is a constant.
 
-An op none of whose inputs depends on the graph input (the reshape of a batch-norm statistic,
-a mask times a weight) has been evaluated already: ``TracedOp.folded`` marks it, and its
-output is a constant of the graph (constant folding, done by the trace itself).
-
 The batch axis. The model is traced twice, at the example's batch B and at B + 1 (the example
-with its first sample repeated): an output axis whose size differs between the two traces
-depends on the batch (``TracedOp.dynamic``), every other size is fixed. A reshape target or
-broadcast shape can then keep exactly its batch-dependent axis symbolic, which one trace at
-B = 1 could not tell apart from a size-1 axis. The two traces must run the same ops and read
-the same constants, or the model's graph depends on its batch size and export refuses it.
+with one more sample: the first one times 1.5 plus noise from a fixed-seed generator): an
+output axis whose size differs between the two traces depends on the batch
+(``TracedOp.dynamic``), and is the batch itself (``TracedOp.batch``) where its size is B in
+one trace and B + 1 in the other; every other size is fixed. A reshape target or broadcast
+shape can then keep exactly its batch-dependent axis symbolic, which one trace at B = 1 could
+not tell apart from a size-1 axis. The two traces must run the same ops and read the same
+constants, or the model's graph depends on its batch size and export refuses it.
+
+Constant folding. An op none of whose inputs depends on the graph input (the reshape of a
+batch-norm statistic, a mask times a weight) has been evaluated already: ``TracedOp.folded``
+marks it, and its output is a constant of the graph, provided its shape does not depend on
+the batch. One that does (a class token ``cls.expand(len(x), 1, D)``) is a value of the
+graph, as is every op reading it; only BroadcastTo may make such a value from constants
+alone (the converter takes the batch from the input's shape at run time): any other op is a
+ValueError naming it, as is a folded output whose values differ between the two traces.
+
+What a trace cannot see (as ``torch.jit.trace`` warns): Python control flow on the values
+of a tensor (``if x.sum() > 0``, a loop over ``int(x.max())``) is recorded as the branch the
+example took. The second trace, on different data, turns a different branch into an error
+when it runs different ops, but a branch both examples take alike is exported as if it were
+the only one, silently.
 """
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,12 +53,14 @@ from minigrad import autograd
 from minigrad.autograd import no_grad
 from minigrad.backend import device_of
 from minigrad.nn.utils.parametrize import cached
+from minigrad.ops.shape import BroadcastTo
 
 
 @dataclass(eq=False)
 class TracedOp:
-    """One op forward of the trace. ``folded``: no input depends on the graph input, so the
-    output is a constant. ``dynamic``: the output axes whose size depends on the batch."""
+    """One op forward of the trace. ``folded``: the output is a constant (no input depends on
+    the graph input, and its shape does not depend on the batch). ``dynamic``: the output axes
+    whose size depends on the batch; ``batch``: those of them whose size is the batch."""
 
     op: type
     node: object
@@ -53,6 +71,7 @@ class TracedOp:
     module: object
     folded: bool = False
     dynamic: frozenset = frozenset()
+    batch: frozenset = frozenset()
 
     def where(self):
         """"op Conv2d (in module 'features.0', a Conv2d)", for error messages."""
@@ -71,6 +90,24 @@ class Trace:
     outputs: tuple
     names: dict
     arrays: list
+
+
+def run_in_eval_mode(model, run, stacklevel):
+    """``run()`` with ``model`` in eval mode, every module's mode put back afterwards; a
+    UserWarning (``stacklevel`` counted from the caller) names the modules that were in
+    training mode, whose active dropout or batch statistics the graph will not have."""
+    training = [path or type(model).__name__ for path, m in model.named_modules() if m.training]
+    if training:
+        warnings.warn(f"onnx.export: exporting in eval mode; these modules were in training "
+                      f"mode and are put back in it afterwards: {', '.join(training)}",
+                      UserWarning, stacklevel=stacklevel + 1)
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        return run()
+    finally:
+        for module, mode in modes:
+            object.__setattr__(module, "training", mode)
 
 
 def _module_paths(model, stack):
@@ -134,17 +171,30 @@ def record(model, example):
     finally:
         for handle in handles:
             handle.remove()
-    _mark_folded(example.data, ops)
     return Trace(example.data, ops, outputs, names, arrays + [example.data])
 
 
-def _mark_folded(graph_input, ops):
-    """Set ``folded`` on every op none of whose inputs depends on ``graph_input``."""
-    live = {id(graph_input)}
-    for traced in ops:
-        traced.folded = not any(id(a) in live for a in traced.inputs)
+def _mark_folded(trace, other):
+    """Set ``folded`` on every op of ``trace`` whose output is a constant: none of its inputs
+    depends on the graph input, and its shape does not depend on the batch (``dynamic`` set).
+    ValueError for an op that makes a batch-dependent shape from constants alone, unless it
+    is a BroadcastTo, and for a folded output whose values differ in ``other``."""
+    live = {id(trace.input)}
+    for traced, seen in zip(trace.ops, other.ops):
+        reads_live = any(id(a) in live for a in traced.inputs)
+        traced.folded = not reads_live and not traced.dynamic
         if not traced.folded:
             live.add(id(traced.output))
+        if traced.dynamic and not reads_live and traced.op is not BroadcastTo:
+            raise ValueError(f"onnx.export: {traced.where()} makes an output whose axes "
+                             f"{sorted(traced.dynamic)} depend on the batch from constants "
+                             f"alone (shape {np.shape(traced.output)} at batch "
+                             f"{len(trace.input)}); only expand/broadcast_to of a constant to "
+                             "the batch is exported")
+        if traced.folded and not np.array_equal(traced.output, seen.output, equal_nan=True):
+            raise ValueError(f"onnx.export: {traced.where()} computes a constant that differs "
+                             f"between batch {len(trace.input)} and {len(other.input)} (an "
+                             "argument computed from the batch size, len(x))")
 
 
 def _constants(trace):
@@ -161,9 +211,9 @@ def _describe(array):
 
 
 def mark_dynamic(trace, other):
-    """Set ``dynamic`` on the ops of ``trace`` from ``other``, the same model traced at
-    another batch size; ValueError naming the op where the two traces differ in their ops or
-    constants (the graph would depend on the batch size)."""
+    """Set ``dynamic``, ``batch`` and ``folded`` on the ops of ``trace`` from ``other``, the
+    same model traced at another batch size; ValueError naming the op where the two traces
+    differ in their ops or constants (the graph would depend on the batch size)."""
     if [t.op for t in trace.ops] != [t.op for t in other.ops]:
         raise ValueError(f"onnx.export: the model runs different ops at batch "
                          f"{len(trace.input)} and {len(other.input)}; its graph depends on the "
@@ -184,11 +234,29 @@ def mark_dynamic(trace, other):
                              f"{len(other.input)}")
         traced.dynamic = frozenset(axis for axis, (n, m) in enumerate(zip(shape, other_shape))
                                    if n != m)
+        traced.batch = frozenset(axis for axis in traced.dynamic
+                                 if (shape[axis], other_shape[axis])
+                                 == (len(trace.input), len(other.input)))
+    _mark_folded(trace, other)
+
+
+def _extra_sample(x):
+    """A sample for the second trace: the first one times 1.5 plus noise from a fixed-seed
+    generator (deterministic), so a branch on the data has a chance to show as different ops.
+    Non-float inputs (indices) repeat the first sample, which any other value could put out
+    of range."""
+    first = x[:1]
+    if x.dtype.kind != "f":
+        return first
+    scale = float(np.abs(first).max()) or 1.0
+    noise = np.random.default_rng(0).standard_normal(first.shape)
+    return (first * 1.5 + 0.5 * scale * noise).astype(x.dtype)
 
 
 def trace_model(model, example):
     """``model`` traced at the batch of ``example`` (a Tensor, batch axis 0), with the
-    batch-dependent axes of every op output marked from a second trace at one more sample."""
+    batch-dependent axes of every op output marked from a second trace at one more sample
+    (``_extra_sample``)."""
     if example.ndim == 0 or example.shape[0] == 0:
         raise ValueError(f"onnx.export: the example input needs a batch axis 0 with at least "
                          f"one sample, got shape {tuple(example.shape)}")
@@ -196,6 +264,6 @@ def trace_model(model, example):
         raise ValueError(f"onnx.export: the model and the example input must be on the CPU, "
                          f"got an input on {device_of(example.data)!r}: model.to('cpu')")
     trace = record(model, example)
-    bigger = example._wrap(np.concatenate([example.data, example.data[:1]]))
+    bigger = example._wrap(np.concatenate([example.data, _extra_sample(example.data)]))
     mark_dynamic(trace, record(model, bigger))
     return trace

@@ -419,7 +419,7 @@ def quantize_dynamic(model, verbose=True):
                              f"int32 accumulator (at most {INT8_MAX_TERMS})"))
                 continue
             weight_qp = default_qconfig().weight_qparams(module.weight.numpy())
-            new = DynamicQuantizedLinear.from_float(module, weight_qp)
+            new = DynamicQuantizedLinear.from_float(module, weight_qp).eval()  # as the copy
             if not name:
                 model = new
             else:
