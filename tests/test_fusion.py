@@ -95,3 +95,27 @@ def test_a_bias_of_the_wrong_size_names_both_shapes():
     with pytest.raises(ValueError, match=r"conv_transpose2d: bias \(4,\) .*expected \(6,\)"):
         mg.nn.functional.conv_transpose2d(mg.zeros(1, 4, 5, 5), mg.zeros(4, 3, 3, 3),
                                           mg.zeros(4), groups=2)
+
+
+def test_a_subclass_that_overrides_forward_is_not_fused_past_it():
+    class Doubled(nn.Linear):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    mg.manual_seed(4)
+    model = nn.Sequential(Doubled(3, 2), nn.ReLU())
+    x = mg.tensor(np.random.default_rng(5).standard_normal((4, 3)).astype(np.float32))
+    with_grad = model(x).numpy()
+    with mg.no_grad():
+        np.testing.assert_array_equal(model(x).numpy(), with_grad)
+
+
+def test_changing_a_fused_output_in_place_leaves_its_gradient_alone():
+    rng = np.random.default_rng(6)
+    x, w = float64(rng, 3, 4), float64(rng, 5, 4)
+    y = Linear.apply(x, w, relu=True)
+    expected = ((y.numpy() > 0) @ w.numpy())  # dL/dx of sum(relu(x W^T))
+    z = y + 0.0
+    y.detach().sub_(100.0)  # the output's memory, not the mask saved for backward
+    z.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), expected)

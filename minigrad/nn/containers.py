@@ -56,10 +56,17 @@ class Sequential(Module):
 
 def _fusable_with_relu(layer, after):
     """True when ``layer`` can run with the ReLU module ``after`` as one op: ``after`` is a
-    plain ReLU, ``layer`` has ``relu_forward``, and neither has forward or backward hooks."""
+    plain ReLU, ``layer`` has a ``relu_forward`` from the same class as its ``forward`` (a
+    subclass that overrides ``forward`` keeps it), and neither has forward or backward hooks."""
     return (type(after) is ReLU and hasattr(layer, "relu_forward")
+            and _defined_in(type(layer), "forward") is _defined_in(type(layer), "relu_forward")
             and not any(m._forward_pre_hooks or m._forward_hooks or m._backward_hooks
                         or m._backward_pre_hooks for m in (layer, after)))
+
+
+def _defined_in(cls, name):
+    """The class in ``cls``'s method resolution order that defines attribute ``name``."""
+    return next(k for k in cls.__mro__ if name in vars(k))
 
 
 class ModuleList(Module):

@@ -149,12 +149,13 @@ def add_bias_relu_(out, bias, relu, channel_axis):
     return out
 
 
-def epilogue_grads(ctx, grad, out, channel_axes):
+def epilogue_grads(ctx, grad, positive, channel_axes):
     """What an op fused with ``add_bias_relu_`` gives backward: dL/d(pre-activation) = grad
-    where out > 0 (ReLU's gradient, 0 at 0), and dL/db = that summed over every axis but the
-    channel's (None without a bias). ``ctx.relu`` and ``ctx.has_bias`` say what was fused."""
+    where the output was > 0 (``positive``, the mask saved in forward: ReLU's gradient, 0 at 0),
+    and dL/db = that summed over every axis but the channel's (None without a bias).
+    ``ctx.relu`` and ``ctx.has_bias`` say what was fused."""
     if ctx.relu:
-        grad = grad * (out > 0)
+        grad = grad * positive
     grad_b = grad.sum(axis=channel_axes) if ctx.has_bias and ctx.needs_input_grad[2] else None
     return grad, grad_b
 
@@ -182,13 +183,13 @@ class Conv2d(Function):
         ctx.has_bias, ctx.relu = bias is not None, relu
         out = add_bias_relu_(kernels_for(x).conv2d_forward(x, weight, *ctx.geometry), bias,
                              relu, channel_axis=1)
-        ctx.save_for_backward(x, weight, out if relu else None)
+        ctx.save_for_backward(x, weight, out > 0 if relu else None)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight, out = ctx.saved_tensors
-        grad, grad_b = epilogue_grads(ctx, grad, out, channel_axes=(0, 2, 3))
+        x, weight, positive = ctx.saved_tensors
+        grad, grad_b = epilogue_grads(ctx, grad, positive, channel_axes=(0, 2, 3))
         k = kernels_for(x)
         grad_x = (k.conv2d_backward_input(grad, weight, x.shape, *ctx.geometry)
                   if ctx.needs_input_grad[0] else None)
@@ -254,13 +255,13 @@ class ConvTranspose2d(Function):
         out = kernels_for(x).conv2d_backward_input(
             x_full, weight, (x.shape[0], weight.shape[1] * groups) + out_hw, *ctx.geometry)
         out = add_bias_relu_(out, bias, relu, channel_axis=1)
-        ctx.save_for_backward(x_full, weight, out if relu else None)
+        ctx.save_for_backward(x_full, weight, out > 0 if relu else None)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        x_full, weight, out = ctx.saved_tensors
-        grad, grad_b = epilogue_grads(ctx, grad, out, channel_axes=(0, 2, 3))
+        x_full, weight, positive = ctx.saved_tensors
+        grad, grad_b = epilogue_grads(ctx, grad, positive, channel_axes=(0, 2, 3))
         k = kernels_for(grad)
         (h, w) = ctx.x_hw
         grad_x = (k.conv2d_forward(grad, weight, *ctx.geometry)[:, :, :h, :w]
@@ -432,13 +433,14 @@ class Linear(Function):
     def forward(ctx, x, weight, bias=None, relu=False):
         ctx.has_bias, ctx.relu = bias is not None, relu
         y = add_bias_relu_(kernels_for(x).matmul(x, weight.T), bias, relu, channel_axis=-1)
-        ctx.save_for_backward(x, weight, y if relu else None)
+        ctx.save_for_backward(x, weight, y > 0 if relu else None)
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight, y = ctx.saved_tensors
-        grad, grad_b = epilogue_grads(ctx, grad, y, channel_axes=tuple(range(grad.ndim - 1)))
+        x, weight, positive = ctx.saved_tensors
+        grad, grad_b = epilogue_grads(ctx, grad, positive,
+                                      channel_axes=tuple(range(grad.ndim - 1)))
         k = kernels_for(x)
         grad_x = k.matmul(grad, weight) if ctx.needs_input_grad[0] else None
         grad_w = (k.matmul(grad.reshape(-1, grad.shape[-1]).T, x.reshape(-1, x.shape[-1]))
