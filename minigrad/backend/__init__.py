@@ -20,13 +20,16 @@ the reference's functions compiled with Numba) when Numba imports, else ``"numpy
 The package is the lowest floor of minigrad and imports nothing above it. Inside it:
 this module (devices and dispatch), then ``geometry`` (the window index math every set
 shares) and ``fixed_point`` (integer arithmetic: 8-bit operands, int32 accumulators,
-requantization), then ``numpy_ref``, then the sets built on it, ``numba_cpu`` and ``cupy_gpu``.
+requantization) and ``threads`` (``set_num_threads``: BLAS's and Numba's threads), then
+``numpy_ref``, then the sets built on it, ``numba_cpu`` and ``cupy_gpu``.
 """
 
 import importlib
 import os
 
 import numpy as np
+
+from minigrad.backend.threads import get_num_threads, set_num_threads  # noqa: F401
 
 DEVICES = ("cpu", "cuda")
 

@@ -8,17 +8,20 @@ Each public function is a short Python wrapper (it checks the geometry with
 inputs out) around ``@njit`` loops that only fill arrays in. With ``NUMBA_DISABLE_JIT=1`` the
 loops run as plain Python, and a debugger can step into them.
 
-One module per op family: ``conv.py`` (direct convolution and its gradients), ``grouped.py``
-(the public convolution kernels, with ``groups``: direct depthwise loops, else ``conv.py`` on
-each group), ``pool.py`` (max and average pooling), ``sparse.py`` (CSR matmul), ``integer.py``
-(int8 GEMM and convolution, requantization), and ``blocks.py``, the register blocks they are
-built from.
+One module per op family: ``conv.py`` (direct convolution and its gradients),
+``gemm_conv.py`` (im2col per chunk of images + BLAS, for 32 output channels and more),
+``grouped.py`` (groups: direct depthwise loops, else conv.py per group), ``pool.py`` (max and
+average pooling), ``sparse.py`` (CSR matmul), ``integer.py`` (int8 GEMM and convolution,
+requantization), and ``blocks.py``, the register blocks they are built from.
 ``matmul`` and ``im2col`` are the reference's: BLAS and one copy, nothing a loop would win.
 
-Threads: the loops that could run in parallel are ``prange`` loops, but ``PARALLEL`` is False.
-In a training step NumPy's BLAS (the Linear layers) and Numba each keep a pool of spinning
-threads; on a small machine they take turns by the scheduler's time slice, which made a LeNet-5
-step 1.5-2x *slower* with ``PARALLEL = True`` (and 1.3x faster with OPENBLAS_NUM_THREADS=1).
+Threads: one owner per call, BLAS. The loops that could run in parallel are ``prange`` loops,
+but ``PARALLEL`` is False: with it True, Numba's OpenMP pool and BLAS's both keep spinning
+threads, and on 2 cores they take turns by the scheduler's time slice. Measured on LeNet-5
+(training step and inference), idle and with one core busy, Numba's threads gained nothing
+consistent, with BLAS at 2 threads or at 1, nor with BLAS limited to 1 thread only around
+the Numba calls. ``backend.set_num_threads(n)`` sets BLAS's and Numba's threads together; 1 is
+up to 2x faster where another process keeps a core busy (docs/performance.md, "Threads").
 Flip the flag and clear ``__pycache__`` to try it on yours.
 
 Memory: the wrappers allocate every output with NumPy. Outputs this size allocated inside Numba

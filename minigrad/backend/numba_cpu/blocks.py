@@ -10,6 +10,7 @@ dot products at once). The convolution kernels (``conv.py``) and the cache-block
 import numpy as np
 from numba import njit
 
+# Compile the prange loops serially: BLAS owns the cores (docs/performance.md, "Threads").
 PARALLEL = False
 
 # "contract" lets LLVM fuse a*b + c into one FMA instruction; "reassoc" lets it split a sum
