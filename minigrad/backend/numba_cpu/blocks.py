@@ -19,6 +19,13 @@ FMA = {"contract"}
 FMA_SUMS = {"contract", "reassoc"}
 
 
+def common_dtype(*arrays):
+    """The arrays as C-contiguous arrays of their common dtype (NumPy's result type, the
+    reference's)."""
+    dtype = np.result_type(*arrays)
+    return [np.ascontiguousarray(a, dtype) for a in arrays]
+
+
 @njit(inline="always")
 def add_2x4_times_rows(c0, c1, a0, a1, b0, b1, b2, b3):
     """[c0; c1] += [a0; a1] @ [b0; b1; b2; b3] for a 2x4 block of A (rows a0, a1 of length 4)

@@ -35,6 +35,7 @@ from numba import njit, prange
 from minigrad.backend.geometry import output_hw
 from minigrad.backend.numba_cpu import gemm_conv
 from minigrad.backend.numba_cpu.blocks import (FMA, FMA_SUMS, PARALLEL, add_2x4_times_rows,
+                                               common_dtype,
                                                add_dots_2x4, pairs, round_up, zero_padded)
 
 # The choice of algorithm: the direct runs below this many output channels, im2col + BLAS
@@ -184,19 +185,13 @@ def _conv2d_backward_weight(grad_out, phases, offsets, phase_w, grad_w):
                               x0, x1, x2, x3)
 
 
-def _common_dtype(*arrays):
-    """The arrays as C-contiguous arrays of the reference's result dtype."""
-    dtype = np.result_type(*arrays)
-    return [np.ascontiguousarray(a, dtype) for a in arrays]
-
-
 def conv2d_forward(x, weight, stride, padding, dilation):
     """out[n, o, i, j] = sum_{c,kh,kw} w[o,c,kh,kw] x_pad[n, c, i*s+kh*d, j*s+kw*d]."""
     stride, padding, dilation = pairs(stride, padding, dilation)
-    out_hw, phase_w, offsets = conv_layout(x.shape, weight.shape, stride, padding, dilation)
-    x, weight = _common_dtype(x, weight)
+    x, weight = common_dtype(x, weight)
     if len(weight) >= BLAS_FROM_OUT_CHANNELS:
         return gemm_conv.conv2d_forward(x, weight, stride, padding, dilation)
+    out_hw, phase_w, offsets = conv_layout(x.shape, weight.shape, stride, padding, dilation)
     o = len(weight)
     weight = zero_padded(weight.reshape(o, -1), (round_up(o, 2), round_up(weight[0].size, 4)))
     out = np.empty((len(x), o) + out_hw, x.dtype)
@@ -207,11 +202,11 @@ def conv2d_forward(x, weight, stride, padding, dilation):
 def conv2d_backward_input(grad_out, weight, x_shape, stride, padding, dilation):
     """dL/dx: every output's gradient, times the weights, added back where it was read."""
     stride, padding, dilation = pairs(stride, padding, dilation)
-    _, phase_w, offsets = conv_layout(tuple(x_shape), weight.shape, stride, padding, dilation)
-    grad_out, weight = _common_dtype(grad_out, weight)
+    grad_out, weight = common_dtype(grad_out, weight)
     if len(weight) >= BLAS_FROM_OUT_CHANNELS:
         return gemm_conv.conv2d_backward_input(grad_out, weight, tuple(x_shape), stride, padding,
                                                dilation)
+    _, phase_w, offsets = conv_layout(tuple(x_shape), weight.shape, stride, padding, dilation)
     o, c, kh_size, kw_size = weight.shape
     weight_t = zero_padded(weight.reshape(o, -1).T,
                             (round_up(c, 2) * kh_size * kw_size, round_up(o, 4)))
@@ -225,11 +220,11 @@ def conv2d_backward_input(grad_out, weight, x_shape, stride, padding, dilation):
 def conv2d_backward_weight(grad_out, x, weight_shape, stride, padding, dilation):
     """dL/dw[o, c, kh, kw] = sum_{n,i,j} grad[n, o, i, j] x_pad[n, c, i*s+kh*d, j*s+kw*d]."""
     stride, padding, dilation = pairs(stride, padding, dilation)
-    _, phase_w, offsets = conv_layout(x.shape, tuple(weight_shape), stride, padding, dilation)
-    grad_out, x = _common_dtype(grad_out, x)
+    grad_out, x = common_dtype(grad_out, x)
     if weight_shape[0] >= BLAS_FROM_OUT_CHANNELS:
         return gemm_conv.conv2d_backward_weight(grad_out, x, tuple(weight_shape), stride, padding,
                                                 dilation)
+    _, phase_w, offsets = conv_layout(x.shape, tuple(weight_shape), stride, padding, dilation)
     (n, o), terms = grad_out.shape[:2], int(np.prod(weight_shape[1:]))
     grad_w = np.zeros((round_up(o, 2), round_up(terms, 4)), x.dtype)
     _conv2d_backward_weight(zero_padded(grad_out, (n, round_up(o, 2)) + grad_out.shape[2:]),

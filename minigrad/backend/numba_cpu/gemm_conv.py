@@ -1,4 +1,5 @@
-"""Numba convolution for many channels: im2col per image, then NumPy's BLAS, in NCHW throughout.
+"""Numba convolution for many channels: im2col per chunk of images, then NumPy's BLAS, in NCHW
+throughout.
 
     out[n, o, i, j] = sum_{c,kh,kw} w[o,c,kh,kw] x_pad[n, c, i*s + kh*d, j*s + kw*d]
 

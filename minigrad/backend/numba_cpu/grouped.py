@@ -21,7 +21,7 @@ from numba import njit, prange
 
 from minigrad.backend.geometry import output_hw
 from minigrad.backend.numba_cpu import conv
-from minigrad.backend.numba_cpu.blocks import FMA, FMA_SUMS, PARALLEL, pairs
+from minigrad.backend.numba_cpu.blocks import FMA, FMA_SUMS, PARALLEL, common_dtype, pairs
 
 
 @njit(inline="always")
@@ -130,12 +130,6 @@ def _per_group(array, axis, groups):
     return [np.ascontiguousarray(part) for part in np.split(array, groups, axis=axis)]
 
 
-def _same_dtype(*arrays):
-    """The arrays as C-contiguous arrays of their common (NumPy's result) dtype."""
-    dtype = np.result_type(*arrays)
-    return [np.ascontiguousarray(a, dtype) for a in arrays]
-
-
 def conv2d_forward(x, weight, stride, padding, dilation, groups=1):
     """out[n, o, i, j] = sum_{c,kh,kw} w[o,c,kh,kw] x_pad[n, g*C/G + c, i*s+kh*d, j*s+kw*d]."""
     if groups == 1:
@@ -146,7 +140,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups=1):
                                                    _per_group(weight, 0, groups))], axis=1)
     stride, padding, dilation = pairs(stride, padding, dilation)
     out_hw = output_hw(x.shape, weight.shape[2:], stride, padding, dilation)
-    x, weight = _same_dtype(x, weight)
+    x, weight = common_dtype(x, weight)
     out = np.zeros((len(x), len(weight)) + out_hw, x.dtype)
     _depthwise_forward(column_phases(x, padding, stride[1]), weight[:, 0], stride[0], dilation,
                        out)
@@ -166,7 +160,7 @@ def conv2d_backward_input(grad_out, weight, x_shape, stride, padding, dilation, 
             axis=1)
     stride, padding, dilation = pairs(stride, padding, dilation)
     output_hw(x_shape, weight.shape[2:], stride, padding, dilation)
-    grad_out, weight = _same_dtype(grad_out, weight)
+    grad_out, weight = common_dtype(grad_out, weight)
     grad_phases = np.zeros(_phases_shape(x_shape, padding, stride[1]), grad_out.dtype)
     _depthwise_backward_input(grad_out, weight[:, 0], stride[0], dilation, grad_phases)
     return _merge_column_phases(grad_phases, x_shape, padding)
@@ -185,7 +179,7 @@ def conv2d_backward_weight(grad_out, x, weight_shape, stride, padding, dilation,
             for g_g, x_g in zip(_per_group(grad_out, 1, groups), _per_group(x, 1, groups))])
     stride, padding, dilation = pairs(stride, padding, dilation)
     output_hw(x.shape, weight_shape[2:], stride, padding, dilation)
-    grad_out, x = _same_dtype(grad_out, x)
+    grad_out, x = common_dtype(grad_out, x)
     grad_w = np.empty((weight_shape[0],) + weight_shape[2:], x.dtype)
     _depthwise_backward_weight(grad_out, column_phases(x, padding, stride[1]), stride[0],
                                dilation, grad_w)
