@@ -20,7 +20,7 @@ from minigrad.ops.activation import (  # re-exported: PyTorch's F has them
     tanh, tanhshrink, threshold)
 from minigrad.ops.dims import dim_spellings, normalize_dim
 from minigrad.ops.nn import (AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d, MaxPool2dIndices,
-                              PutIntoPlanes, SoftmaxCrossEntropy, check_conv_groups,
+                              PutIntoPlanes, SoftmaxCrossEntropy, check_bias, check_conv_groups,
                               check_layer_dtypes, pair, pool_geometry, transposed_output_size,
                               window_geometry)
 from minigrad.ops.nn import Linear as LinearOp
@@ -32,27 +32,19 @@ from minigrad.tensor import Tensor, as_tensor
 def linear(input, weight, bias=None):
     """y = x W^T + b, with W of shape (out_features, in_features) as in PyTorch (one fused
     node; the same as the composite ``x @ weight.T + bias``, which the tests check)."""
-    return fused_linear(input, weight, bias, relu=False)
+    return _fused_linear(input, weight, bias, relu=False)
 
 
-def fused_linear(input, weight, bias, relu):
+def _fused_linear(input, weight, bias, relu):
     """``linear``, followed by max(y, 0) in the same node when ``relu`` (``nn.Sequential``
-    runs a Linear and the ReLU after it this way under no_grad)."""
+    runs a Linear and the ReLU after it this way under no_grad). Private to ``minigrad.nn``:
+    the layers call it and ``_convolution``, so F's public names stay PyTorch's."""
     if input.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input {input.shape} has {input.shape[-1]} features, weight "
                          f"{weight.shape} expects {weight.shape[1]}")
     check_bias("linear", weight, bias)
     check_layer_dtypes("linear", input, weight, bias)
     return LinearOp.apply(*_present(input, weight, bias), relu=relu)
-
-
-def check_bias(name, weight, bias, channels=None):
-    """ValueError naming the op and both shapes when ``bias`` is not one value per output
-    channel (weight.shape[0] of them unless ``channels`` says otherwise)."""
-    channels = weight.shape[0] if channels is None else channels
-    if bias is not None and bias.shape != (channels,):
-        raise ValueError(f"{name}: bias {bias.shape} does not match weight {weight.shape} "
-                         f"(expected ({channels},))")
 
 
 def _present(*tensors):
@@ -103,7 +95,7 @@ def _back_to_ndim(out, ndim):
     return out if ndim == 4 else out.squeeze(2)
 
 
-def convolution(name, input, weight, bias, stride, padding, dilation, groups, relu=False):
+def _convolution(name, input, weight, bias, stride, padding, dilation, groups, relu=False):
     """conv1d and conv2d (``stride``, ``dilation`` one entry per spatial axis): checks that
     name the op and its shapes, then the Conv2d op, a 1-D input as an image one row high;
     with ``relu``, max(out, 0) in the same node (what ``nn.Sequential`` runs under no_grad)."""
@@ -133,7 +125,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     depthwise). ``padding`` may also be "valid" (none) or "same" (stride 1: the output as large
     as the input)."""
     padding = padding if isinstance(padding, str) else pair(padding)
-    return convolution("conv2d", input, weight, bias, pair(stride), padding, pair(dilation),
+    return _convolution("conv2d", input, weight, bias, pair(stride), padding, pair(dilation),
                         groups)
 
 
@@ -142,11 +134,11 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     composite, conv2d on images one row high. ``padding`` and ``groups`` as in conv2d."""
     if not isinstance(padding, str):
         padding = (_one(padding, "conv1d"),)
-    return convolution("conv1d", input, weight, bias, (_one(stride, "conv1d"),),
+    return _convolution("conv1d", input, weight, bias, (_one(stride, "conv1d"),),
                         padding, (_one(dilation, "conv1d"),), groups)
 
 
-def transposed_convolution(name, input, weight, bias, stride, padding, output_padding,
+def _transposed_convolution(name, input, weight, bias, stride, padding, output_padding,
                            groups, dilation, relu=False):
     """conv_transpose1d and conv_transpose2d (one entry per spatial axis in each geometry
     tuple): the ConvTranspose2d op, a 1-D input as an image one row high; ``relu`` as in
@@ -172,7 +164,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     H_out = (H - 1) s - 2p + d (KH - 1) + output_padding + 1; output_padding (smaller than the
     stride or the dilation) picks among the output sizes that a stride-s conv2d maps back to
     H."""
-    return transposed_convolution("conv_transpose2d", input, weight, bias, pair(stride),
+    return _transposed_convolution("conv_transpose2d", input, weight, bias, pair(stride),
                                    pair(padding), pair(output_padding), groups, pair(dilation))
 
 
@@ -181,7 +173,7 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
     """The transposed convolution of (N, C_in, L) inputs with (C_in, C_out/groups, K) weights: a
     composite, conv_transpose2d on images one row high."""
     name = "conv_transpose1d"
-    return transposed_convolution(
+    return _transposed_convolution(
         name, input, weight, bias, (_one(stride, name),),
         (_one(padding, name),), (_one(output_padding, name),),
         groups, (_one(dilation, name),))

@@ -67,9 +67,9 @@ class Linear(Module):
         return F.linear(x, self.weight, self.bias)
 
     def relu_forward(self, x):
-        """relu(forward(x)) as one op (``F.fused_linear``): what ``nn.Sequential`` runs for
+        """relu(forward(x)) as one op (``F._fused_linear``): what ``nn.Sequential`` runs for
         this layer and the ReLU after it under no_grad."""
-        return F.fused_linear(x, self.weight, self.bias, relu=True)
+        return F._fused_linear(x, self.weight, self.bias, relu=True)
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -153,7 +153,7 @@ class Conv1d(_ConvNd):
                          groups, bias)
 
     def batched_forward(self, x, relu=False):
-        return F.convolution("conv1d", x, self.weight, self.bias, self.stride, self.padding,
+        return F._convolution("conv1d", x, self.weight, self.bias, self.stride, self.padding,
                              self.dilation, self.groups, relu)
 
 
@@ -167,7 +167,7 @@ class Conv2d(_ConvNd):
                          groups, bias)
 
     def batched_forward(self, x, relu=False):
-        return F.convolution("conv2d", x, self.weight, self.bias, self.stride, self.padding,
+        return F._convolution("conv2d", x, self.weight, self.bias, self.stride, self.padding,
                              self.dilation, self.groups, relu)
 
 
@@ -184,7 +184,7 @@ class ConvTranspose1d(_ConvNd):
                          groups, bias, output_padding)
 
     def batched_forward(self, x, relu=False):
-        return F.transposed_convolution("conv_transpose1d", x, self.weight, self.bias,
+        return F._transposed_convolution("conv_transpose1d", x, self.weight, self.bias,
                                         self.stride, self.padding, self.output_padding,
                                         self.groups, self.dilation, relu)
 
@@ -202,7 +202,7 @@ class ConvTranspose2d(_ConvNd):
                          groups, bias, output_padding)
 
     def batched_forward(self, x, relu=False):
-        return F.transposed_convolution("conv_transpose2d", x, self.weight, self.bias,
+        return F._transposed_convolution("conv_transpose2d", x, self.weight, self.bias,
                                         self.stride, self.padding, self.output_padding,
                                         self.groups, self.dilation, relu)
 

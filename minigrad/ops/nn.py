@@ -137,6 +137,15 @@ def check_conv_groups(name, x_shape, weight_shape, groups, transposed=False):
                          f"got {x_shape[1]}")
 
 
+def check_bias(name, weight, bias, channels=None):
+    """ValueError naming the op and both shapes when ``bias`` is not one value per output
+    channel (weight.shape[0] of them unless ``channels`` says otherwise)."""
+    channels = weight.shape[0] if channels is None else channels
+    if bias is not None and bias.shape != (channels,):
+        raise ValueError(f"{name}: bias {bias.shape} does not match weight {weight.shape} "
+                         f"(expected ({channels},))")
+
+
 def add_bias_relu_(out, bias, relu, channel_axis):
     """The epilogue of a layer, in place on its fresh output: out += b along ``channel_axis``,
     then out = max(out, 0) when ``relu``. One pass over memory already in cache, where the
