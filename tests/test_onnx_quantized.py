@@ -78,13 +78,14 @@ def initializer(proto, name):
 
 @pytest.fixture(scope="module")
 def mnist():
-    """A LeNet-5 trained for one epoch on 6,000 bundled images (about 2 s), 512 calibration
-    images, and the 2,000 bundled test images with their labels."""
+    """A LeNet-5 trained for one epoch on 6,000 bundled images (about 2 s; 91.9% test accuracy
+    with either CPU kernel set, where lr 0.05 gave 84-92% depending on the BLAS kernels), 512
+    calibration images, and the 2,000 bundled test images with their labels."""
     mg.manual_seed(0)
     train = normalized_mnist(limit=6000)
     model = LeNet5()
     fit(model, DataLoader(train, batch_size=32, shuffle=True),
-        SGD(model.parameters(), lr=0.05, momentum=0.9), F.cross_entropy, 1, progress=False)
+        SGD(model.parameters(), lr=0.01, momentum=0.9), F.cross_entropy, 1, progress=False)
     test = normalized_mnist(train=False)
     x, y = test.get_batch(np.arange(len(test)))
     calibration = train.get_batch(np.arange(512))[0]
@@ -107,7 +108,8 @@ def test_int8_lenet5_in_onnx_runtime_predicts_as_the_integer_executor(mnist, tmp
     assert (integer_predictions == y).mean() > 0.85  # a trained model: predictions mean something
     ort_logits = run_onnx(proto, x)
     assert np.array_equal(ort_logits.argmax(axis=1), integer_predictions)
-    # Measured: 5 of the 20,000 logit codes differ, each by one (float32 requantization).
+    # Measured: at most a few of the 20,000 logit codes differ, each by one (float32
+    # requantization in ONNX Runtime).
     assert differences.max() <= 1
     assert (differences > 0).mean() <= 1e-3
     assert ops(proto).count("QLinearConv") == 2 and ops(proto).count("MatMulInteger") == 3
