@@ -24,7 +24,7 @@ def parameters(function):
 
 
 def test_the_contract_lists_every_kernel_the_ops_and_layers_call():
-    assert KERNELS == ("matmul", "im2col", "conv2d_forward", "conv2d_backward_input",
+    assert KERNELS == ("matmul", "erf", "im2col", "conv2d_forward", "conv2d_backward_input",
                        "conv2d_backward_weight", "max_pool2d_forward", "max_pool2d_backward",
                        "avg_pool2d_forward", "avg_pool2d_backward", "csr_matmul", "int8_gemm",
                        "int8_conv2d", "requantize")

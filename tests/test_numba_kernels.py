@@ -148,3 +148,13 @@ def test_a_kernel_runs_as_plain_python_with_the_jit_disabled(tmp_path):
     np.testing.assert_allclose(np.load(path),
                                numba_cpu.conv2d_forward(x, weight, (2, 1), (1, 2), (1, 2)),
                                rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_erf_equals_the_reference_to_one_ulp(dtype):
+    """Both call libm's erf; the float32 ufunc may round its result differently, by one ulp."""
+    x = np.concatenate([np.linspace(-6, 6, 2001), [-0.0, 1e-30, np.inf, -np.inf]]).astype(dtype)
+    ours, reference = numba_cpu.erf(x), numpy_ref.erf(x)
+    assert ours.dtype == dtype
+    assert np.max(np.abs(ours - reference) / np.spacing(np.abs(reference))) <= 1
+    np.testing.assert_array_equal(numba_cpu.erf(np.array([np.nan], dtype)), [np.nan])

@@ -28,6 +28,9 @@ class KernelSet(Protocol):
     def matmul(self, a, b):
         """C = A @ B with NumPy's matmul semantics: (..., M, K) @ (..., K, N) -> (..., M, N)."""
 
+    def erf(self, x):
+        """erf(x) = 2/sqrt(pi) int_0^x e^(-t^2) dt, elementwise, in x's float dtype."""
+
     def im2col(self, x, kernel_hw, stride, padding, dilation):
         """x (N, C, H, W) -> (cols (C*KH*KW, N*H_out*W_out), (H_out, W_out)): row (c, kh, kw)
         holds x_pad[n, c, i*s + kh*d, j*s + kw*d] for every (n, i, j)."""

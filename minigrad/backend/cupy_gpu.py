@@ -259,6 +259,13 @@ def matmul(a, b):
     return cupy.matmul(a, b)
 
 
+def erf(x):
+    """erf elementwise, CuPy's ``cupyx.scipy.special.erf``."""
+    from cupyx.scipy.special import erf as cupy_erf
+
+    return cupy_erf(x)
+
+
 def im2col(x, kernel_hw, stride, padding, dilation):
     """(N, C, H, W) -> cols of shape (C*KH*KW, N*H_out*W_out), and (H_out, W_out), as in
     ``numpy_ref.im2col``."""

@@ -21,6 +21,8 @@ The kernels loop over the KH*KW offsets and do whole-array work for each:
 * pooling takes the max (or mean) over the KH*KW slices instead of a weighted sum.
 """
 
+import math
+
 import numpy as np
 
 from minigrad.backend import array_module, fixed_point, lowest_value
@@ -89,6 +91,16 @@ def col2im(cols, x_shape, kernel_hw, stride, padding, dilation):
 def matmul(a, b):
     """C = A @ B with NumPy's matmul semantics (BLAS underneath)."""
     return array_module(a).matmul(a, b)
+
+
+_erf_python = np.frompyfunc(math.erf, 1, 1)
+
+
+def erf(x):
+    """erf(x) = 2/sqrt(pi) int_0^x e^(-t^2) dt, elementwise. NumPy has none (SciPy is not a
+    dependency), so this maps Python's ``math.erf`` over the array: exact, one Python call per
+    element."""
+    return np.asarray(_erf_python(x), dtype=x.dtype)
 
 
 def by_group(matrix, groups):

@@ -352,18 +352,11 @@ class Atanh(Function):
         return (grad / (1 - a * a),)
 
 
-_erf_python = np.frompyfunc(math.erf, 1, 1)
-
-
 def erf_array(x):
-    """The error function of an array, elementwise. NumPy has none (SciPy is not a
-    dependency), so on the CPU this maps Python's exact ``math.erf`` over the array: correct,
-    not fast."""
-    if array_module(x) is np:
-        return np.asarray(_erf_python(x), dtype=x.dtype)
-    from cupyx.scipy.special import erf as cupy_erf  # reached only with CuPy arrays
-
-    return cupy_erf(x)
+    """The error function of a float array, elementwise: the kernel set's ``erf`` (Python's
+    ``math.erf`` mapped over the array in the reference, a Numba ufunc of the same libm
+    function on the CPU, CuPy's on a GPU)."""
+    return backend.kernels_for(x).erf(x)
 
 
 _TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)

@@ -12,7 +12,7 @@ One module per op family: ``conv.py`` (direct convolution and its gradients),
 ``gemm_conv.py`` (im2col per chunk of images + BLAS, for 32 output channels and more),
 ``grouped.py`` (groups: direct depthwise loops, else conv.py per group), ``pool.py`` (max and
 average pooling), ``sparse.py`` (CSR matmul), ``integer.py`` (int8 GEMM and convolution,
-requantization), and ``blocks.py``, the register blocks they are built from.
+requantization), ``elementwise.py`` (erf), and ``blocks.py``, the register blocks they are built from.
 ``matmul`` and ``im2col`` are the reference's: BLAS and one copy, nothing a loop would win.
 
 Threads: one owner per call, BLAS. The loops that could run in parallel are ``prange`` loops,
@@ -29,6 +29,7 @@ went back to the operating system after each training step and were faulted in a
 next, which cost a third of the step.
 """
 
+from minigrad.backend.numba_cpu.elementwise import erf
 from minigrad.backend.numba_cpu.grouped import (conv2d_backward_input, conv2d_backward_weight,
                                                 conv2d_forward)
 from minigrad.backend.numba_cpu.integer import int8_conv2d, int8_gemm, requantize
@@ -37,6 +38,6 @@ from minigrad.backend.numba_cpu.pool import (avg_pool2d_backward, avg_pool2d_for
 from minigrad.backend.numba_cpu.sparse import csr_matmul
 from minigrad.backend.numpy_ref import im2col, matmul
 
-__all__ = ["matmul", "im2col", "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
-           "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+__all__ = ["matmul", "erf", "im2col", "conv2d_forward", "conv2d_backward_input",
+           "conv2d_backward_weight", "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
            "csr_matmul", "int8_gemm", "int8_conv2d", "requantize"]
