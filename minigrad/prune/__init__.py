@@ -49,6 +49,12 @@ Structured surgery (``shrink``): shrink(model, example_input, return_report=Fals
 Sparse inference (``sparse``): to_csr(dense) -> CSRMatrix; SparseLinear, SparseConv2d;
     to_sparse(model, min_sparsity=0.5) -> a copy whose sparse layers run a CSR kernel.
 
+N:M semi-structured sparsity (``semi_structured``), 2:4 by default as Ampere sparse tensor
+cores and torch's to_sparse_semi_structured: nm_mask(weight, n=2, m=4),
+    semi_structured(module, name="weight", n=2, m=4), apply_semi_structured(model, n, m,
+    layers=Linear, skip=()), check_nm(weight, n, m), semi_structured_bytes(weight, n, m),
+    semi_structured_report(model, n, m) -> SemiStructuredReport (.rows, .table())
+
 Reporting (``sparsity_report``): report(model) -> PruningReport (.rows, .totals, .table()).
 """
 
@@ -60,6 +66,9 @@ from minigrad.prune.reparam import (custom_from_mask, identity, is_pruned,
                                     load_pruned_state_dict, mask_optimizer_state, remove)
 from minigrad.prune.schedules import (GradualPruning, agp_sparsity, iterative_pruning,
                                       prune_to, sparsity)
+from minigrad.prune.semi_structured import (SemiStructuredReport, apply_semi_structured,
+                                            check_nm, nm_mask, semi_structured,
+                                            semi_structured_bytes, semi_structured_report)
 from minigrad.prune.sensitivity import sensitivity_analysis
 from minigrad.prune.shrink import ShrinkReport, shrink
 from minigrad.prune.sparse import CSRMatrix, SparseConv2d, SparseLinear, to_csr, to_sparse
@@ -70,4 +79,6 @@ __all__ = ["CSRMatrix", "SparseConv2d", "SparseLinear", "to_csr", "to_sparse", "
            "global_unstructured", "gradient", "identity", "is_pruned", "l1_unstructured",
            "ln_norm", "ln_structured", "load_pruned_state_dict", "magnitude",
            "mask_optimizer_state", "random", "random_unstructured", "remove", "report",
-           "squared_gradient", "taylor", "threshold"]
+           "squared_gradient", "taylor", "threshold", "SemiStructuredReport",
+           "apply_semi_structured", "check_nm", "nm_mask", "semi_structured",
+           "semi_structured_bytes", "semi_structured_report"]
