@@ -77,6 +77,13 @@ Workflow (``workflow``, ``quantized``, ``fuse``, ``export``): from a float model
     quantize_dynamic(model, verbose=True)    Linear -> DynamicQuantizedLinear, prints a table
     fuse_conv_bn(conv, bn), fuse_linear_bn(linear, bn)   eval-mode batch norm folded in
     save_quantized(qmodel, path), load_quantized(path)   .npz: integer arrays + qparams
+
+int4 weight-only (``weight_only``; GPTQ / AWQ / torchao int4_weight_only): asymmetric uint4
+codes per group of group_size input columns, float32 scales, activations stay float.
+    quantize_weight_only(model, group_size=128, bits=4, layers=Linear) -> a copy with
+        WeightOnlyInt4Linear layers (.from_float(linear, group_size, bits), y = x W^T + b)
+    quantize_groups(w, group_size, bits) -> (codes, scale, zero_point); dequantize_groups,
+    group_qparams, pack_int4(codes), unpack_int4(packed, length)
 """
 
 from minigrad.quant.accounting import (LayerSize, ModelSize, bit_width_sensitivity,
@@ -97,6 +104,9 @@ from minigrad.quant.quantized import (DeQuantize, DynamicQuantizedLinear, Quanti
                                       QuantizedConv2d, QuantizedFlatten, QuantizedLinear,
                                       QuantizedMaxPool2d, QuantizedModel, QuantizedReLU,
                                       Quantize)
+from minigrad.quant.weight_only import (WeightOnlyInt4Linear, dequantize_groups, group_qparams,
+                                       pack_int4, quantize_groups, quantize_weight_only,
+                                       unpack_int4)
 from minigrad.quant.workflow import (PreparedModel, QConfig, convert, default_qconfig, prepare,
                                      prepare_qat, quantize_dynamic, simulate)
 
@@ -114,4 +124,5 @@ __all__ = ["QParams", "qrange", "calculate_qparams", "quantize", "dequantize", "
            "simulate", "quantize_dynamic", "fuse_conv_bn", "fuse_linear_bn", "QuantizedModel",
            "Quantize", "DeQuantize", "QuantizedLinear", "QuantizedConv2d", "QuantizedMaxPool2d",
            "QuantizedAvgPool2d", "QuantizedReLU", "QuantizedFlatten", "DynamicQuantizedLinear",
-           "save_quantized", "load_quantized"]
+           "save_quantized", "load_quantized", "WeightOnlyInt4Linear", "dequantize_groups",
+           "group_qparams", "pack_int4", "quantize_groups", "quantize_weight_only", "unpack_int4"]
