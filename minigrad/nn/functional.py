@@ -19,11 +19,13 @@ from minigrad.ops.activation import (  # re-exported: PyTorch's F has them
     logsigmoid, mish, relu, relu6, selu, sigmoid, silu, softmax, softplus, softshrink, softsign,
     tanh, tanhshrink, threshold)
 from minigrad.ops.dims import dim_spellings, normalize_dim
+from minigrad.ops.indexing import index_array
 from minigrad.ops.nn import (AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d, MaxPool2dIndices,
                               PutIntoPlanes, SoftmaxCrossEntropy, check_bias, check_conv_groups,
                               check_layer_dtypes, pair, pool_geometry, transposed_output_size,
                               window_geometry)
 from minigrad.ops.nn import Linear as LinearOp
+from minigrad.ops.normalization import LayerNormFunction, RMSNormFunction
 from minigrad.ops.shape import positions_along, read_positions
 from minigrad.tensor import Tensor, as_tensor
 
@@ -446,6 +448,92 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     return y
 
 
+def _as_shape(normalized_shape):
+    """An int or a sequence of ints as a tuple of ints: 4 -> (4,), [2, 3] -> (2, 3). Private to
+    ``minigrad.nn`` (the normalization layers use it)."""
+    if isinstance(normalized_shape, (int, np.integer)):
+        return (int(normalized_shape),)
+    return tuple(int(n) for n in normalized_shape)
+
+
+def _normalized_shape(name, input, normalized_shape, **affine):
+    """``normalized_shape`` (an int or a sequence) as a tuple; ValueError naming the shapes
+    unless it is the input's last dims and each given tensor of ``affine`` ({name: tensor or
+    None}) has that shape."""
+    shape = _as_shape(normalized_shape)
+    if not shape or len(shape) > input.ndim or tuple(input.shape[-len(shape):]) != shape:
+        raise ValueError(f"{name}: normalized_shape {shape} does not match the last dims of "
+                         f"input of shape {tuple(input.shape)}")
+    for what, tensor in affine.items():
+        if tensor is not None and tuple(tensor.shape) != shape:
+            raise ValueError(f"{name}: {what} of shape {tuple(tensor.shape)} does not match "
+                             f"normalized_shape {shape}")
+    if any(tensor is not None for tensor in affine.values()):
+        check_layer_dtypes(name, input, *_present(*affine.values()))
+    return shape
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Layer normalization (Ba et al. 2016) over the last ``len(normalized_shape)`` dims:
+
+        y = (x - mean) / sqrt(var + eps) * weight + bias,   var biased (divided by n)
+
+    One node with a closed-form backward (``ops.normalization.LayerNormFunction``)."""
+    shape = _normalized_shape("layer_norm", input, normalized_shape, weight=weight, bias=bias)
+    return LayerNormFunction.apply(*_present(input, weight, bias), normalized_ndim=len(shape),
+                                   eps=float(eps), has_weight=weight is not None,
+                                   has_bias=bias is not None)
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """RMS normalization (Zhang & Sennrich 2019) over the last ``len(normalized_shape)`` dims:
+
+        y = x / sqrt(mean(x^2) + eps) * weight,   eps=None: the machine epsilon of x's dtype
+
+    as PyTorch (``torch.finfo(x.dtype).eps``). One node (``ops.normalization.RMSNormFunction``)."""
+    shape = _normalized_shape("rms_norm", input, normalized_shape, weight=weight)
+    eps = np.finfo(input.dtype).eps if eps is None else eps
+    return RMSNormFunction.apply(*_present(input, weight), normalized_ndim=len(shape),
+                                 eps=float(eps), has_weight=weight is not None, has_bias=False)
+
+
+def _padding_index(padding_idx, num_embeddings):
+    """``padding_idx`` in [0, num_embeddings) (a negative one counts from the end, as in
+    PyTorch), or None; ValueError naming both numbers when it is outside
+    [-num_embeddings, num_embeddings). Private to ``minigrad.nn`` (``nn.Embedding`` uses it)."""
+    if padding_idx is None:
+        return None
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise ValueError(f"embedding: padding_idx {padding_idx} must be within "
+                         f"num_embeddings={num_embeddings}")
+    return padding_idx % num_embeddings
+
+
+def embedding(input, weight, padding_idx=None):
+    """The rows of ``weight`` (num_embeddings, embedding_dim) at the integer indices ``input``
+    (any shape): out[..., :] = weight[input[...], :], of shape input.shape + (embedding_dim,).
+
+    A read at positions (``read_positions``), whose backward adds each output row's gradient
+    into the weight row it came from: dL/dweight[i] = sum of dL/dout over the positions where
+    input == i (``add.at``, so repeated indices add up). Rows read at ``padding_idx`` give no
+    gradient, so that row's gradient stays zero (PyTorch's rule); the forward still reads it."""
+    index = index_array("embedding", input)
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-d (num_embeddings, embedding_dim), got "
+                         f"shape {tuple(weight.shape)}")
+    num_embeddings = weight.shape[0]
+    padding_idx = _padding_index(padding_idx, num_embeddings)
+    outside = (index < 0) | (index >= num_embeddings)
+    if outside.any():
+        raise ValueError(f"embedding: index {int(index[outside].ravel()[0])} is out of range "
+                         f"for Embedding with num_embeddings={num_embeddings}")
+    out = read_positions(weight, (index,))
+    if padding_idx is None or not (index == padding_idx).any():
+        return out
+    # Where the index is padding_idx, take the same values from a copy cut off the graph.
+    return ops.where(Tensor((index == padding_idx)[..., None]), out.detach(), out)
+
+
 def dropout(x, p=0.5, training=True):
     """Inverted dropout (Srivastava et al. 2014): in training each element is zeroed with
     probability p and the survivors are scaled by 1/(1 - p), so the expected value is unchanged
@@ -459,6 +547,66 @@ def dropout(x, p=0.5, training=True):
     keep = mg_random.generator().random(x.shape) >= p
     mask = array_module(x.data).asarray(keep / (1 - p), dtype=x.dtype)
     return x * Tensor(mask)
+
+
+# --------------------------------------------------------------------------- attention
+def _attention_bias(mask, dtype, masked_where):
+    """A bool attention mask as the additive bias it stands for: -inf where the mask equals
+    ``masked_where``, 0 elsewhere (a constant); a float mask already is a bias and is returned
+    as it is. SDPA masks where a bool mask is False, ``nn.MultiheadAttention`` where it is
+    True: PyTorch's two conventions."""
+    mask = as_tensor(mask)
+    if mask.dtype != np.bool_:
+        return mask
+    xp = array_module(mask.data)
+    return Tensor(xp.where(mask.data == masked_where, -xp.inf, 0).astype(dtype))
+
+
+def _attention(query, key, value, bias, dropout_p, scale):
+    """(softmax(Q K^T * scale + bias) with dropout) V, and those attention weights
+    (..., L, S), as ``nn.MultiheadAttention`` returns them (after dropout, as in PyTorch)."""
+    scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scores = ops.matmul(query, key.swapaxes(-2, -1)) * scale
+    if bias is not None:
+        scores = scores + bias
+    weights = dropout(softmax(scores, dim=-1), dropout_p)
+    return ops.matmul(weights, value), weights
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
+                                 is_causal=False, scale=None):
+    """Scaled dot-product attention (Vaswani et al. 2017), as ``torch.nn.functional``'s:
+
+        softmax(Q K^T * scale + B) V,   scale = 1 / sqrt(E) unless given
+
+    for query (..., L, E), key (..., S, E) and value (..., S, Ev). The bias B comes from
+    ``attn_mask``, which broadcasts to (..., L, S): a bool mask lets a query attend where it is
+    True (B = -inf where False), a float mask is B itself; ``is_causal`` masks the keys after
+    each query (the lower triangle of an (L, S) mask of ones stays) and excludes
+    ``attn_mask``. Dropout with probability ``dropout_p`` acts on the attention weights
+    whenever it is > 0 (no training flag here, as in PyTorch), drawing from minigrad's seeded
+    generator."""
+    scores_shape = (np.broadcast_shapes(query.shape[:-2], key.shape[:-2])
+                    + (query.shape[-2], key.shape[-2]))
+    if is_causal:
+        if attn_mask is not None:
+            raise ValueError("scaled_dot_product_attention: pass either attn_mask or "
+                             "is_causal=True, not both")
+        xp = array_module(query.data)
+        attn_mask = Tensor(xp.tril(xp.ones(scores_shape[-2:], dtype=bool)))
+    if attn_mask is None:
+        return _attention(query, key, value, None, dropout_p, scale)[0]
+    mask_shape = tuple(attn_mask.shape)
+    try:
+        fits = np.broadcast_shapes(mask_shape, scores_shape) == scores_shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"scaled_dot_product_attention: attn_mask of shape {mask_shape} does "
+                         f"not broadcast to the attention weights' shape {scores_shape} "
+                         f"(..., L, S)")
+    bias = _attention_bias(attn_mask, query.dtype, masked_where=False)
+    return _attention(query, key, value, bias, dropout_p, scale)[0]
 
 
 # --------------------------------------------------------------------------- losses
@@ -929,6 +1077,8 @@ __all__ = [
     "soft_margin_loss", "triplet_margin_loss",
     "celu", "elu", "hardshrink", "hardsigmoid", "hardswish", "hardtanh", "logsigmoid", "mish",
     "relu6", "selu", "silu", "softshrink", "softsign", "tanhshrink", "threshold",
+    "embedding", "layer_norm", "rms_norm",
+    "scaled_dot_product_attention",
 ]
 
 

@@ -19,6 +19,8 @@ functions that apply them to Tensors, one module a family (docs/autograd.md has 
     nn.py           Conv2d ConvTranspose2d MaxPool2d AvgPool2d (kernels from
                     ``backend.kernels_for``), unpooling, fused Linear and SoftmaxCrossEntropy;
                     no functions here: ``nn.functional`` applies them
+    normalization.py  LayerNormFunction, RMSNormFunction: normalization over the last dims
+                    with a closed-form backward; no functions here either
     dims.py         the two spellings of a dimension argument (``dim``/``axis``), and its checks
 
 Each family module lists its public functions in ``__all__``; this package exports them all.
