@@ -424,3 +424,48 @@ def test_other_misuse_is_refused_with_a_clear_error():
         distill.attention_transfer_loss(mg.randn(N, 2, 4, 4), mg.randn(N, 2, 3, 3))
     with pytest.raises(ValueError, match="the adapter maps"):
         distill.hint_loss(mg.randn(N, 8), mg.randn(N, 16), nn.Linear(8, 12))
+
+
+def torch_deit_loss(torch, distillation, alpha, T):
+    F_t = torch.nn.functional
+    rng = np.random.default_rng(7)  # its own generator: the inputs cannot depend on test order
+    inputs = {k: 3.0 * rng.standard_normal((N, C)) for k in "cdt"} | {"y": rng.integers(0, C, N)}
+    c, d = (torch.tensor(inputs[k], requires_grad=True) for k in "cd")
+    t = torch.tensor(inputs["t"])
+    if distillation == "hard":
+        teacher_term = F_t.cross_entropy(d, t.argmax(dim=1))
+    else:
+        teacher_term = T * T * F_t.kl_div(F_t.log_softmax(d / T, dim=1), F_t.softmax(t / T, dim=1),
+                                          reduction="batchmean")
+    loss = (1 - alpha) * F_t.cross_entropy(c, torch.tensor(inputs["y"])) + alpha * teacher_term
+    loss.backward()
+    return inputs | {"loss": loss, "grad_c": c.grad, "grad_d": d.grad}
+
+
+@pytest.mark.parametrize("distillation, alpha, T", [("hard", 0.5, 1.0), ("hard", 0.2, 1.0),
+                                                     ("soft", 0.5, 3.0)])
+def test_deit_loss_value_and_both_heads_gradients_equal_pytorch(distillation, alpha, T,
+                                                                 torch_reference):
+    expected = torch_reference(f"deit_loss-{distillation}-alpha={alpha}-T={T}",
+                               lambda torch: torch_deit_loss(torch, distillation, alpha, T))
+    c, d, t = (mg.tensor(expected[k], requires_grad=True) for k in "cdt")
+    loss = distill.deit_loss(c, d, t, mg.tensor(expected["y"]), distillation, alpha, T)
+    loss.backward()
+    np.testing.assert_allclose(loss.item(), expected["loss"], rtol=1e-10)
+    np.testing.assert_allclose(c.grad.numpy(), expected["grad_c"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(d.grad.numpy(), expected["grad_d"], rtol=1e-9, atol=1e-12)
+    assert t.grad is None
+
+
+def test_deit_hard_loss_trains_the_distillation_head_on_the_teachers_decisions():
+    """alpha = 1: the class head gets no gradient, and a distillation head that predicts the
+    teacher's argmax with certainty has no loss, whatever the labels say."""
+    teacher = mg.tensor([[0.0, 5.0, 1.0], [2.0, 0.0, 0.0]])
+    cls_logits = mg.tensor(logits(n=2, classes=3), requires_grad=True)
+    dist_logits = mg.tensor([[-50.0, 50.0, -50.0], [50.0, -50.0, -50.0]], requires_grad=True)
+    loss = distill.deit_loss(cls_logits, dist_logits, teacher, mg.tensor([2, 2]), alpha=1.0)
+    loss.backward()
+    assert loss.item() < 1e-30
+    np.testing.assert_array_equal(cls_logits.grad.numpy(), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="distillation must be 'hard' or 'soft', got 'kl'"):
+        distill.deit_loss(cls_logits, dist_logits, teacher, mg.tensor([2, 2]), "kl")

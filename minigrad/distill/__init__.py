@@ -14,6 +14,8 @@ tensors are detached:
         (1 - alpha) CE(y, s) + alpha T^2 KL(softmax(t/T) || softmax(s/T)), batchmean
         (Hinton, Vinyals & Dean 2015)
     soft_target_loss(student_logits, teacher_logits, T)    the T^2 KL part alone
+    deit_loss(cls_logits, dist_logits, teacher_logits, targets, distillation="hard",
+              alpha=0.5, T=1.0)                      DeiT's two heads (Touvron et al. 2021)
     logit_mse_loss(student_logits, teacher_logits)          1/2 ||s - t||^2 (Ba & Caruana 2014)
     hint_loss(student_feature, teacher_feature, adapter)    FitNets (Romero et al. 2015)
     hint_adapter(student_shape, teacher_shape)              its regressor: Linear or 1x1 Conv2d
@@ -49,13 +51,13 @@ from minigrad.distill.distiller import (AttentionTransfer, CrossEntropy, Distill
                                         Distiller, Hint, KD, LogitMatching, SimilarityPreserving,
                                         born_again_student)
 from minigrad.distill.losses import (attention_map, attention_transfer_loss, check_alpha,
-                                     check_logits, check_temperature, hint_adapter, hint_loss,
-                                     kd_loss, l2_normalize, logit_mse_loss,
+                                     check_logits, check_temperature, deit_loss, hint_adapter,
+                                     hint_loss, kd_loss, l2_normalize, logit_mse_loss,
                                      similarity_preserving_loss, soft_target_loss)
 
 __all__ = ["AttentionTransfer", "CrossEntropy", "DistillationBatch", "DistillationLog",
            "DistillationStep", "DistillationTerm", "Distiller", "Hint", "KD", "LogitMatching",
            "SimilarityPreserving", "attention_map", "attention_transfer_loss",
-           "born_again_student", "check_alpha", "check_logits", "check_temperature",
+           "born_again_student", "check_alpha", "check_logits", "check_temperature", "deit_loss",
            "hint_adapter", "hint_loss", "kd_loss", "l2_normalize", "logit_mse_loss",
            "similarity_preserving_loss", "soft_target_loss"]

@@ -93,6 +93,36 @@ def kd_loss(student_logits, teacher_logits, targets, T=4.0, alpha=0.9):
     return (1 - alpha) * F.cross_entropy(student_logits, targets) + alpha * soft
 
 
+def deit_loss(cls_logits, dist_logits, teacher_logits, targets, distillation="hard",
+              alpha=0.5, T=1.0):
+    """DeiT's loss (Touvron et al. 2021, "Training data-efficient image transformers &
+    distillation through attention"): a ViT with a distillation token has two heads, the
+    class token's (c) trained on the labels y and the distillation token's (d) on the teacher:
+
+        hard:  L = (1 - alpha) CE(y, softmax(c)) + alpha CE(argmax_k t_k, softmax(d))
+        soft:  L = (1 - alpha) CE(y, softmax(c)) + alpha T^2 KL(softmax(t / T) || softmax(d / T))
+
+    The hard form, with alpha = 1/2, is the paper's best: the teacher's decision replaces its
+    distribution, so the distillation head learns what the teacher predicts, including where
+    it differs from the label (a crop where the digit is hardly visible). At test time the
+    prediction is the mean of the two heads' logits (``models.ViT(distillation=True)`` in
+    eval mode).
+    """
+    check_alpha(alpha)
+    teacher_logits = as_tensor(teacher_logits)
+    check_logits("deit_loss", dist_logits, teacher_logits)
+    check_logits("deit_loss", cls_logits, teacher_logits)
+    if distillation == "hard":
+        teacher_labels = teacher_logits.detach().argmax(axis=1)
+        teacher_term = F.cross_entropy(dist_logits, teacher_labels)
+    elif distillation == "soft":
+        teacher_term = soft_target_loss(dist_logits, teacher_logits, T)
+    else:
+        raise ValueError(f"deit_loss: distillation must be 'hard' or 'soft', got "
+                         f"{distillation!r}")
+    return (1 - alpha) * F.cross_entropy(cls_logits, targets) + alpha * teacher_term
+
+
 def logit_mse_loss(student_logits, teacher_logits):
     """Regress the teacher's logits (Ba & Caruana 2014, "Do Deep Nets Really Need to be
     Deep?"): the mean over the batch of
@@ -197,5 +227,5 @@ def similarity_preserving_loss(student_feature, teacher_feature):
 
 
 __all__ = ["attention_map", "attention_transfer_loss", "check_alpha", "check_logits",
-           "check_temperature", "hint_adapter", "hint_loss", "kd_loss", "l2_normalize",
+           "deit_loss", "check_temperature", "hint_adapter", "hint_loss", "kd_loss", "l2_normalize",
            "logit_mse_loss", "similarity_preserving_loss", "soft_target_loss"]
