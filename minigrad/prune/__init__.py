@@ -55,9 +55,16 @@ cores and torch's to_sparse_semi_structured: nm_mask(weight, n=2, m=4),
     layers=Linear, skip=()), check_nm(weight, n, m), semi_structured_bytes(weight, n, m),
     semi_structured_report(model, n, m) -> SemiStructuredReport (.rows, .table())
 
+Attention heads (``heads``), Michel et al. 2019: head_importance(model, batches, loss_fn,
+    normalize=True) -> {path: I_h = sum |dL/dm_h|}, prune_heads(attention, heads) (surgery),
+    prune_heads_by_importance(model, importance, amount, scope="global", return_report=False),
+    parameters_per_head(attention), HeadPruningReport.
+
 Reporting (``sparsity_report``): report(model) -> PruningReport (.rows, .totals, .table()).
 """
 
+from minigrad.prune.heads import (HeadPruningReport, head_importance, parameters_per_head,
+                                  prune_heads, prune_heads_by_importance)
 from minigrad.prune.importance import (GradientStats, accumulate_gradients, gradient, ln_norm,
                                        magnitude, random, squared_gradient, taylor)
 from minigrad.prune.methods import (global_unstructured, l1_unstructured, ln_structured,
@@ -81,4 +88,5 @@ __all__ = ["CSRMatrix", "SparseConv2d", "SparseLinear", "to_csr", "to_sparse", "
            "mask_optimizer_state", "random", "random_unstructured", "remove", "report",
            "squared_gradient", "taylor", "threshold", "SemiStructuredReport",
            "apply_semi_structured", "check_nm", "nm_mask", "semi_structured",
-           "semi_structured_bytes", "semi_structured_report"]
+           "semi_structured_bytes", "semi_structured_report", "HeadPruningReport",
+           "head_importance", "parameters_per_head", "prune_heads", "prune_heads_by_importance"]
