@@ -359,8 +359,13 @@ class DynamicQuantizedLinear(Module):
 
     @classmethod
     def from_float(cls, layer, weight_qp):
-        weight_q = quantize(layer.weight.numpy(), weight_qp).astype(np.int8)
-        return cls(weight_q, weight_qp.scale, None if layer.bias is None else layer.bias.numpy())
+        return cls.from_arrays(layer.weight.numpy(),
+                               None if layer.bias is None else layer.bias.numpy(), weight_qp)
+
+    @classmethod
+    def from_arrays(cls, weight, bias, weight_qp):
+        """From a float (out, in) ``weight`` array, quantized by ``weight_qp``, and a bias."""
+        return cls(quantize(weight, weight_qp).astype(np.int8), weight_qp.scale, bias)
 
     def forward(self, x):
         array = x.numpy() if isinstance(x, Tensor) else np.asarray(x, np.float32)

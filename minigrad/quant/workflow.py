@@ -51,8 +51,10 @@ from minigrad import nn
 from minigrad.autograd import no_grad
 from minigrad.backend.fixed_point import INT8_MAX_TERMS
 from minigrad.nn import functional as F
+from minigrad.nn.attention import MultiheadAttention
 from minigrad.nn.layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten,
                                 Identity, Linear, MaxPool2d, ReLU)
+from minigrad.quant.attention import DynamicQuantizedMultiheadAttention
 from minigrad.quant.fake_quant import FakeQuantize, fake_quantize
 from minigrad.quant.fuse import fuse_conv_bn, fuse_linear_bn
 from minigrad.quant.observers import (MinMaxObserver, MovingAverageMinMaxObserver, Observer,
@@ -300,8 +302,8 @@ class PreparedModel(nn.Module):
         return self
 
 
-def _check_weights(name, layer):
-    for what in ("weight", "bias"):
+def _check_weights(name, layer, names=("weight", "bias")):
+    for what in names:
         value = getattr(layer, what)
         if value is not None:
             check_finite(value.data, f"the {what} of layer {name!r}", "quantization")
@@ -405,30 +407,57 @@ def simulate(qmodel, x):
 # ----------------------------------------------------------------------------- dynamic
 def quantize_dynamic(model, verbose=True):
     """A copy of ``model`` whose Linear layers hold int8 weights (per channel) and quantize
-    their input per batch at run time (``DynamicQuantizedLinear``); other layers stay float.
-    Any model structure works. Prints which layers were converted and why others were not
-    (``verbose=False``: silent)."""
+    their input per batch at run time (``DynamicQuantizedLinear``), as do the q, k, v and
+    output projections of every MultiheadAttention (``DynamicQuantizedMultiheadAttention``);
+    other layers stay float. Any model structure works. Prints which layers were converted
+    and why others were not (``verbose=False``: silent)."""
     model = copy.deepcopy(model).eval()
+    weight_qparams = default_qconfig().weight_qparams
     rows = []
-    for name, module in _leaves(model):
+    for name, module in _dynamic_sites(model):
         kind = type(module).__name__
-        if isinstance(module, Linear):
-            _check_weights(name or kind, module)
-            if module.in_features > INT8_MAX_TERMS:
-                rows.append((name, kind, "no", f"{module.in_features} inputs could overflow the "
-                             f"int32 accumulator (at most {INT8_MAX_TERMS})"))
+        if isinstance(module, (Linear, MultiheadAttention)):
+            # the longest dot product: out_proj's num_heads * head_dim is at most embed_dim
+            inputs = module.in_features if isinstance(module, Linear) else module.embed_dim
+            if inputs > INT8_MAX_TERMS:
+                rows.append((name, kind, "no", f"{inputs} inputs could overflow the int32 "
+                             f"accumulator (at most {INT8_MAX_TERMS})"))
                 continue
-            weight_qp = default_qconfig().weight_qparams(module.weight.numpy())
-            new = DynamicQuantizedLinear.from_float(module, weight_qp).eval()  # as the copy
-            if not name:
-                model = new
+            if isinstance(module, Linear):
+                _check_weights(name or kind, module)
+                new = DynamicQuantizedLinear.from_float(module, weight_qparams(
+                    module.weight.numpy()))
+                why = "int8 weights per channel, uint8 input per batch"
             else:
-                model.set_submodule(name, new)
-            rows.append((name, kind, "yes", "int8 weights per channel, uint8 input per batch"))
+                _check_weights(name or kind, module, ("in_proj_weight", "in_proj_bias"))
+                _check_weights(f"{name}.out_proj" if name else "out_proj", module.out_proj)
+                new = DynamicQuantizedMultiheadAttention.from_float(module, weight_qparams)
+                why = "int8 q, k, v and out projections per channel, uint8 inputs per batch"
+            model = _replaced(model, name, new.eval())  # eval, as the copy
+            rows.append((name, kind, "yes", why))
         elif next(module.parameters(recurse=False), None) is not None:
-            rows.append((name, kind, "no", "dynamic quantization converts Linear layers only"))
+            rows.append((name, kind, "no", "dynamic quantization converts Linear layers only "
+                         "(and MultiheadAttention's)"))
         else:
             rows.append((name, kind, "no", "no weights: runs in float"))
     if verbose:
         print(format_table(["layer", "type", "converted", "why"], rows))
+    return model
+
+
+def _dynamic_sites(model):
+    """The leaves of ``model`` in order, each MultiheadAttention standing for itself and its
+    ``out_proj``."""
+    attentions = [name for name, m in model.named_modules() if isinstance(m, MultiheadAttention)]
+    inside = [lambda name, a=a: name.startswith(a + ".") if a else bool(name) for a in attentions]
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(m, MultiheadAttention)
+            or (next(m.children(), None) is None and not any(f(name) for f in inside))]
+
+
+def _replaced(model, name, new):
+    """``model`` with its submodule ``name`` replaced by ``new`` (``new`` itself for "")."""
+    if not name:
+        return new
+    model.set_submodule(name, new)
     return model
