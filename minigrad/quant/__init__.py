@@ -75,7 +75,7 @@ Workflow (``workflow``, ``quantized``, ``fuse``, ``export``): from a float model
         (QuantizedMaxPool2d, QuantizedAvgPool2d, QuantizedReLU, QuantizedFlatten) -> DeQuantize
     simulate(qmodel, x)          float64 fake-quant twin of the integer path, equal bit for bit
     quantize_dynamic(model, verbose=True)    Linear -> DynamicQuantizedLinear, MultiheadAttention
-                                             -> DynamicQuantizedMultiheadAttention (``attention``),
+                                             -> QuantizedMultiheadAttention (``attention``),
                                              prints a table
     fuse_conv_bn(conv, bn), fuse_linear_bn(linear, bn)   eval-mode batch norm folded in
     save_quantized(qmodel, path), load_quantized(path)   .npz: integer arrays + qparams
@@ -88,7 +88,7 @@ codes per group of group_size input columns, float32 scales, activations stay fl
     group_qparams, pack_int4(codes), unpack_int4(packed, length)
 """
 
-from minigrad.quant.attention import DynamicQuantizedMultiheadAttention
+from minigrad.quant.attention import QuantizedMultiheadAttention
 from minigrad.quant.accounting import (LayerSize, ModelSize, bit_width_sensitivity,
                                        fake_quantize_weight, layer_sqnr, model_size, sqnr)
 from minigrad.quant.fake_quant import FakeQuantize, FakeQuantizeSTE, fake_quantize
@@ -127,6 +127,6 @@ __all__ = ["QParams", "qrange", "calculate_qparams", "quantize", "dequantize", "
            "simulate", "quantize_dynamic", "fuse_conv_bn", "fuse_linear_bn", "QuantizedModel",
            "Quantize", "DeQuantize", "QuantizedLinear", "QuantizedConv2d", "QuantizedMaxPool2d",
            "QuantizedAvgPool2d", "QuantizedReLU", "QuantizedFlatten", "DynamicQuantizedLinear",
-           "DynamicQuantizedMultiheadAttention",
+           "QuantizedMultiheadAttention",
            "save_quantized", "load_quantized", "WeightOnlyInt4Linear", "dequantize_groups",
            "group_qparams", "pack_int4", "quantize_groups", "quantize_weight_only", "unpack_int4"]

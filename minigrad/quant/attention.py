@@ -1,5 +1,6 @@
-"""int8 dynamic quantization of multi-head attention: every projection of a
-``MultiheadAttention`` becomes a ``DynamicQuantizedLinear``,
+"""Quantized multi-head attention: every projection of a ``MultiheadAttention`` becomes a
+quantized Linear layer, int8 dynamic (``quantize_dynamic``) or int4 weight-only
+(``quantize_weight_only``). For int8,
 
     Q = s_x s_q (sum W_q,int8 (x_q - z_x)) + b_q      (K, V and the output projection alike)
 
@@ -8,20 +9,19 @@ and x quantized to uint8 per batch at run time. The attention itself (Q K^T, sof
 stays in float32, as in PyTorch's dynamically quantized transformers, whose int8 work is the
 Linear layers. (PyTorch's ``quantize_dynamic`` leaves ``nn.MultiheadAttention`` float: its
 in-projection is a bare Parameter and ``out_proj`` a ``NonDynamicallyQuantizableLinear``;
-``minigrad.quant.quantize_dynamic`` converts both, so every Linear of an encoder is int8.)
+minigrad converts both, so every Linear of an encoder is quantized.)
 
-Per-channel scales make the split exact: quantizing the three blocks apart gives the same
-codes and scales as quantizing ``in_proj_weight`` whole.
+Per-channel and per-group scales make the split exact: quantizing the three blocks apart gives
+the same codes and scales as quantizing ``in_proj_weight`` whole.
 """
 
-from minigrad.nn.attention import AttentionBase
-from minigrad.quant.quantized import DynamicQuantizedLinear
+from minigrad.nn.attention import AttentionBase, MultiheadAttention
 
 
-class DynamicQuantizedMultiheadAttention(AttentionBase):
-    """``MultiheadAttention`` (the same arguments to ``forward``, the same outputs up to int8
-    rounding) with ``q_proj``, ``k_proj``, ``v_proj`` and ``out_proj`` DynamicQuantizedLinear
-    layers. Inference only: no gradients flow through int8 weights."""
+class QuantizedMultiheadAttention(AttentionBase):
+    """``MultiheadAttention`` (the same arguments to ``forward``, the same outputs up to
+    rounding) whose ``q_proj``, ``k_proj``, ``v_proj`` and ``out_proj`` are quantized Linear
+    layers (DynamicQuantizedLinear or WeightOnlyInt4Linear). Inference only."""
 
     def __init__(self, q_proj, k_proj, v_proj, out_proj, num_heads, dropout=0.0,
                  batch_first=False):
@@ -32,15 +32,13 @@ class DynamicQuantizedMultiheadAttention(AttentionBase):
         self.dropout, self.batch_first = dropout, batch_first
 
     @classmethod
-    def from_float(cls, attention, weight_qparams):
-        """From a float ``MultiheadAttention`` (pruned heads too); ``weight_qparams(array)``
-        gives each weight's QParams (per channel, symmetric int8 in ``quantize_dynamic``)."""
+    def from_float(cls, attention, quantized_linear):
+        """From a float ``MultiheadAttention`` (pruned heads too): ``quantized_linear(weight,
+        bias)``, given float arrays (bias may be None), makes each projection."""
         weights, biases = attention._in_projections()
-        q, k, v = (DynamicQuantizedLinear.from_arrays(
-            w.numpy(), None if b is None else b.numpy(), weight_qparams(w.numpy()))
-            for w, b in zip(weights, biases))
-        out = DynamicQuantizedLinear.from_float(attention.out_proj,
-                                                weight_qparams(attention.out_proj.weight.numpy()))
+        out = attention.out_proj
+        q, k, v, out = (quantized_linear(w.numpy(), None if b is None else b.numpy())
+                        for w, b in [*zip(weights, biases), (out.weight, out.bias)])
         return cls(q, k, v, out, attention.num_heads, attention.dropout,
                    attention.batch_first).train(attention.training)
 
@@ -48,4 +46,23 @@ class DynamicQuantizedMultiheadAttention(AttentionBase):
         return [self.q_proj(query), self.k_proj(key), self.v_proj(value)]
 
 
-__all__ = ["DynamicQuantizedMultiheadAttention"]
+def quantization_sites(model, layers):
+    """(name, module) of every module of type ``layers`` and every MultiheadAttention, in
+    ``named_modules`` order, leaving out what is inside an attention (its ``out_proj``)."""
+    attentions = [name for name, m in model.named_modules() if isinstance(m, MultiheadAttention)]
+
+    def inside_attention(name):
+        return any(name.startswith(a + ".") if a else bool(name) for a in attentions)
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(m, (layers, MultiheadAttention)) and not inside_attention(name)]
+
+
+def replaced(model, name, new):
+    """``model`` with its submodule ``name`` replaced by ``new`` (``new`` itself for "")."""
+    if not name:
+        return new
+    model.set_submodule(name, new)
+    return model
+
+
+__all__ = ["QuantizedMultiheadAttention", "quantization_sites", "replaced"]

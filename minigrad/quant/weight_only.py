@@ -39,8 +39,10 @@ import numpy as np
 
 from minigrad import backend
 from minigrad.nn import functional as F
+from minigrad.nn.attention import MultiheadAttention
 from minigrad.nn.layers import Linear
 from minigrad.nn.module import Module, Parameter
+from minigrad.quant.attention import QuantizedMultiheadAttention, quantization_sites, replaced
 from minigrad.quant.qparams import QParams, calculate_qparams, check_finite, dequantize, quantize
 from minigrad.tensor import Tensor
 
@@ -146,15 +148,20 @@ class WeightOnlyInt4Linear(Module):
     @classmethod
     def from_float(cls, linear, group_size=GROUP_SIZE, bits=4):
         """Quantize a float ``Linear`` (its weight by groups; the bias is copied)."""
-        layer = cls(linear.in_features, linear.out_features, linear.bias is not None,
-                    group_size, bits)
-        weight = backend.to_device(linear.weight.data, "cpu")
+        bias = None if linear.bias is None else backend.to_device(linear.bias.data, "cpu")
+        return cls.from_arrays(backend.to_device(linear.weight.data, "cpu"), bias, group_size,
+                               bits)
+
+    @classmethod
+    def from_arrays(cls, weight, bias, group_size=GROUP_SIZE, bits=4):
+        """From a float (out, in) ``weight`` array and a ``bias`` array or None."""
+        layer = cls(weight.shape[1], weight.shape[0], bias is not None, group_size, bits)
         codes, scale, zero_point = quantize_groups(weight, layer.group_size, layer.bits)
         layer.weight_packed.data = pack_int4(codes)
         layer.weight_scale.data = scale
         layer.weight_zero_point.data = pack_int4(zero_point)
-        if linear.bias is not None:
-            layer.bias.data = backend.to_device(linear.bias.data, "cpu").astype(np.float32)
+        if bias is not None:
+            layer.bias.data = np.asarray(bias, np.float32)
         return layer
 
     @property
@@ -183,19 +190,25 @@ class WeightOnlyInt4Linear(Module):
 
 def quantize_weight_only(model, group_size=GROUP_SIZE, bits=4, layers=Linear):
     """A copy of ``model`` (eval mode) with every module of type ``layers`` (Linear by
-    default) replaced by its ``WeightOnlyInt4Linear``; every other module is kept as it is.
+    default) replaced by its ``WeightOnlyInt4Linear``, and every MultiheadAttention by a
+    ``QuantizedMultiheadAttention`` of four such layers; every other module is kept as it is.
     ValueError naming the layer when ``group_size`` does not divide its in_features (checked
     for all layers before any is converted)."""
     model = copy.deepcopy(model).eval()
-    chosen = [(name, m) for name, m in model.named_modules() if isinstance(m, layers)]
+    chosen = quantization_sites(model, layers)
     for name, module in chosen:
+        inputs = ([module.embed_dim, module.out_proj.in_features]
+                  if isinstance(module, MultiheadAttention) else [module.in_features])
         try:
-            check_group_size(module.in_features, group_size, "quantize_weight_only")
+            for count in inputs:
+                check_group_size(count, group_size, "quantize_weight_only")
         except ValueError as error:
             raise ValueError(f"{error}; layer {name or type(module).__name__!r}") from None
     for name, module in chosen:
-        new = WeightOnlyInt4Linear.from_float(module, group_size, bits).eval()
-        if not name:
-            return new
-        model.set_submodule(name, new)
+        if isinstance(module, MultiheadAttention):
+            new = QuantizedMultiheadAttention.from_float(
+                module, lambda w, b: WeightOnlyInt4Linear.from_arrays(w, b, group_size, bits))
+        else:
+            new = WeightOnlyInt4Linear.from_float(module, group_size, bits)
+        model = replaced(model, name, new.eval())
     return model

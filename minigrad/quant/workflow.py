@@ -54,7 +54,7 @@ from minigrad.nn import functional as F
 from minigrad.nn.attention import MultiheadAttention
 from minigrad.nn.layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten,
                                 Identity, Linear, MaxPool2d, ReLU)
-from minigrad.quant.attention import DynamicQuantizedMultiheadAttention
+from minigrad.quant.attention import QuantizedMultiheadAttention, quantization_sites, replaced
 from minigrad.quant.fake_quant import FakeQuantize, fake_quantize
 from minigrad.quant.fuse import fuse_conv_bn, fuse_linear_bn
 from minigrad.quant.observers import (MinMaxObserver, MovingAverageMinMaxObserver, Observer,
@@ -408,13 +408,15 @@ def simulate(qmodel, x):
 def quantize_dynamic(model, verbose=True):
     """A copy of ``model`` whose Linear layers hold int8 weights (per channel) and quantize
     their input per batch at run time (``DynamicQuantizedLinear``), as do the q, k, v and
-    output projections of every MultiheadAttention (``DynamicQuantizedMultiheadAttention``);
+    output projections of every MultiheadAttention (``QuantizedMultiheadAttention``);
     other layers stay float. Any model structure works. Prints which layers were converted
     and why others were not (``verbose=False``: silent)."""
     model = copy.deepcopy(model).eval()
     weight_qparams = default_qconfig().weight_qparams
     rows = []
-    for name, module in _dynamic_sites(model):
+    sites = [(name, m) for name, m in quantization_sites(model, nn.Module)
+             if isinstance(m, MultiheadAttention) or next(m.children(), None) is None]
+    for name, module in sites:
         kind = type(module).__name__
         if isinstance(module, (Linear, MultiheadAttention)):
             # the longest dot product: out_proj's num_heads * head_dim is at most embed_dim
@@ -431,9 +433,11 @@ def quantize_dynamic(model, verbose=True):
             else:
                 _check_weights(name or kind, module, ("in_proj_weight", "in_proj_bias"))
                 _check_weights(f"{name}.out_proj" if name else "out_proj", module.out_proj)
-                new = DynamicQuantizedMultiheadAttention.from_float(module, weight_qparams)
+                new = QuantizedMultiheadAttention.from_float(
+                    module, lambda w, b: DynamicQuantizedLinear.from_arrays(w, b,
+                                                                             weight_qparams(w)))
                 why = "int8 q, k, v and out projections per channel, uint8 inputs per batch"
-            model = _replaced(model, name, new.eval())  # eval, as the copy
+            model = replaced(model, name, new.eval())  # eval, as the copy
             rows.append((name, kind, "yes", why))
         elif next(module.parameters(recurse=False), None) is not None:
             rows.append((name, kind, "no", "dynamic quantization converts Linear layers only "
@@ -442,22 +446,4 @@ def quantize_dynamic(model, verbose=True):
             rows.append((name, kind, "no", "no weights: runs in float"))
     if verbose:
         print(format_table(["layer", "type", "converted", "why"], rows))
-    return model
-
-
-def _dynamic_sites(model):
-    """The leaves of ``model`` in order, each MultiheadAttention standing for itself and its
-    ``out_proj``."""
-    attentions = [name for name, m in model.named_modules() if isinstance(m, MultiheadAttention)]
-    inside = [lambda name, a=a: name.startswith(a + ".") if a else bool(name) for a in attentions]
-    return [(name, m) for name, m in model.named_modules()
-            if isinstance(m, MultiheadAttention)
-            or (next(m.children(), None) is None and not any(f(name) for f in inside))]
-
-
-def _replaced(model, name, new):
-    """``model`` with its submodule ``name`` replaced by ``new`` (``new`` itself for "")."""
-    if not name:
-        return new
-    model.set_submodule(name, new)
     return model
