@@ -9,7 +9,8 @@ import pytest
 import minigrad as mg
 from minigrad import distill, nn
 from minigrad.data import DataLoader, TensorDataset
-from minigrad.models import MLP
+from minigrad.models import MLP, ViT
+from minigrad.nn import functional as F
 from minigrad.optim import SGD
 from minigrad.testing import gradcheck
 from minigrad.train import evaluate, fit
@@ -469,3 +470,39 @@ def test_deit_hard_loss_trains_the_distillation_head_on_the_teachers_decisions()
     np.testing.assert_array_equal(cls_logits.grad.numpy(), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="distillation must be 'hard' or 'soft', got 'kl'"):
         distill.deit_loss(cls_logits, dist_logits, teacher, mg.tensor([2, 2]), "kl")
+
+
+def test_deit_step_trains_both_heads_against_a_frozen_teacher():
+    """One fit epoch of a tiny DeiT student: the step's loss is deit_loss of the two heads
+    with the teacher's logits, the metrics see their mean, the teacher is never changed,
+    and in eval mode (evaluate) the loss is the cross-entropy of the mean head."""
+    mg.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, 8)
+    student = ViT(dim=16, depth=1, heads=2, mlp_dim=16, distillation=True)
+    teacher = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    before = {name: p.numpy().copy() for name, p in teacher.named_parameters()}
+    step = distill.DeiTStep(teacher)
+    outputs, loss = step(student.train(), mg.tensor(x), mg.tensor(y))
+    cls_logits, dist_logits = student(mg.tensor(x))
+    with mg.no_grad():
+        expected = distill.deit_loss(cls_logits, dist_logits, teacher(mg.tensor(x)),
+                                     mg.tensor(y)).item()
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    np.testing.assert_allclose(outputs.numpy(), ((cls_logits + dist_logits) / 2).numpy(),
+                               rtol=1e-6)
+    history = fit(student, DataLoader(TensorDataset(x, y), batch_size=4),
+                  SGD(student.parameters(), lr=0.1), step, epochs=2, progress=False)
+    assert history.epochs[1]["train_loss"] < history.epochs[0]["train_loss"]
+    assert student.head_dist.weight.grad is not None
+    for name, p in teacher.named_parameters():
+        np.testing.assert_array_equal(p.numpy(), before[name])
+        assert p.grad is None
+    result = evaluate(student, DataLoader(TensorDataset(x, y), batch_size=8), step)
+    with mg.no_grad():
+        mean_logits = student.eval()(mg.tensor(x))
+        assert result["loss"] == pytest.approx(F.cross_entropy(mean_logits, mg.tensor(y)).item(),
+                                               rel=1e-6)
+    with pytest.raises(ValueError, match="distillation must be 'hard' or 'soft', got 'kl'"):
+        distill.DeiTStep(teacher, "kl")

@@ -44,8 +44,12 @@ Training (``distiller``):
     DistillationLog(distiller)            fit callback: every term into History.steps/epochs
     DistillationBatch                     what a term's forward receives
     born_again_student(teacher)           the teacher's architecture, freshly initialized
+
+DeiT (``deit``): DeiTStep(teacher, distillation="hard", alpha=0.5, T=1.0), fit's step for a
+    models.ViT(distillation=True) student: deit_loss on both heads, a frozen teacher.
 """
 
+from minigrad.distill.deit import DeiTStep
 from minigrad.distill.distiller import (AttentionTransfer, CrossEntropy, DistillationBatch,
                                         DistillationLog, DistillationStep, DistillationTerm,
                                         Distiller, Hint, KD, LogitMatching, SimilarityPreserving,
@@ -55,7 +59,7 @@ from minigrad.distill.losses import (attention_map, attention_transfer_loss, che
                                      hint_loss, kd_loss, l2_normalize, logit_mse_loss,
                                      similarity_preserving_loss, soft_target_loss)
 
-__all__ = ["AttentionTransfer", "CrossEntropy", "DistillationBatch", "DistillationLog",
+__all__ = ["AttentionTransfer", "CrossEntropy", "DeiTStep", "DistillationBatch", "DistillationLog",
            "DistillationStep", "DistillationTerm", "Distiller", "Hint", "KD", "LogitMatching",
            "SimilarityPreserving", "attention_map", "attention_transfer_loss",
            "born_again_student", "check_alpha", "check_logits", "check_temperature", "deit_loss",
