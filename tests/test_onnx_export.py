@@ -16,7 +16,7 @@ from onnx import numpy_helper  # noqa: E402
 import minigrad as mg  # noqa: E402
 import minigrad.onnx as mg_onnx  # noqa: E402
 from minigrad import nn, prune  # noqa: E402
-from minigrad.models import MLP, LeNet5  # noqa: E402
+from minigrad.models import MLP, LeNet5, ViT  # noqa: E402
 from minigrad.nn import functional as F  # noqa: E402
 
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
@@ -111,6 +111,8 @@ MODELS = {
             (1, 28, 28)),
     "batchnorm_cnn": (lambda: randomize_batchnorm(BatchNormCNN()), (1, 28, 28)),
     "grouped_cnn": (lambda: GroupedCNN(), (4, 12, 12)),
+    "vit": (lambda: ViT(dim=32, depth=2, heads=4, mlp_dim=64), (1, 28, 28)),
+    "deit": (lambda: ViT(dim=16, depth=1, heads=2, mlp_dim=32, distillation=True), (1, 28, 28)),
 }
 
 
@@ -198,6 +200,47 @@ def test_a_zoo_of_layers_and_two_outputs(opset, tmp_path):
 class Cumulative(nn.Module):
     def forward(self, x):
         return x.cumsum(1)
+
+
+class NormsAndSlices(nn.Module):
+    """Layer norm without an affine part and over two axes, and every kind of basic index:
+    an int (negative too), a strided slice, a reversed one, an ellipsis."""
+
+    def __init__(self):
+        super().__init__()
+        self.plain = nn.LayerNorm(6, elementwise_affine=False)
+        self.wide = nn.LayerNorm((5, 6), eps=1e-3)
+
+    def forward(self, x):
+        x = self.wide(self.plain(x))                      # (N, 5, 6)
+        return (x[:, -1], x[:, 1:5:2, ::-2], x[..., 0], x[:, ::-1, 2:3])
+
+
+def test_layer_norm_and_basic_indexing_equal_onnx_runtime(tmp_path):
+    mg.manual_seed(0)
+    model = NormsAndSlices().eval()
+    nn.init.normal_(model.wide.weight)
+    nn.init.normal_(model.wide.bias)
+    proto, runs = exported_and_run(model, (5, 6), tmp_path, trace_batch=3)
+    assert_runs_equal(runs)
+    ops = [node.op_type for node in proto.graph.node]
+    assert ops.count("LayerNormalization") == 2 and ops.count("Slice") == 4
+    assert ops.count("Squeeze") == 2
+
+
+def test_rms_norm_index_arrays_and_layer_norm_below_opset_17_are_refused(tmp_path):
+    with pytest.raises(NotImplementedError, match=r"op RMSNormFunction \(in module '0'"):
+        mg_onnx.export(nn.Sequential(nn.RMSNorm(4)).eval(), mg.randn(2, 4), tmp_path / "a.onnx")
+    with pytest.raises(NotImplementedError, match="LayerNormalization from opset 17, asked "
+                                                  "for opset 13"):
+        mg_onnx.export(nn.Sequential(nn.LayerNorm(4)).eval(), mg.randn(2, 4),
+                       tmp_path / "b.onnx", opset=13)
+
+    class Picks(nn.Module):
+        def forward(self, x):
+            return x[:, [0, 2]]
+    with pytest.raises(NotImplementedError, match="indexing with arrays has no converter"):
+        mg_onnx.export(Picks().eval(), mg.randn(2, 4), tmp_path / "c.onnx")
 
 
 def test_an_op_without_an_onnx_form_is_an_error_naming_it_and_its_module(tmp_path):

@@ -10,14 +10,16 @@ agree to float32 rounding. ``graph_from_trace`` walks the trace in order; an op 
 converter is a NotImplementedError naming the op and the module path it ran in.
 
 Every converter emits operators of the default domain available from opset 13 (ReduceSum's
-axes input, per-axis Softmax) onwards; GELU uses ONNX's Gelu from opset 20.
+axes input, per-axis Softmax) onwards; GELU uses ONNX's Gelu from opset 20, layer norm needs
+LayerNormalization (opset 17).
 """
 
 import math
 
 import numpy as np
 
-from minigrad.ops import activation, binary, linalg, nn, reduce, rounding, shape, unary
+from minigrad.ops import (activation, binary, linalg, nn, normalization, reduce, rounding, shape,
+                          unary)
 
 DEFAULT_OPSET = 17  # what export and quantized_graph write unless told
 MIN_OPSET = 13  # ReduceSum's axes input, per-axis Softmax and QuantizeLinear, Clip on uint8
@@ -447,6 +449,57 @@ def _sum(graph, traced):
                       keepdims=int(bool(traced.node.keepdims)))
 
 
+def _layer_norm(graph, traced):
+    """LayerNormalization(x, scale, bias) over the last ``normalized_ndim`` axes (opset 17 on);
+    an absent weight is a scale of ones, as ONNX's Scale input is required."""
+    if graph.opset < 17:
+        raise refuse(traced, f"ONNX has LayerNormalization from opset 17, asked for "
+                             f"opset {graph.opset}")
+    x, *affine = graph.inputs(traced)
+    ndim = traced.attrs.get("normalized_ndim", 1)
+    if not traced.node.has_weight:
+        ones = np.ones(np.shape(traced.output)[-ndim:], np.asarray(traced.output).dtype)
+        affine.insert(0, graph.constant(ones, f"{traced.path or 'model'}/scale"))
+    return graph.emit("LayerNormalization", [x, *affine], traced, axis=-ndim,
+                      epsilon=float(traced.attrs.get("eps", 1e-5)))
+
+
+def _get_item(graph, traced):
+    """Basic indexing by ints and slices: one Slice over the indexed axes (an int i as i:i+1),
+    then a Squeeze of the int axes. Index arrays and None are refused, as are slices of an
+    axis whose size depends on the batch (other than the whole of it)."""
+    if traced.node.advanced:
+        raise refuse(traced, "indexing with arrays has no converter (only ints and slices)")
+    index, sizes = list(traced.node.basic), np.shape(traced.inputs[0])
+    if any(entry is None for entry in index):
+        raise refuse(traced, "indexing with None (a new axis) has no converter")
+    ellipsis = index.index(Ellipsis)
+    index[ellipsis:ellipsis + 1] = [slice(None)] * (len(sizes) - len(index) + 1)
+    dynamic = graph.dynamic.get(id(traced.inputs[0]), frozenset())
+    starts, ends, axes, steps, squeezed = [], [], [], [], []
+    for axis, (entry, size) in enumerate(zip(index, sizes)):
+        if entry == slice(None):
+            continue
+        if axis in dynamic:
+            raise refuse(traced, f"it indexes axis {axis}, whose size depends on the batch")
+        if isinstance(entry, slice):
+            start, stop, step = entry.indices(size)
+        else:
+            start = int(entry) % size
+            stop, step = start + 1, 1
+            squeezed.append(axis)
+        if step < 0 and stop < 0:  # ran past the front: ONNX's "to the start" end
+            stop = -size - 1
+        starts.append(start), ends.append(stop), axes.append(axis), steps.append(step)
+    name = graph.inputs(traced)[0]
+    if axes:
+        name = graph.emit("Slice", [name, *(graph.int64s(v, traced, what) for v, what in (
+            (starts, "starts"), (ends, "ends"), (axes, "axes"), (steps, "steps")))], traced)
+    if squeezed:
+        name = graph.emit("Squeeze", [name, graph.int64s(squeezed, traced, "axes")], traced)
+    return name if axes else graph.emit("Identity", [name], traced)
+
+
 CONVERTERS = {
     nn.Conv2d: _conv,
     nn.ConvTranspose2d: _conv_transpose,
@@ -499,7 +552,9 @@ CONVERTERS = {
     shape.BroadcastTo: _broadcast_to,
     shape.Concatenate: _concatenate,
     shape.Pad: _pad,
+    shape.GetItem: _get_item,
     reduce.Sum: _sum,
+    normalization.LayerNormFunction: _layer_norm,
 }
 
 
