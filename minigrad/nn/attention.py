@@ -31,8 +31,8 @@ class AttentionBase(Module):
     """What every multi-head attention shares: the masks, the split into heads, the attention
     and the output projection. A subclass sets ``embed_dim``, ``num_heads``, ``head_dim``,
     ``dropout``, ``batch_first`` and ``out_proj``, and says how the inputs become Q, K and V
-    (``_project``): with float weights in ``MultiheadAttention``, with int8 ones in
-    ``minigrad.quant.attention``."""
+    (``_project``): with float weights in ``MultiheadAttention``, with quantized ones (int8,
+    int4) in ``minigrad.quant.attention``."""
 
     def _project(self, query, key, value):
         """Q, K and V, each (N, L or S, num_heads * head_dim), from (N, L or S, E) inputs."""
@@ -162,6 +162,7 @@ class MultiheadAttention(AttentionBase):
         biases = [None] * 3 if self.in_proj_bias is None else [self.in_proj_bias[b]
                                                                for b in blocks]
         return [self.in_proj_weight[b] for b in blocks], biases
+
 
 def _batch_first(x, batch_first, unbatched):
     """An (N, L, E) view of an input given as (L, N, E), (N, L, E) or unbatched (L, E)."""

@@ -57,6 +57,24 @@ def quantization_sites(model, layers):
             if isinstance(m, (layers, MultiheadAttention)) and not inside_attention(name)]
 
 
+def projection_inputs(module):
+    """The input widths of the Linear maps ``quantized_site`` makes of ``module``: a Linear's
+    in_features, or an attention's embed_dim (q, k, v) and num_heads * head_dim (out)."""
+    if isinstance(module, MultiheadAttention):
+        return [module.embed_dim, module.out_proj.in_features]
+    return [module.in_features]
+
+
+def quantized_site(module, quantized_linear):
+    """``module`` (a Linear, or a MultiheadAttention: its four projections) with every Linear
+    map made by ``quantized_linear(weight, bias)`` from float arrays (bias may be None), in
+    eval mode."""
+    if isinstance(module, MultiheadAttention):
+        return QuantizedMultiheadAttention.from_float(module, quantized_linear).eval()
+    bias = None if module.bias is None else module.bias.numpy()
+    return quantized_linear(module.weight.numpy(), bias).eval()
+
+
 def replaced(model, name, new):
     """``model`` with its submodule ``name`` replaced by ``new`` (``new`` itself for "")."""
     if not name:
@@ -65,4 +83,5 @@ def replaced(model, name, new):
     return model
 
 
-__all__ = ["QuantizedMultiheadAttention", "quantization_sites", "replaced"]
+__all__ = ["QuantizedMultiheadAttention", "projection_inputs", "quantization_sites",
+           "quantized_site", "replaced"]

@@ -39,10 +39,10 @@ import numpy as np
 
 from minigrad import backend
 from minigrad.nn import functional as F
-from minigrad.nn.attention import MultiheadAttention
 from minigrad.nn.layers import Linear
 from minigrad.nn.module import Module, Parameter
-from minigrad.quant.attention import QuantizedMultiheadAttention, quantization_sites, replaced
+from minigrad.quant.attention import (projection_inputs, quantization_sites, quantized_site,
+                                      replaced)
 from minigrad.quant.qparams import QParams, calculate_qparams, check_finite, dequantize, quantize
 from minigrad.tensor import Tensor
 
@@ -197,18 +197,12 @@ def quantize_weight_only(model, group_size=GROUP_SIZE, bits=4, layers=Linear):
     model = copy.deepcopy(model).eval()
     chosen = quantization_sites(model, layers)
     for name, module in chosen:
-        inputs = ([module.embed_dim, module.out_proj.in_features]
-                  if isinstance(module, MultiheadAttention) else [module.in_features])
         try:
-            for count in inputs:
+            for count in projection_inputs(module):
                 check_group_size(count, group_size, "quantize_weight_only")
         except ValueError as error:
             raise ValueError(f"{error}; layer {name or type(module).__name__!r}") from None
     for name, module in chosen:
-        if isinstance(module, MultiheadAttention):
-            new = QuantizedMultiheadAttention.from_float(
-                module, lambda w, b: WeightOnlyInt4Linear.from_arrays(w, b, group_size, bits))
-        else:
-            new = WeightOnlyInt4Linear.from_float(module, group_size, bits)
-        model = replaced(model, name, new.eval())
+        model = replaced(model, name, quantized_site(
+            module, lambda w, b: WeightOnlyInt4Linear.from_arrays(w, b, group_size, bits)))
     return model

@@ -54,7 +54,8 @@ from minigrad.nn import functional as F
 from minigrad.nn.attention import MultiheadAttention
 from minigrad.nn.layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten,
                                 Identity, Linear, MaxPool2d, ReLU)
-from minigrad.quant.attention import QuantizedMultiheadAttention, quantization_sites, replaced
+from minigrad.quant.attention import (projection_inputs, quantization_sites, quantized_site,
+                                      replaced)
 from minigrad.quant.fake_quant import FakeQuantize, fake_quantize
 from minigrad.quant.fuse import fuse_conv_bn, fuse_linear_bn
 from minigrad.quant.observers import (MinMaxObserver, MovingAverageMinMaxObserver, Observer,
@@ -419,25 +420,20 @@ def quantize_dynamic(model, verbose=True):
     for name, module in sites:
         kind = type(module).__name__
         if isinstance(module, (Linear, MultiheadAttention)):
-            # the longest dot product: out_proj's num_heads * head_dim is at most embed_dim
-            inputs = module.in_features if isinstance(module, Linear) else module.embed_dim
+            if isinstance(module, MultiheadAttention):
+                _check_weights(name or kind, module, ("in_proj_weight", "in_proj_bias"))
+                _check_weights(f"{name}.out_proj" if name else "out_proj", module.out_proj)
+                why = "int8 q, k, v and out projections per channel, uint8 inputs per batch"
+            else:
+                _check_weights(name or kind, module)
+                why = "int8 weights per channel, uint8 input per batch"
+            inputs = max(projection_inputs(module))  # the longest dot product
             if inputs > INT8_MAX_TERMS:
                 rows.append((name, kind, "no", f"{inputs} inputs could overflow the int32 "
                              f"accumulator (at most {INT8_MAX_TERMS})"))
                 continue
-            if isinstance(module, Linear):
-                _check_weights(name or kind, module)
-                new = DynamicQuantizedLinear.from_float(module, weight_qparams(
-                    module.weight.numpy()))
-                why = "int8 weights per channel, uint8 input per batch"
-            else:
-                _check_weights(name or kind, module, ("in_proj_weight", "in_proj_bias"))
-                _check_weights(f"{name}.out_proj" if name else "out_proj", module.out_proj)
-                new = QuantizedMultiheadAttention.from_float(
-                    module, lambda w, b: DynamicQuantizedLinear.from_arrays(w, b,
-                                                                             weight_qparams(w)))
-                why = "int8 q, k, v and out projections per channel, uint8 inputs per batch"
-            model = replaced(model, name, new.eval())  # eval, as the copy
+            model = replaced(model, name, quantized_site(module, lambda w, b: (
+                DynamicQuantizedLinear.from_arrays(w, b, weight_qparams(w)))))
             rows.append((name, kind, "yes", why))
         elif next(module.parameters(recurse=False), None) is not None:
             rows.append((name, kind, "no", "dynamic quantization converts Linear layers only "
