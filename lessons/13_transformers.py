@@ -119,14 +119,12 @@ class Setup:
 
     def __init__(self, args):
         limit = 2000 if args.quick else None
-        train = normalized_mnist(args.data_dir, limit=limit)
-        if not isinstance(train, TensorDataset):  # normalize once, not once per epoch
-            train = TensorDataset(*train.get_batch(np.arange(len(train))))
-        self.train_set = train
-        self.shifted = TransformedDataset(train, RandomShift(args.max_shift, fill=BACKGROUND,
-                                                              seed=args.seed))
-        self.test = DataLoader(normalized_mnist(args.data_dir, train=False), batch_size=500)
-        self.test_images = self.test.dataset.get_batch(np.arange(len(self.test.dataset)))[0]
+        self.train_set = in_memory(normalized_mnist(args.data_dir, limit=limit))
+        self.shifted = TransformedDataset(self.train_set, RandomShift(
+            args.max_shift, fill=BACKGROUND, seed=args.seed))
+        self.test = DataLoader(in_memory(normalized_mnist(args.data_dir, train=False)),
+                               batch_size=500)
+        self.test_images = self.test.dataset.arrays[0]
         full = args.data_dir is not None
         self.epochs = args.epochs or (5 if args.quick else 10 if full else 15)
         self.distill_epochs = args.distill_epochs or (2 if args.quick else 5)
@@ -137,6 +135,13 @@ class Setup:
 
     def accuracy(self, model):
         return evaluate(model, self.test)["accuracy"]
+
+
+def in_memory(dataset):
+    """Normalize every image once (a TensorDataset), not at every epoch and evaluation."""
+    if isinstance(dataset, TensorDataset):
+        return dataset
+    return TensorDataset(*dataset.get_batch(np.arange(len(dataset))))
 
 
 def warmup_cosine(optimizer, steps):
