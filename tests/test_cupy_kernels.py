@@ -75,7 +75,7 @@ def test_max_pool2d_forward_and_gradient(geometry, dtype, seed):
     out, winner = numpy_ref.max_pool2d_forward(x, *window)
     out_gpu, winner_gpu = cupy_gpu.max_pool2d_forward(cupy.asarray(x), *window)
     assert_same(out_gpu, out)
-    assert winner_gpu.dtype == np.int64
+    assert winner_gpu.dtype == np.int32
     np.testing.assert_array_equal(cupy.asnumpy(winner_gpu), winner)
 
     grad_out = rng.standard_normal(out.shape).astype(dtype)

@@ -60,12 +60,28 @@ def test_max_pool2d_kernels_equal_the_reference(window, dtype, seed):
     out, winner = numpy_ref.max_pool2d_forward(x, kernel, stride, padding, dilation)
     ours, our_winner = numba_cpu.max_pool2d_forward(x, kernel, stride, padding, dilation)
     assert_same(ours, out)
-    assert our_winner.dtype == np.int64 and np.array_equal(our_winner, winner)
+    assert our_winner.dtype == winner.dtype == np.int32 and np.array_equal(our_winner, winner)
     grad = random(out.shape, dtype, seed)
     assert_same(numba_cpu.max_pool2d_backward(grad, winner, shape, kernel, stride, padding,
                                               dilation),
                 numpy_ref.max_pool2d_backward(grad, winner, shape, kernel, stride, padding,
                                               dilation))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+@pytest.mark.parametrize("shape, padding", [((3, 4, 8, 8), (0, 0)), ((1, 2, 9, 7), (0, 0)),
+                                            ((2, 3, 7, 6), (1, 1)), ((2, 1, 5, 8), (0, 1))])
+def test_the_2x2_stride_2_pooling_loop_equals_the_reference(shape, padding, dtype):
+    """The 2x2, stride-2 windows have a loop of their own (``_max_pool2x2_forward``): ties of
+    small integers, NaNs, odd sizes and padding, as the general one."""
+    x = np.random.default_rng(shape[2]).integers(-2, 3, shape).astype(dtype)
+    if dtype != np.int32:
+        x[0, 0, 1, :3] = np.nan
+    window = ((2, 2), (2, 2), padding, (1, 1))
+    out, winner = numpy_ref.max_pool2d_forward(x, *window)
+    ours, our_winner = numba_cpu.max_pool2d_forward(x, *window)
+    np.testing.assert_array_equal(ours, out)
+    assert our_winner.dtype == np.int32 and np.array_equal(our_winner, winner)
 
 
 @EXAMPLES

@@ -52,7 +52,7 @@ class KernelSet(Protocol):
         the input: w[o, c] met only input channel g*C/G + c, g = o // (O/G)."""
 
     def max_pool2d_forward(self, x, kernel_hw, stride, padding, dilation):
-        """(out (N, C, H_out, W_out), winner int64 of the same shape): the window's maximum,
+        """(out (N, C, H_out, W_out), winner int32 of the same shape): the window's maximum,
         padding counting as -inf, and the first offset kh*KW + kw that holds it."""
 
     def max_pool2d_backward(self, grad_out, winner, x_shape, kernel_hw, stride, padding,

@@ -20,7 +20,7 @@ position i at kernel offset k reads input position
   adds and the sum has a fixed order (scattering with atomicAdd from each output would be
   shorter, but its result would change from run to run wherever windows overlap).
 * Pooling forward kernels run one thread per output and loop over its window. Max pooling keeps
-  the first strict maximum in (kh, kw) order and records it as ``kh*KW + kw`` (int64); padding
+  the first strict maximum in (kh, kw) order and records it as ``kh*KW + kw`` (int32); padding
   is skipped, which is the same as reading it as -inf.
 
 The CUDA source below is a C++ template in the element type; it is compiled once, on first use,
@@ -146,14 +146,14 @@ __global__ void col2im(long long total, const T* cols, T* x, Window w) {
 // wins over every number and over earlier NaNs (PyTorch's rule: the window's last NaN).
 // value != value is the NaN test (NVRTC has no <cmath>; no fast-math flag is given).
 template <typename T>
-__global__ void max_pool2d_forward(long long total, const T* x, T* out, long long* winner,
+__global__ void max_pool2d_forward(long long total, const T* x, T* out, int* winner,
                                    Window w) {
     long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (index >= total) return;
     long long rest = index;
     int j = take(rest, w.out_w), i = take(rest, w.out_h), c = take(rest, w.channels), n = rest;
     T best = negative_infinity<T>();
-    long long best_offset = 0;
+    int best_offset = 0;
     for_each_input_in_window(i, j, w, [&](int kh, int kw, int row, int col) {
         T value = x[nchw(n, c, row, col, w.channels, w.height, w.width)];
         if (value > best || value != value) {
@@ -167,7 +167,7 @@ __global__ void max_pool2d_forward(long long total, const T* x, T* out, long lon
 
 // One thread per input element: the gradients of the outputs whose window it won.
 template <typename T>
-__global__ void max_pool2d_backward(long long total, const T* grad_out, const long long* winner,
+__global__ void max_pool2d_backward(long long total, const T* grad_out, const int* winner,
                                     T* grad_x, Window w) {
     long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (index >= total) return;
@@ -318,7 +318,7 @@ def max_pool2d_forward(x, kernel_hw, stride, padding, dilation):
     x = cupy.ascontiguousarray(x)
     out_hw = output_hw(x.shape, kernel_hw, stride, padding, dilation)
     out = cupy.empty(x.shape[:2] + out_hw, x.dtype)
-    winner = cupy.empty(out.shape, np.int64)
+    winner = cupy.empty(out.shape, np.int32)
     window = _window(x.shape, kernel_hw, out_hw, stride, padding, dilation)
     _launch("max_pool2d_forward", out, x, out, winner, window)
     return out, winner

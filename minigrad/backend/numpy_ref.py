@@ -152,7 +152,7 @@ def max_pool2d_forward(x, kernel_hw, stride, padding, dilation):
     out_hw = output_hw(x.shape, kernel_hw, stride, padding, dilation)
     x_pad = pad(x, padding, value=lowest_value(x.dtype))
     out = xp.full(x.shape[:2] + out_hw, lowest_value(x.dtype), dtype=x.dtype)
-    winner = xp.zeros(out.shape, dtype=np.int64)
+    winner = xp.zeros(out.shape, dtype=np.int32)
     for kh, kw, window in _offsets(kernel_hw, out_hw, stride, dilation):
         candidate = x_pad[window]
         better = (candidate > out) | xp.isnan(candidate)

@@ -55,22 +55,63 @@ def _window_start(i, j, stride, width):
     return i * stride[0] * width + j * stride[1]
 
 
+@njit(inline="always")
+def _larger(value, k, best, won):
+    """(value, k) if ``value`` beats ``best`` (strictly, so on ties the first wins; a NaN always
+    wins, so the last NaN of a window does: PyTorch's rule), else (best, won). Written as
+    selects, not branches: on real data the comparison goes either way at random, and a
+    mispredicted branch per compare made the pooling 4x slower."""
+    take = (value > best) | (value != value)
+    return (value if take else best), (k if take else won)
+
+
+@njit(inline="always")
+def _take_larger_run(src, step, best, won, k):
+    """best[j], won[j] = _larger(src[j * step], k, best[j], won[j]) along one output row.
+    Called with ``step`` a literal 1 or 2, so that LLVM vectorizes the strided loads."""
+    for j in range(best.shape[0]):
+        best[j], won[j] = _larger(src[j * step], k, best[j], won[j])
+
+
 @njit(parallel=PARALLEL, cache=True)
 def _max_pool2d_forward(x_flat, offsets, stride, width, out, winner):
+    """Any window: per output row, the row of maxima starts as the window's first position
+    and every further position (kh, kw) is compared in along the row (a loop over W_out that
+    vectorizes)."""
     n, c, out_h, out_w = out.shape
     for b in prange(n):
         for ch in range(c):
             image = x_flat[b, ch]
             for i in range(out_h):
+                best, won, row = out[b, ch, i], winner[b, ch, i], i * stride[0] * width
                 for j in range(out_w):
-                    start, best, won = _window_start(i, j, stride, width), -np.inf, 0
-                    for k in range(offsets.shape[0]):
-                        value = image[start + offsets[k]]
-                        # Strictly, so on ties the first wins; a NaN always wins, so the last
-                        # NaN of the window does (PyTorch's rule, see max_pool2d_forward).
-                        if value > best or np.isnan(value):
-                            best, won = value, k
-                    out[b, ch, i, j], winner[b, ch, i, j] = best, won
+                    best[j], won[j] = image[row + offsets[0] + j * stride[1]], 0
+                for k in range(1, offsets.shape[0]):
+                    src = image[row + offsets[k]:]
+                    if stride[1] == 1:
+                        _take_larger_run(src, 1, best, won, k)
+                    elif stride[1] == 2:
+                        _take_larger_run(src, 2, best, won, k)
+                    else:
+                        _take_larger_run(src, stride[1], best, won, k)
+
+
+@njit(parallel=PARALLEL, cache=True)
+def _max_pool2x2_forward(x_flat, width, out, winner):
+    """2x2 windows at stride 2 (LeNet's, VGG's): the four inputs of an output in registers,
+    3.5x faster than the row loops of any window."""
+    n, c, out_h, out_w = out.shape
+    for b in prange(n):
+        for ch in range(c):
+            image = x_flat[b, ch]
+            for i in range(out_h):
+                top, bottom = image[2 * i * width:], image[(2 * i + 1) * width:]
+                best_row, won_row = out[b, ch, i], winner[b, ch, i]
+                for j in range(out_w):
+                    best, won = top[2 * j], 0
+                    best, won = _larger(top[2 * j + 1], 1, best, won)
+                    best, won = _larger(bottom[2 * j], 2, best, won)
+                    best_row[j], won_row[j] = _larger(bottom[2 * j + 1], 3, best, won)
 
 
 @njit(parallel=PARALLEL, cache=True)
@@ -119,9 +160,12 @@ def max_pool2d_forward(x, kernel_hw, stride, padding, dilation):
     kernel_hw, stride, padding, dilation = pairs(kernel_hw, stride, padding, dilation)
     out_hw, width, offsets = _pool_layout(x.shape, kernel_hw, stride, padding, dilation)
     out = np.empty(x.shape[:2] + out_hw, x.dtype)
-    winner = np.empty(out.shape, np.int64)
-    _max_pool2d_forward(_padded_flat(x, padding, lowest_value(x.dtype)), offsets, stride, width,
-                        out, winner)
+    winner = np.empty(out.shape, np.int32)
+    x_flat = _padded_flat(x, padding, lowest_value(x.dtype))
+    if kernel_hw == stride == (2, 2) and dilation == (1, 1):
+        _max_pool2x2_forward(x_flat, width, out, winner)
+    else:
+        _max_pool2d_forward(x_flat, offsets, stride, width, out, winner)
     return out, winner
 
 
