@@ -45,7 +45,7 @@ from minigrad.backend.numba_cpu.blocks import (FMA, FMA_SUMS, PARALLEL, add_2x4_
 BLAS_FROM_OUT_CHANNELS = 32
 
 
-def _phase_size(image_hw, padding, stride):
+def phase_size(image_hw, padding, stride):
     """Rows R and columns U of each phase image: the padded size divided by the stride, rounded
     up (the image is padded on the bottom and right to fit exactly)."""
     return tuple(-(-(size + 2 * pad) // step) for size, pad, step in zip(image_hw, padding, stride))
@@ -56,17 +56,24 @@ def phase_split(x, padding, stride):
     (see the module docstring), and those of one more, all-zero channel that the padding terms
     read. Zero padding, then one reshape and one transpose do the split."""
     (n, c, h, w), (s, t) = x.shape, stride
-    rows, cols = _phase_size((h, w), padding, stride)
+    rows, cols = phase_size((h, w), padding, stride)
     x_pad = np.zeros((n, c + 1, rows * s, cols * t), x.dtype)
     x_pad[:, :c, padding[0]:padding[0] + h, padding[1]:padding[1] + w] = x
     phases = x_pad.reshape(n, c + 1, rows, s, cols, t).transpose(0, 1, 3, 5, 2, 4)
     return np.ascontiguousarray(phases).reshape(n, (c + 1) * s * t, rows * cols)
 
 
-def _phase_merge(phases, x_shape, padding, stride):
+def phase_zeros(x_shape, padding, stride, dtype):
+    """Zeros shaped like ``phase_split``'s output, to add gradients into."""
+    (n, c), (s, t) = x_shape[:2], stride
+    rows, cols = phase_size(x_shape[2:], padding, stride)
+    return np.zeros((n, (c + 1) * s * t, rows * cols), dtype)
+
+
+def phase_merge(phases, x_shape, padding, stride):
     """The adjoint of ``phase_split``: phase images back to padded images, padding dropped."""
     (n, c, h, w), (s, t) = x_shape, stride
-    rows, cols = _phase_size((h, w), padding, stride)
+    rows, cols = phase_size((h, w), padding, stride)
     x_pad = phases.reshape(n, c + 1, s, t, rows, cols).transpose(0, 1, 4, 2, 5, 3)
     x_pad = x_pad.reshape(n, c + 1, rows * s, cols * t)
     return np.ascontiguousarray(x_pad[:, :c, padding[0]:padding[0] + h, padding[1]:padding[1] + w])
@@ -81,7 +88,7 @@ def conv_layout(x_shape, weight_shape, stride, padding, dilation):
     list goes on with terms of the zero channel: the padding to whole blocks reads those."""
     channels, (kh_size, kw_size), (s, t) = x_shape[1], weight_shape[2:], stride
     out_hw = output_hw(x_shape, (kh_size, kw_size), stride, padding, dilation)
-    phase_w = _phase_size(x_shape[2:], padding, stride)[1]
+    phase_w = phase_size(x_shape[2:], padding, stride)[1]
     per_channel = kh_size * kw_size
     term = np.arange(max(round_up(channels * per_channel, 4), (channels + 1) * per_channel))
     c = np.minimum(term // per_channel, channels)
@@ -120,7 +127,7 @@ def crop_extended(extended, phase_w, out):
 
 
 @njit(inline="always")
-def _extend(plane, phase_w, extended):
+def extend_plane(plane, phase_w, extended):
     """The inverse of ``crop_extended``, with zeros in the junk columns."""
     for q in range(extended.shape[0]):
         extended[q] = 0
@@ -157,7 +164,7 @@ def _conv2d_backward_input(grad_out, weight_t, per_channel, offsets, phase_w, gr
     for b in prange(grad_out.shape[0]):
         g = np.zeros((o, length), grad_out.dtype)
         for oc in range(grad_out.shape[1]):
-            _extend(grad_out[b, oc], phase_w, g[oc])
+            extend_plane(grad_out[b, oc], phase_w, g[oc])
         for pair in range(0, terms, 2 * per_channel):
             for t in range(pair, pair + per_channel):
                 x0 = _run(grad_phases[b], offsets[t], length)
@@ -177,8 +184,8 @@ def _conv2d_backward_weight(grad_out, phases, offsets, phase_w, grad_w):
     for pair in prange(o // 2):  # each pair of output channels owns two rows of grad_w
         oc, g = 2 * pair, np.empty((2, length), grad_out.dtype)
         for b in range(grad_out.shape[0]):
-            _extend(grad_out[b, oc], phase_w, g[0])
-            _extend(grad_out[b, oc + 1], phase_w, g[1])
+            extend_plane(grad_out[b, oc], phase_w, g[0])
+            extend_plane(grad_out[b, oc + 1], phase_w, g[1])
             for t in range(0, terms, 4):
                 x0, x1, x2, x3 = four_runs(phases[b], offsets, t, length)
                 add_dots_2x4(grad_w[oc, t:t + 4], grad_w[oc + 1, t:t + 4], g[0], g[1],
@@ -210,11 +217,9 @@ def conv2d_backward_input(grad_out, weight, x_shape, stride, padding, dilation):
     o, c, kh_size, kw_size = weight.shape
     weight_t = zero_padded(weight.reshape(o, -1).T,
                             (round_up(c, 2) * kh_size * kw_size, round_up(o, 4)))
-    rows = _phase_size(x_shape[2:], padding, stride)[0]
-    grad_phases = np.zeros((x_shape[0], (x_shape[1] + 1) * stride[0] * stride[1], rows * phase_w),
-                           grad_out.dtype)
+    grad_phases = phase_zeros(x_shape, padding, stride, grad_out.dtype)
     _conv2d_backward_input(grad_out, weight_t, kh_size * kw_size, offsets, phase_w, grad_phases)
-    return _phase_merge(grad_phases, x_shape, padding, stride)
+    return phase_merge(grad_phases, x_shape, padding, stride)
 
 
 def conv2d_backward_weight(grad_out, x, weight_shape, stride, padding, dilation):

@@ -9,120 +9,151 @@ so a grouped convolution is G ungrouped ones side by side. Three cases:
 * G = 1: ``conv.py``'s kernels, unchanged;
 * depthwise, G = C (weight (C*m, 1, KH, KW), m outputs per input channel, output o reads
   channel o // m): each output plane is a weighted sum of KH*KW shifted copies of one input
-  plane, too little work per channel for a GEMM. The loops below run it directly: per
-  (image, output channel) and offset (kh, kw), a multiply-add of every output row with the
-  W_out inputs it reads. Those are contiguous once the padded input is split by column
-  phase (``column_phases``), so the loops vectorize for every stride;
+  plane, too little work per channel for a GEMM. The loops below run it directly, on
+  ``conv.py``'s phase images (the zero-padded planes split by stride phase and flattened):
+  there every tap (kh, kw) reads one contiguous run of its channel's phase images, as long as
+  the whole "extended" output plane, so that
+
+      out_ext[o] = sum_t w[o, t] run_t,   four taps per pass over out_ext,
+
+  and the junk columns are cropped. (Loops over single output rows, 7 to 56 values, spend
+  more on their setup than on the work: the first version of these kernels was 1.4x slower.)
 * any other G: ``conv.py``'s kernels on each group's contiguous slice of channels.
 """
+
+from functools import lru_cache
 
 import numpy as np
 from numba import njit, prange
 
-from minigrad.backend.geometry import output_hw
 from minigrad.backend.numba_cpu import conv
 from minigrad.backend.numba_cpu.blocks import FMA, FMA_SUMS, PARALLEL, common_dtype, pairs
+from minigrad.backend.numba_cpu.conv import crop_extended, extend_plane, extended_length
 
 
 @njit(inline="always")
-def _phase_and_start(kw, dilation_w, step):
-    """Where the runs of kernel column kw start: phase (kw*d) % t, position (kw*d) // t."""
-    column = kw * dilation_w
-    return column % step, column // step
+def _add_4_runs(acc, w, r0, r1, r2, r3):
+    """acc += w[0] r0 + w[1] r1 + w[2] r2 + w[3] r3: five loads and a store feed four
+    multiply-adds (one tap per pass would load and store acc for each)."""
+    w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
+    for q in range(acc.shape[0]):
+        acc[q] += w0 * r0[q] + w1 * r1[q] + w2 * r2[q] + w3 * r3[q]
+
+
+@njit(inline="always")
+def _add_dots_1x4(out, g, r0, r1, r2, r3):
+    """out[k] += dot(g, r_k) for four runs: g is loaded once for four products."""
+    s0 = s1 = s2 = s3 = g.dtype.type(0)
+    for q in range(g.shape[0]):
+        s0 += g[q] * r0[q]
+        s1 += g[q] * r1[q]
+        s2 += g[q] * r2[q]
+        s3 += g[q] * r3[q]
+    out[0] += s0
+    out[1] += s1
+    out[2] += s2
+    out[3] += s3
+
+
+@njit(inline="always")
+def _run(buffer, tap, length):
+    """The run of tap (phase, start) in one plane's phase images: a contiguous view."""
+    return buffer[tap[0], tap[1]:tap[1] + length]
+
+
+@njit(inline="always")
+def _add_taps(acc, weight, buffer, taps):
+    """acc += sum_t weight[t] run_t: four taps per pass, then the rest one by one."""
+    length, blocked = acc.shape[0], taps.shape[0] - taps.shape[0] % 4
+    for t in range(0, blocked, 4):
+        _add_4_runs(acc, weight[t:t + 4], _run(buffer, taps[t], length),
+                    _run(buffer, taps[t + 1], length), _run(buffer, taps[t + 2], length),
+                    _run(buffer, taps[t + 3], length))
+    for t in range(blocked, taps.shape[0]):
+        run, w = _run(buffer, taps[t], length), weight[t]
+        for q in range(length):
+            acc[q] += w * run[q]
+
+
+@njit(inline="always")
+def _channel_phases(phases, b, channel, phase_count):
+    """The s*t phase images of one channel of image b: rows of ``conv.phase_split``'s output."""
+    return phases[b, channel * phase_count:(channel + 1) * phase_count]
 
 
 @njit(parallel=PARALLEL, cache=True, fastmath=FMA)
-def _depthwise_forward(phases, weight, stride_h, dilation, out):
-    """out[n, o, i, j] = sum_{kh,kw} w[o, kh, kw] x_pad[n, o // m, i*s + kh*d, j*t + kw*d]:
-    for each offset (kh, kw), every output row gets w times the run of W_out inputs it reads
-    (a contiguous run of the phase image, ``column_phases``). ``out`` is zeros, ``weight``
-    (O, KH, KW)."""
-    multiplier, (out_h, width) = out.shape[1] // phases.shape[1], out.shape[2:]
-    for n in prange(out.shape[0]):
+def _depthwise_forward(phases, weight, taps, phase_count, phase_w, out):
+    """out[n, o] = crop(sum_t w[o, t] run_t) over the phase images of channel o // m;
+    ``weight`` (O, T), ``taps`` (T, 2): each tap's phase and where its run starts."""
+    multiplier = out.shape[1] // (phases.shape[1] // phase_count - 1)  # less the zero channel
+    length = extended_length(out.shape[2:], phase_w)
+    for b in prange(out.shape[0]):
+        acc = np.empty(length, out.dtype)
         for o in range(out.shape[1]):
-            image = phases[n, o // multiplier]
-            for kh in range(weight.shape[1]):
-                for kw in range(weight.shape[2]):
-                    w = weight[o, kh, kw]
-                    phase, start = _phase_and_start(kw, dilation[1], phases.shape[3])
-                    for i in range(out_h):
-                        run = image[i * stride_h + kh * dilation[0], phase, start:start + width]
-                        out_row = out[n, o, i]
-                        for j in range(width):
-                            out_row[j] += w * run[j]
+            for q in range(length):  # a loop: slice assignment compiles for seconds
+                acc[q] = 0
+            _add_taps(acc, weight[o], _channel_phases(phases, b, o // multiplier, phase_count),
+                      taps)
+            crop_extended(acc, phase_w, out[b, o])
 
 
 @njit(parallel=PARALLEL, cache=True, fastmath=FMA)
-def _depthwise_backward_input(grad_out, weight, stride_h, dilation, grad_phases):
-    """The adjoint of ``_depthwise_forward``: each grad row, times w[o, kh, kw], is added to
-    the run it read. ``grad_phases`` (zeros) is laid out like the forward pass's phases. The m
-    outputs of one channel add into the same image, so only images run in parallel."""
-    multiplier, (out_h, width) = grad_out.shape[1] // grad_phases.shape[1], grad_out.shape[2:]
-    for n in prange(grad_out.shape[0]):
+def _depthwise_backward_input(grad_out, weight, taps, phase_count, phase_w, grad_phases):
+    """The adjoint of ``_depthwise_forward``: each tap's run gets w[o, t] times the extended
+    gradient plane (zeros in its junk columns), one tap at a time, since the runs of one
+    channel overlap. ``grad_phases`` (zeros) is laid out like ``conv.phase_split``'s output.
+    The m outputs of a channel add into the same images, so only images could run in
+    parallel."""
+    multiplier = grad_out.shape[1] // (grad_phases.shape[1] // phase_count - 1)
+    length = extended_length(grad_out.shape[2:], phase_w)
+    for b in prange(grad_out.shape[0]):
+        g = np.empty(length, grad_out.dtype)
         for o in range(grad_out.shape[1]):
-            image = grad_phases[n, o // multiplier]
-            for kh in range(weight.shape[1]):
-                for kw in range(weight.shape[2]):
-                    w = weight[o, kh, kw]
-                    phase, start = _phase_and_start(kw, dilation[1], grad_phases.shape[3])
-                    for i in range(out_h):
-                        run = image[i * stride_h + kh * dilation[0], phase, start:start + width]
-                        grad_row = grad_out[n, o, i]
-                        for j in range(width):
-                            run[j] += w * grad_row[j]
+            extend_plane(grad_out[b, o], phase_w, g)
+            images = _channel_phases(grad_phases, b, o // multiplier, phase_count)
+            for t in range(taps.shape[0]):
+                run, w = _run(images, taps[t], length), weight[o, t]
+                for q in range(length):
+                    run[q] += w * g[q]
 
 
 @njit(parallel=PARALLEL, cache=True, fastmath=FMA_SUMS)
-def _depthwise_backward_weight(grad_out, phases, stride_h, dilation, grad_w):
-    """grad_w[o, kh, kw] = sum_{n,i,j} grad[n, o, i, j] x_pad[n, o // m, i*s + kh*d, j*t + kw*d]:
-    the products of each grad row with the run it met are added up elementwise, into one row
-    of sums per weight, and each row is summed once at the end (a dot product per grad row
-    would spend more on its final reduction than on its 2 W_out flops). Each output channel
-    owns its weights, so channels run in parallel."""
-    multiplier, (out_h, width) = grad_out.shape[1] // phases.shape[1], grad_out.shape[2:]
-    kh_size, kw_size = grad_w.shape[1:]
+def _depthwise_backward_weight(grad_out, phases, taps, phase_count, phase_w, grad_w):
+    """grad_w[o, t] = sum over images of dot(extended grad plane o, run of tap t), four taps
+    at a time. Each output channel owns its row of ``grad_w`` (O, T), so channels could run
+    in parallel."""
+    multiplier = grad_out.shape[1] // (phases.shape[1] // phase_count - 1)
+    length, count = extended_length(grad_out.shape[2:], phase_w), taps.shape[0]
+    blocked = count - count % 4
     for o in prange(grad_out.shape[1]):
-        sums = np.zeros((kh_size, kw_size, width), grad_w.dtype)
-        for n in range(grad_out.shape[0]):
-            image = phases[n, o // multiplier]
-            for kh in range(kh_size):
-                for kw in range(kw_size):
-                    phase, start = _phase_and_start(kw, dilation[1], phases.shape[3])
-                    row_sums = sums[kh, kw]
-                    for i in range(out_h):
-                        run = image[i * stride_h + kh * dilation[0], phase, start:start + width]
-                        grad_row = grad_out[n, o, i]
-                        for j in range(width):
-                            row_sums[j] += grad_row[j] * run[j]
-        for kh in range(kh_size):
-            for kw in range(kw_size):
-                grad_w[o, kh, kw] = sums[kh, kw].sum()
+        g = np.empty(length, grad_out.dtype)
+        for b in range(grad_out.shape[0]):
+            extend_plane(grad_out[b, o], phase_w, g)
+            images = _channel_phases(phases, b, o // multiplier, phase_count)
+            for t in range(0, blocked, 4):
+                _add_dots_1x4(grad_w[o, t:t + 4], g, _run(images, taps[t], length),
+                              _run(images, taps[t + 1], length),
+                              _run(images, taps[t + 2], length),
+                              _run(images, taps[t + 3], length))
+            for t in range(blocked, count):
+                run, total = _run(images, taps[t], length), grad_w.dtype.type(0)
+                for q in range(length):
+                    total += g[q] * run[q]
+                grad_w[o, t] += total
 
 
-def _phases_shape(x_shape, padding, column_stride):
-    """(N, C, H_pad, t, U): U = W_pad / t rounded up (zeros fill the last columns)."""
-    (n, c, h, w), (ph, pw), t = x_shape, padding, column_stride
-    return (n, c, h + 2 * ph, t, -(-(w + 2 * pw) // t))
-
-
-def column_phases(x, padding, column_stride):
-    """x (N, C, H, W) zero-padded, as (N, C, H_pad, t, U) phase images for column stride t:
-    padded column u at [..., u % t, u // t]. Output column j at kernel offset kw reads padded
-    column j*t + kw*d, which is phase (kw*d) % t, position j + (kw*d) // t: a strided read
-    becomes a contiguous run, which the loops vectorize. With t = 1 the only phase is the
-    padded image."""
-    (n, c, h_pad, t, columns), (h, w), (ph, pw) = (_phases_shape(x.shape, padding, column_stride),
-                                                    x.shape[2:], padding)
-    x_pad = np.zeros((n, c, h_pad, columns * t), x.dtype)
-    x_pad[:, :, ph:ph + h, pw:pw + w] = x
-    return np.ascontiguousarray(x_pad.reshape(n, c, h_pad, columns, t).swapaxes(3, 4))
-
-
-def _merge_column_phases(phases, x_shape, padding):
-    """The adjoint of ``column_phases``: the padded images again, padding dropped."""
-    (n, c, h, w), (ph, pw) = x_shape, padding
-    x_pad = phases.swapaxes(3, 4).reshape(n, c, h + 2 * ph, -1)
-    return np.ascontiguousarray(x_pad[:, :, ph:ph + h, pw:pw + w])
+@lru_cache(maxsize=256)
+def _tap_layout(x_shape, weight_shape, stride, padding, dilation):
+    """For a depthwise convolution: the output size, the phase row length U, and per tap
+    (kh, kw) its phase among a channel's s*t phase images and where its run starts:
+    ``conv_layout``'s offsets for a one-channel image."""
+    kh, kw = weight_shape[2:]
+    out_hw, phase_w, offsets = conv.conv_layout((x_shape[0], 1) + x_shape[2:],
+                                                (weight_shape[0], 1, kh, kw), stride, padding,
+                                                dilation)
+    taps = np.ascontiguousarray(offsets[:kh * kw])
+    taps.flags.writeable = False  # shared by every call with these shapes
+    return out_hw, phase_w, taps
 
 
 def _per_group(array, axis, groups):
@@ -139,11 +170,11 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups=1):
                                for x_g, w_g in zip(_per_group(x, 1, groups),
                                                    _per_group(weight, 0, groups))], axis=1)
     stride, padding, dilation = pairs(stride, padding, dilation)
-    out_hw = output_hw(x.shape, weight.shape[2:], stride, padding, dilation)
     x, weight = common_dtype(x, weight)
-    out = np.zeros((len(x), len(weight)) + out_hw, x.dtype)
-    _depthwise_forward(column_phases(x, padding, stride[1]), weight[:, 0], stride[0], dilation,
-                       out)
+    out_hw, phase_w, taps = _tap_layout(x.shape, weight.shape, stride, padding, dilation)
+    out = np.empty((len(x), len(weight)) + out_hw, x.dtype)
+    _depthwise_forward(conv.phase_split(x, padding, stride), weight.reshape(len(weight), -1),
+                       taps, stride[0] * stride[1], phase_w, out)
     return out
 
 
@@ -159,11 +190,12 @@ def conv2d_backward_input(grad_out, weight, x_shape, stride, padding, dilation, 
             for g_g, w_g in zip(_per_group(grad_out, 1, groups), _per_group(weight, 0, groups))],
             axis=1)
     stride, padding, dilation = pairs(stride, padding, dilation)
-    output_hw(x_shape, weight.shape[2:], stride, padding, dilation)
     grad_out, weight = common_dtype(grad_out, weight)
-    grad_phases = np.zeros(_phases_shape(x_shape, padding, stride[1]), grad_out.dtype)
-    _depthwise_backward_input(grad_out, weight[:, 0], stride[0], dilation, grad_phases)
-    return _merge_column_phases(grad_phases, x_shape, padding)
+    _, phase_w, taps = _tap_layout(x_shape, weight.shape, stride, padding, dilation)
+    grad_phases = conv.phase_zeros(x_shape, padding, stride, grad_out.dtype)
+    _depthwise_backward_input(grad_out, weight.reshape(len(weight), -1), taps,
+                              stride[0] * stride[1], phase_w, grad_phases)
+    return conv.phase_merge(grad_phases, x_shape, padding, stride)
 
 
 def conv2d_backward_weight(grad_out, x, weight_shape, stride, padding, dilation, groups=1):
@@ -178,9 +210,9 @@ def conv2d_backward_weight(grad_out, x, weight_shape, stride, padding, dilation,
             conv.conv2d_backward_weight(g_g, x_g, group_shape, stride, padding, dilation)
             for g_g, x_g in zip(_per_group(grad_out, 1, groups), _per_group(x, 1, groups))])
     stride, padding, dilation = pairs(stride, padding, dilation)
-    output_hw(x.shape, weight_shape[2:], stride, padding, dilation)
     grad_out, x = common_dtype(grad_out, x)
-    grad_w = np.empty((weight_shape[0],) + weight_shape[2:], x.dtype)
-    _depthwise_backward_weight(grad_out, column_phases(x, padding, stride[1]), stride[0],
-                               dilation, grad_w)
+    _, phase_w, taps = _tap_layout(x.shape, weight_shape, stride, padding, dilation)
+    grad_w = np.zeros((weight_shape[0], len(taps)), x.dtype)
+    _depthwise_backward_weight(grad_out, conv.phase_split(x, padding, stride), taps,
+                               stride[0] * stride[1], phase_w, grad_w)
     return grad_w.reshape(weight_shape)
