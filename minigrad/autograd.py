@@ -345,15 +345,16 @@ class Function:
             _check_broadcast(cls.__name__, inputs)
         ctx = cls()
         ctx.attrs = attrs  # the op's keyword arguments, for whoever reads the graph (onnx export)
+        # As in PyTorch, forward can read which inputs will want a gradient (all False under
+        # no_grad), to skip saving what no backward will use.
+        ctx.needs_input_grad = tuple(_grad_enabled and x.requires_grad for x in inputs)
         arrays = tuple(x.data for x in inputs)
         out = like._wrap(_call(cls, "forward", ctx, *arrays, **attrs))
         if out.data.base is not None or any(out.data is a for a in arrays):
             _share_version_counter(out, inputs)  # a view of an input shares its version counter
-        needs_grad = tuple(x.requires_grad for x in inputs)
         # Integer results (argmax-like casts, x.long()) are constants: PyTorch tracks no grad.
-        if _grad_enabled and any(needs_grad) and out.data.dtype.kind == "f":
+        if any(ctx.needs_input_grad) and out.data.dtype.kind == "f":
             ctx.parents = inputs
-            ctx.needs_input_grad = needs_grad
             ctx.input_versions = [x._version for x in inputs]
             out.requires_grad = True
             out._ctx = ctx

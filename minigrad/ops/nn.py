@@ -192,7 +192,7 @@ class Conv2d(Function):
         ctx.has_bias, ctx.relu = bias is not None, relu
         out = add_bias_relu_(kernels_for(x).conv2d_forward(x, weight, *ctx.geometry), bias,
                              relu, channel_axis=1)
-        ctx.save_for_backward(x, weight, out > 0 if relu else None)
+        ctx.save_for_backward(x, weight, out > 0 if relu and any(ctx.needs_input_grad) else None)
         return out
 
     @staticmethod
@@ -264,7 +264,8 @@ class ConvTranspose2d(Function):
         out = kernels_for(x).conv2d_backward_input(
             x_full, weight, (x.shape[0], weight.shape[1] * groups) + out_hw, *ctx.geometry)
         out = add_bias_relu_(out, bias, relu, channel_axis=1)
-        ctx.save_for_backward(x_full, weight, out > 0 if relu else None)
+        ctx.save_for_backward(x_full, weight,
+                              out > 0 if relu and any(ctx.needs_input_grad) else None)
         return out
 
     @staticmethod
@@ -442,7 +443,7 @@ class Linear(Function):
     def forward(ctx, x, weight, bias=None, relu=False):
         ctx.has_bias, ctx.relu = bias is not None, relu
         y = add_bias_relu_(kernels_for(x).matmul(x, weight.T), bias, relu, channel_axis=-1)
-        ctx.save_for_backward(x, weight, y > 0 if relu else None)
+        ctx.save_for_backward(x, weight, y > 0 if relu and any(ctx.needs_input_grad) else None)
         return y
 
     @staticmethod
