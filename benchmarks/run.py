@@ -1,6 +1,7 @@
 """Side-by-side timings: minigrad's kernel sets against PyTorch, each in a process of its own.
 
-    python benchmarks/run.py [--quick] [--rounds 5] [--repeats 5] [--threads N] [--busy]
+    python benchmarks/run.py [--quick] [--rounds 5] [--repeats 5] [--threads N]
+                             [--owner blas|kernels] [--busy]
                              [--json FILE] [--gpu]
 
 Every framework runs in its own worker process (``worker.py``: "torch", "minigrad-numba",
@@ -33,6 +34,8 @@ Threads: by default BLAS takes its own default (all cores) and PyTorch
 OPENBLAS_NUM_THREADS, MKL_NUM_THREADS and NUMBA_NUM_THREADS in each worker's environment (read
 when the worker loads NumPy, so they always take effect) and torch.set_num_threads(N); the
 header prints the BLAS threads that threadpoolctl (if installed) finds in each worker.
+``--owner kernels`` gives minigrad's threads to its direct Numba kernels and BLAS one thread
+(``backend.set_num_threads(N, owner="kernels")``); the default leaves them to BLAS.
 ``--busy`` keeps one core loaded by a spinning process while timing: a machine where something
 else runs. With ``--gpu`` the rows also run on CUDA (minigrad through CuPy).
 Machines here are shared and noisy: read the ratios of one run, not absolute times across runs.
@@ -79,12 +82,12 @@ def thread_env(threads):
     return {} if threads is None else {name: str(threads) for name in THREAD_VARIABLES}
 
 
-def start_workers(frameworks, device, threads):
+def start_workers(frameworks, device, threads, owner="blas"):
     """{name: Worker} for the frameworks whose worker starts and answers "info"; the others
     are reported and left out."""
     workers, infos = {}, {}
     for name in frameworks:
-        worker = Worker(name, device, threads, env=thread_env(threads))
+        worker = Worker(name, device, threads, env=thread_env(threads), owner=owner)
         try:
             infos[name] = worker.request(op="info")
             workers[name] = worker
@@ -279,7 +282,7 @@ def busy_core(enabled):
 
 def run_device(device, frameworks, workloads, args, peak):
     """Start the workers, time every workload, print the tables; returns the numbers."""
-    workers, infos = start_workers(frameworks, device, args.threads)
+    workers, infos = start_workers(frameworks, device, args.threads, args.owner)
     try:
         with busy_core(args.busy):
             results = measure(workers, workloads, args.rounds, args.repeats)
@@ -294,7 +297,7 @@ def run_device(device, frameworks, workloads, args, peak):
     rows = [summarize(w, results[w.key], fast, peak_gflops) for w in workloads]
     table_rows = [row for row in rows if not row["key"].startswith("S")]
     sweep_rows = [row for row in rows if row["key"].startswith("S")]
-    print(f"\ndevice: {device}; " + "; ".join(
+    print(f"\ndevice: {device}; minigrad's threads owned by {args.owner}; " + "; ".join(
         f"{name} {info['version']} (BLAS threads {info['threads']['blas']}"
         + (f", torch threads {info['threads']['torch']})" if info["threads"]["torch"] else ")")
         for name, info in infos.items()))
@@ -318,6 +321,9 @@ def main(argv=None):
                         help="timed runs per workload, worker and round; default 5 (--quick: 3)")
     parser.add_argument("--threads", type=int, default=None,
                         help="BLAS, OpenMP, Numba and torch threads (default: all cores)")
+    parser.add_argument("--owner", choices=("blas", "kernels"), default="blas",
+                        help="who owns minigrad's threads (backend.set_num_threads): BLAS, "
+                             "the default, or the direct Numba kernels with BLAS on one")
     parser.add_argument("--busy", action="store_true",
                         help="keep one core loaded by a spinning process while timing")
     parser.add_argument("--json", help="write every number to this file")

@@ -1,16 +1,19 @@
 """One framework in a process of its own, timing workloads on request: both ends of the line.
 
-    python benchmarks/worker.py FRAMEWORK DEVICE [THREADS]
+    python benchmarks/worker.py FRAMEWORK DEVICE [THREADS [OWNER]]
 
 FRAMEWORK is "torch" or "minigrad-<kernel set>" ("minigrad-numba", "minigrad-numpy"; on
 "cuda", minigrad's CuPy kernels whatever the set). The process imports its framework once and
 keeps every workload it has built, so imports, JIT compiles and warm-up are paid once per run.
-THREADS sets torch.set_num_threads (default: all cores); BLAS threads follow the environment
-the parent gives the process (OPENBLAS_NUM_THREADS and the like, read when NumPy loads).
+THREADS sets torch.set_num_threads (default, or 0: all cores); BLAS threads follow the
+environment the parent gives the process (OPENBLAS_NUM_THREADS and the like, read when NumPy
+loads). OWNER "kernels" makes a minigrad worker call backend.set_num_threads(THREADS,
+owner="kernels"): the direct Numba kernels take the threads, BLAS one.
 
 The protocol is JSON lines: the parent writes one request per line on the worker's stdin and
 reads one answer per line from its stdout.
     {"op": "info"}                                -> {"framework", "version", "threads"}
+                                                     (threads: blas, torch, kernels)
     {"op": "time", "spec": {...}, "repeats": R}   -> {"median": seconds} or {"error": "..."}
 Closing stdin ends the worker. ``Worker`` below is the parent's end.
 """
@@ -31,7 +34,7 @@ WARMUP_BUILD, WARMUP_REQUEST = 3, 1  # untimed runs after building, and before e
 class Framework:
     """The few calls in which minigrad and PyTorch differ, behind one interface."""
 
-    def __init__(self, name, device, threads):
+    def __init__(self, name, device, threads, owner="blas"):
         self.name, self.device = name, device
         if name == "torch":
             import torch
@@ -49,6 +52,8 @@ class Framework:
 
             if device == "cpu":
                 backend.set_cpu_kernels(name.removeprefix("minigrad-"))
+                if owner == "kernels":
+                    backend.set_num_threads(threads or os.cpu_count(), owner=owner)
             mg.manual_seed(0)
             self.lib, self.nn, self.optim = mg, minigrad.nn, minigrad.optim
             self.version = mg.__version__
@@ -130,16 +135,19 @@ def blas_threads():
                 if pool["user_api"] == "blas"), default=None)
 
 
-def serve(framework, device, threads, requests, answers):
+def serve(framework, device, threads, owner, requests, answers):
     """Answer the JSON-line ``requests`` (an iterable of lines) on the file ``answers``."""
-    fw = Framework(framework, device, threads)
+    fw = Framework(framework, device, threads, owner)
     steps = {}
     for line in requests:
         request = json.loads(line)
         if request["op"] == "info":
             torch_threads = fw.lib.get_num_threads() if framework == "torch" else None
+            kernel_threads = (None if framework == "torch"
+                              else fw.lib.backend.threads.kernel_threads())
             answer = {"framework": framework, "version": fw.version,
-                      "threads": {"blas": blas_threads(), "torch": torch_threads}}
+                      "threads": {"blas": blas_threads(), "torch": torch_threads,
+                                  "kernels": kernel_threads}}
         else:
             answer = time_request(fw, steps, request)
         answers.write(json.dumps(answer) + "\n")
@@ -162,15 +170,15 @@ def time_request(fw, steps, request):
 
 
 class Worker:
-    """The parent's end: starts ``worker.py FRAMEWORK DEVICE [THREADS]``, sends it requests.
+    """The parent's end: starts ``worker.py FRAMEWORK DEVICE THREADS OWNER``, sends it requests.
 
     ``env`` is added to this process's environment before the worker starts, so variables
     such as OPENBLAS_NUM_THREADS take effect before the worker imports NumPy."""
 
-    def __init__(self, framework, device="cpu", threads=None, env=None):
+    def __init__(self, framework, device="cpu", threads=None, env=None, owner="blas"):
         self.framework = framework
         self.process = subprocess.Popen(
-            [sys.executable, __file__, framework, device, *([str(threads)] if threads else [])],
+            [sys.executable, __file__, framework, device, str(threads or 0), owner],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
 
@@ -200,4 +208,4 @@ if __name__ == "__main__":
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     serve(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else None,
-          sys.stdin, protocol)
+          sys.argv[4] if len(sys.argv) > 4 else "blas", sys.stdin, protocol)

@@ -4,6 +4,7 @@ No PyTorch needed: the workers here are minigrad's two CPU kernel sets."""
 
 import importlib.util
 import math
+import os
 import pathlib
 import re
 import sys
@@ -47,6 +48,16 @@ def test_workers_answer_with_medians_in_processes_of_their_own():
         # 3 input channels do not split into 2 groups: the error comes back as text, asked once
         bad = results["T4"][name]
         assert bad["seconds"] == [] and re.match(r"\w+: .*group", bad["error"])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("threadpoolctl") is None,
+                    reason="needs threadpoolctl to read BLAS's threads")
+def test_owner_kernels_gives_the_threads_to_the_kernels_and_one_to_blas():
+    workers, infos = run.start_workers(["minigrad-numpy"], "cpu", threads=None, owner="kernels")
+    for worker in workers.values():
+        worker.close()
+    assert infos["minigrad-numpy"]["threads"]["blas"] == 1
+    assert infos["minigrad-numpy"]["threads"]["kernels"] == os.cpu_count()
 
 
 class LoggingWorker:

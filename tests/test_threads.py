@@ -1,6 +1,7 @@
 """``backend.set_num_threads``: it sets BLAS's threads (as threadpoolctl reports them) and
-Numba's together, rejects counts the machine cannot run, and leaves every kernel's result
-equal to the reference's."""
+Numba's together, or with ``owner="kernels"`` gives the threads to the direct Numba kernels and
+one to BLAS; it rejects counts the machine cannot run and unknown owners, and leaves every
+kernel's result equal to the reference's."""
 
 import os
 
@@ -48,12 +49,27 @@ def test_set_num_threads_rejects_counts_outside_the_cores(threads):
 
 
 @pytest.mark.parametrize("threads", COUNTS)
-def test_kernels_equal_the_reference_under_each_setting(threads):
+def test_the_kernels_can_own_the_threads_and_blas_then_runs_on_one(threads):
+    backend.set_num_threads(threads, owner="kernels")
+    assert blas_counts() == {1}
+    assert backend.threads.kernel_threads() == threads == backend.get_num_threads()
     backend.set_num_threads(threads)
+    assert backend.threads.kernel_threads() == 1 and blas_counts() == {threads}
+
+
+def test_set_num_threads_rejects_an_unknown_owner():
+    with pytest.raises(ValueError, match=r"owner must be one of \('blas', 'kernels'\), got 'numba'"):
+        backend.set_num_threads(1, owner="numba")
+
+
+@pytest.mark.parametrize("owner", ["blas", "kernels"])
+@pytest.mark.parametrize("threads", COUNTS)
+def test_kernels_equal_the_reference_under_each_setting(threads, owner):
+    backend.set_num_threads(threads, owner=owner)
     geometry = ((1, 1), (2, 2), (1, 1))
     # 6 output channels run the direct loops, 32 the im2col + BLAS path (gemm_conv).
     for out_channels in (6, numba_cpu.conv.BLAS_FROM_OUT_CHANNELS):
-        x = random((4, 3, 12, 12), np.float32, threads)
+        x = random((5, 3, 12, 12), np.float32, threads)  # 5 images: parts of 3 and 2
         weight = random((out_channels, 3, 5, 5), np.float32, threads + 1)
         out = numpy_ref.conv2d_forward(x, weight, *geometry)
         assert_same(numba_cpu.conv2d_forward(x, weight, *geometry), out)
@@ -62,6 +78,14 @@ def test_kernels_equal_the_reference_under_each_setting(threads):
                     numpy_ref.conv2d_backward_input(grad, weight, x.shape, *geometry))
         assert_same(numba_cpu.conv2d_backward_weight(grad, x, weight.shape, *geometry),
                     numpy_ref.conv2d_backward_weight(grad, x, weight.shape, *geometry))
+    weight = random((6, 1, 3, 3), np.float32, threads + 3)  # depthwise, 2 outputs per channel
+    out = numpy_ref.conv2d_forward(x, weight, *geometry, 3)
+    grad = random(out.shape, np.float32, threads + 4)
+    assert_same(numba_cpu.conv2d_forward(x, weight, *geometry, 3), out)
+    assert_same(numba_cpu.conv2d_backward_input(grad, weight, x.shape, *geometry, 3),
+                numpy_ref.conv2d_backward_input(grad, weight, x.shape, *geometry, 3))
+    assert_same(numba_cpu.conv2d_backward_weight(grad, x, weight.shape, *geometry, 3),
+                numpy_ref.conv2d_backward_weight(grad, x, weight.shape, *geometry, 3))
     pool = ((2, 2), (2, 2), (0, 0), (1, 1))
     out, indices = numpy_ref.max_pool2d_forward(x, *pool)
     ours, our_indices = numba_cpu.max_pool2d_forward(x, *pool)

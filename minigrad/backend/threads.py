@@ -1,17 +1,20 @@
-"""How many threads the CPU kernels run on: ``set_num_threads(n)``, as ``torch.set_num_threads``.
+"""How many threads the CPU kernels run on, and who owns them: ``set_num_threads(n, owner)``,
+as ``torch.set_num_threads`` with one more choice.
 
-Two pools could use the cores: NumPy's BLAS (matmul, the Linear layers, ``gemm_conv``) and
-Numba's ``prange`` loops. Only BLAS does: the Numba kernels are compiled with
-``PARALLEL = False`` (``numba_cpu/blocks.py``), since a second pool of spinning threads fights
-BLAS's for the cores and gained nothing consistent, idle or busy (docs/performance.md,
-"Threads"). So one owner per call: BLAS, on its own default of one thread per core.
+Two pools could use the cores: NumPy's BLAS (matmul, the Linear layers, ``gemm_conv``) and the
+direct Numba kernels (convolutions below 32 output channels, depthwise convolution), which split
+their images over Python threads (``numba_cpu/blocks.py: over_images``). Both at once fight:
+OpenBLAS's threads spin for about 0.1 s after each call, waiting for the next, and take the core
+the kernels' second thread needs. So one owner at a time:
 
-On a machine where something else keeps a core busy, BLAS's threads wait for the core that is
-not free, and one thread is faster: a LeNet-5 training step (batch 64) took 16.6 ms with 2 BLAS
-threads and 12.1 ms with 1, LeNet-5 inference at batch 256 39.1 ms and 23.5, an MLP step
-8.1 ms and 4.1. On an idle machine 1 thread costs up to 25% on BLAS-heavy work (the MLP step:
-3.5 ms -> 4.4; a 512^3 sgemm runs at half speed), so the default stays BLAS's; call
-``set_num_threads(1)`` on a shared machine.
+* ``owner="blas"`` (the default, and NumPy's own): BLAS on ``n`` threads, the kernels on one;
+* ``owner="kernels"``: BLAS on one thread (it never spins), the kernels' images on ``n``.
+
+Measured on 2 idle cores (docs/performance.md, "Threads"), ms per step, blas / kernels: LeNet-5
+training (batch 64) 5.3 / 4.3-4.7, LeNet-5 inference (batch 256) 6.9 / 4.9, a depthwise layer's
+fwd + bwd 3.3 / 2.7; but the MLP step, all BLAS, is 20-25% slower on one BLAS thread, and a
+large sgemm half as fast. Where something else keeps a core busy, ``set_num_threads(1)`` is
+the fastest (LeNet-5 training 16.6 ms with 2 BLAS threads, 12.1 with 1).
 
 threadpoolctl sets BLAS's threads in a running process (OPENBLAS_NUM_THREADS is read only when
 NumPy loads); it and Numba are imported inside the functions, so ``import minigrad`` stays
@@ -21,17 +24,27 @@ light.
 import os
 
 
-def set_num_threads(threads):
-    """Run the CPU kernels on ``threads`` threads: BLAS's pool (through threadpoolctl) and
-    Numba's parallel loops (``numba.set_num_threads``) together, so the two never disagree
-    about the cores. Raises ValueError for a count below 1 or above the machine's cores."""
+OWNERS = ("blas", "kernels")
+_kernel_threads = 1  # the direct Numba kernels' threads: > 1 only when they own the cores
+
+
+def set_num_threads(threads, owner="blas"):
+    """Run the CPU kernels on ``threads`` threads, owned by ``owner`` (see the module
+    docstring): "blas" gives them to BLAS's pool (through threadpoolctl) and leaves the direct
+    kernels on one; "kernels" gives them to the direct kernels and BLAS one. Numba's own
+    thread count follows ``threads``. Raises ValueError for a count below 1 or above the
+    machine's cores, or another owner."""
+    global _kernel_threads
     cores = os.cpu_count() or 1
     if not isinstance(threads, int) or not 1 <= threads <= cores:
         raise ValueError(f"set_num_threads: expected a thread count from 1 to {cores} "
                          f"(the cores), got {threads!r}")
+    if owner not in OWNERS:
+        raise ValueError(f"set_num_threads: owner must be one of {OWNERS}, got {owner!r}")
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(limits=threads, user_api="blas")
+    threadpool_limits(limits=threads if owner == "blas" else 1, user_api="blas")
+    _kernel_threads = threads if owner == "kernels" else 1
     try:
         import numba
     except ImportError:
@@ -39,9 +52,17 @@ def set_num_threads(threads):
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
+def kernel_threads():
+    """How many threads the direct Numba kernels split their images over (1 unless
+    ``set_num_threads(n, owner="kernels")``)."""
+    return _kernel_threads
+
+
 def get_num_threads():
-    """The threads BLAS runs on, as threadpoolctl reports them (the most of any BLAS library
-    loaded): the pool the CPU kernels use."""
+    """The threads of the pool that owns the cores: the direct kernels' when they do, else
+    BLAS's, as threadpoolctl reports them (the most of any BLAS library loaded)."""
+    if _kernel_threads > 1:
+        return _kernel_threads
     from threadpoolctl import threadpool_info
 
     return max((pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"),

@@ -7,10 +7,17 @@ dot products at once). The convolution kernels (``conv.py``) and the cache-block
 ``benchmarks/gemm_blocked.py`` use them.
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from numba import njit
 
-# Compile the prange loops serially: BLAS owns the cores (docs/performance.md, "Threads").
+from minigrad.backend.threads import kernel_threads
+
+# Compile the prange loops serially: Numba's OpenMP pool would fight BLAS's for the cores
+# (docs/performance.md, "Threads"). The direct kernels split their images over Python threads
+# instead (``over_images``), when ``backend.set_num_threads(n, owner="kernels")`` asks.
 PARALLEL = False
 
 # "contract" lets LLVM fuse a*b + c into one FMA instruction; "reassoc" lets it split a sum
@@ -83,3 +90,29 @@ def zero_padded(array, shape):
     padded = np.zeros(shape, array.dtype)
     padded[tuple(slice(0, size) for size in array.shape)] = array
     return padded
+
+
+_pool = []  # one ThreadPoolExecutor, made at the first parallel call
+
+
+def image_parts(images):
+    """How many parts ``over_images`` cuts a batch of ``images`` into."""
+    return max(1, min(images, kernel_threads()))
+
+
+def over_images(run, images):
+    """Call run(part, slice) for ``backend.threads.kernel_threads()`` equal slices of the
+    batch, range(images), one per thread, and return how many parts there were. The calling
+    thread takes part 0 and pool threads the others; ``run`` calls an ``@njit(nogil=True)``
+    kernel, which releases Python's lock, so the parts run at the same time. Kernels whose
+    parts add into one result (dL/dw) give each part its own array and sum them after."""
+    parts = image_parts(images)
+    bounds = [images * k // parts for k in range(parts + 1)]
+    slices = [slice(bounds[k], bounds[k + 1]) for k in range(parts)]
+    if parts > 1 and not _pool:
+        _pool.append(ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 1) - 1)))
+    futures = [_pool[0].submit(run, k, part) for k, part in enumerate(slices[1:], 1)]
+    run(0, slices[0])
+    for future in futures:
+        future.result()  # re-raises what the part raised
+    return parts

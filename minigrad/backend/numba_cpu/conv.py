@@ -35,8 +35,8 @@ from numba import njit, prange
 from minigrad.backend.geometry import output_hw
 from minigrad.backend.numba_cpu import gemm_conv
 from minigrad.backend.numba_cpu.blocks import (FMA, FMA_SUMS, PARALLEL, add_2x4_times_rows,
-                                               common_dtype,
-                                               add_dots_2x4, pairs, round_up, zero_padded)
+                                               add_dots_2x4, common_dtype, image_parts, over_images,
+                                               pairs, round_up, zero_padded)
 
 # The choice of algorithm: the direct runs below this many output channels, im2col + BLAS
 # (``gemm_conv``) from there on, for all three passes. BLAS runs on every core and is tuned far
@@ -136,7 +136,7 @@ def extend_plane(plane, phase_w, extended):
             extended[i * phase_w + j] = plane[i, j]
 
 
-@njit(parallel=PARALLEL, cache=True, fastmath=FMA)
+@njit(parallel=PARALLEL, cache=True, fastmath=FMA, nogil=True)
 def _conv2d_forward(phases, weight, offsets, phase_w, out):
     """Per image, acc = weight @ runs: a GEMM whose rows of B are the terms' runs.
     ``weight`` is (O, terms) padded with zeros to whole 2x4 blocks."""
@@ -153,7 +153,7 @@ def _conv2d_forward(phases, weight, offsets, phase_w, out):
             crop_extended(acc[oc], phase_w, out[b, oc])
 
 
-@njit(parallel=PARALLEL, cache=True, fastmath=FMA)
+@njit(parallel=PARALLEL, cache=True, fastmath=FMA, nogil=True)
 def _conv2d_backward_input(grad_out, weight_t, per_channel, offsets, phase_w, grad_phases):
     """Per image, every term's run of dL/dx_pad += weight[:, t] @ grad, in 2x4 blocks: two
     runs (term (c, kh, kw) and (c+1, kh, kw): runs of one channel can overlap, of two cannot)
@@ -175,7 +175,7 @@ def _conv2d_backward_input(grad_out, weight_t, per_channel, offsets, phase_w, gr
                                         g[oc + 2], g[oc + 3])
 
 
-@njit(parallel=PARALLEL, cache=True, fastmath=FMA_SUMS)
+@njit(parallel=PARALLEL, cache=True, fastmath=FMA_SUMS, nogil=True)
 def _conv2d_backward_weight(grad_out, phases, offsets, phase_w, grad_w):
     """grad_w[o, t] = sum over images of dot(grad plane o, run of term t), in 2x4 blocks.
     ``grad_out`` has its channels padded to an even number, ``grad_w`` is (O, terms)."""
@@ -202,7 +202,9 @@ def conv2d_forward(x, weight, stride, padding, dilation):
     o = len(weight)
     weight = zero_padded(weight.reshape(o, -1), (round_up(o, 2), round_up(weight[0].size, 4)))
     out = np.empty((len(x), o) + out_hw, x.dtype)
-    _conv2d_forward(phase_split(x, padding, stride), weight, offsets, phase_w, out)
+    phases = phase_split(x, padding, stride)
+    over_images(lambda _, part: _conv2d_forward(phases[part], weight, offsets, phase_w, out[part]),
+                len(x))
     return out
 
 
@@ -218,7 +220,9 @@ def conv2d_backward_input(grad_out, weight, x_shape, stride, padding, dilation):
     weight_t = zero_padded(weight.reshape(o, -1).T,
                             (round_up(c, 2) * kh_size * kw_size, round_up(o, 4)))
     grad_phases = phase_zeros(x_shape, padding, stride, grad_out.dtype)
-    _conv2d_backward_input(grad_out, weight_t, kh_size * kw_size, offsets, phase_w, grad_phases)
+    over_images(lambda _, part: _conv2d_backward_input(grad_out[part], weight_t, kh_size * kw_size,
+                                                       offsets, phase_w, grad_phases[part]),
+                len(grad_out))
     return phase_merge(grad_phases, x_shape, padding, stride)
 
 
@@ -231,7 +235,9 @@ def conv2d_backward_weight(grad_out, x, weight_shape, stride, padding, dilation)
                                                 dilation)
     _, phase_w, offsets = conv_layout(x.shape, tuple(weight_shape), stride, padding, dilation)
     (n, o), terms = grad_out.shape[:2], int(np.prod(weight_shape[1:]))
-    grad_w = np.zeros((round_up(o, 2), round_up(terms, 4)), x.dtype)
-    _conv2d_backward_weight(zero_padded(grad_out, (n, round_up(o, 2)) + grad_out.shape[2:]),
-                            phase_split(x, padding, stride), offsets, phase_w, grad_w)
-    return np.ascontiguousarray(grad_w[:o, :terms]).reshape(weight_shape)
+    grad = zero_padded(grad_out, (n, round_up(o, 2)) + grad_out.shape[2:])
+    phases = phase_split(x, padding, stride)
+    grad_w = np.zeros((image_parts(n), round_up(o, 2), round_up(terms, 4)), x.dtype)
+    over_images(lambda k, part: _conv2d_backward_weight(grad[part], phases[part], offsets, phase_w,
+                                                        grad_w[k]), n)
+    return np.ascontiguousarray(grad_w.sum(axis=0)[:o, :terms]).reshape(weight_shape)

@@ -27,7 +27,8 @@ import numpy as np
 from numba import njit, prange
 
 from minigrad.backend.numba_cpu import conv
-from minigrad.backend.numba_cpu.blocks import FMA, FMA_SUMS, PARALLEL, common_dtype, pairs
+from minigrad.backend.numba_cpu.blocks import (FMA, FMA_SUMS, PARALLEL, common_dtype, image_parts,
+                                               over_images, pairs)
 from minigrad.backend.numba_cpu.conv import crop_extended, extend_plane, extended_length
 
 
@@ -81,7 +82,7 @@ def _channel_phases(phases, b, channel, phase_count):
     return phases[b, channel * phase_count:(channel + 1) * phase_count]
 
 
-@njit(parallel=PARALLEL, cache=True, fastmath=FMA)
+@njit(parallel=PARALLEL, cache=True, fastmath=FMA, nogil=True)
 def _depthwise_forward(phases, weight, taps, phase_count, phase_w, out):
     """out[n, o] = crop(sum_t w[o, t] run_t) over the phase images of channel o // m;
     ``weight`` (O, T), ``taps`` (T, 2): each tap's phase and where its run starts."""
@@ -97,7 +98,7 @@ def _depthwise_forward(phases, weight, taps, phase_count, phase_w, out):
             crop_extended(acc, phase_w, out[b, o])
 
 
-@njit(parallel=PARALLEL, cache=True, fastmath=FMA)
+@njit(parallel=PARALLEL, cache=True, fastmath=FMA, nogil=True)
 def _depthwise_backward_input(grad_out, weight, taps, phase_count, phase_w, grad_phases):
     """The adjoint of ``_depthwise_forward``: each tap's run gets w[o, t] times the extended
     gradient plane (zeros in its junk columns), one tap at a time, since the runs of one
@@ -117,7 +118,7 @@ def _depthwise_backward_input(grad_out, weight, taps, phase_count, phase_w, grad
                     run[q] += w * g[q]
 
 
-@njit(parallel=PARALLEL, cache=True, fastmath=FMA_SUMS)
+@njit(parallel=PARALLEL, cache=True, fastmath=FMA_SUMS, nogil=True)
 def _depthwise_backward_weight(grad_out, phases, taps, phase_count, phase_w, grad_w):
     """grad_w[o, t] = sum over images of dot(extended grad plane o, run of tap t), four taps
     at a time. Each output channel owns its row of ``grad_w`` (O, T), so channels could run
@@ -173,8 +174,10 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups=1):
     x, weight = common_dtype(x, weight)
     out_hw, phase_w, taps = _tap_layout(x.shape, weight.shape, stride, padding, dilation)
     out = np.empty((len(x), len(weight)) + out_hw, x.dtype)
-    _depthwise_forward(conv.phase_split(x, padding, stride), weight.reshape(len(weight), -1),
-                       taps, stride[0] * stride[1], phase_w, out)
+    phases, weight, count = (conv.phase_split(x, padding, stride), weight.reshape(len(weight), -1),
+                             stride[0] * stride[1])
+    over_images(lambda _, part: _depthwise_forward(phases[part], weight, taps, count, phase_w,
+                                                   out[part]), len(x))
     return out
 
 
@@ -193,8 +196,10 @@ def conv2d_backward_input(grad_out, weight, x_shape, stride, padding, dilation, 
     grad_out, weight = common_dtype(grad_out, weight)
     _, phase_w, taps = _tap_layout(x_shape, weight.shape, stride, padding, dilation)
     grad_phases = conv.phase_zeros(x_shape, padding, stride, grad_out.dtype)
-    _depthwise_backward_input(grad_out, weight.reshape(len(weight), -1), taps,
-                              stride[0] * stride[1], phase_w, grad_phases)
+    weight, count = weight.reshape(len(weight), -1), stride[0] * stride[1]
+    over_images(lambda _, part: _depthwise_backward_input(grad_out[part], weight, taps, count,
+                                                          phase_w, grad_phases[part]),
+                len(grad_out))
     return conv.phase_merge(grad_phases, x_shape, padding, stride)
 
 
@@ -212,7 +217,8 @@ def conv2d_backward_weight(grad_out, x, weight_shape, stride, padding, dilation,
     stride, padding, dilation = pairs(stride, padding, dilation)
     grad_out, x = common_dtype(grad_out, x)
     _, phase_w, taps = _tap_layout(x.shape, weight_shape, stride, padding, dilation)
-    grad_w = np.zeros((weight_shape[0], len(taps)), x.dtype)
-    _depthwise_backward_weight(grad_out, conv.phase_split(x, padding, stride), taps,
-                               stride[0] * stride[1], phase_w, grad_w)
-    return grad_w.reshape(weight_shape)
+    phases, count = conv.phase_split(x, padding, stride), stride[0] * stride[1]
+    grad_w = np.zeros((image_parts(len(x)), weight_shape[0], len(taps)), x.dtype)
+    over_images(lambda k, part: _depthwise_backward_weight(grad_out[part], phases[part], taps,
+                                                           count, phase_w, grad_w[k]), len(x))
+    return grad_w.sum(axis=0).reshape(weight_shape)
