@@ -15,14 +15,13 @@ average pooling), ``sparse.py`` (CSR matmul), ``integer.py`` (int8 GEMM and conv
 requantization), ``elementwise.py`` (erf), and ``blocks.py``, the register blocks they are built from.
 ``matmul`` and ``im2col`` are the reference's: BLAS and one copy, nothing a loop would win.
 
-Threads: one owner per call, BLAS. The loops that could run in parallel are ``prange`` loops,
-but ``PARALLEL`` is False: with it True, Numba's OpenMP pool and BLAS's both keep spinning
-threads, and on 2 cores they take turns by the scheduler's time slice. Measured on LeNet-5
-(training step and inference), idle and with one core busy, Numba's threads gained nothing
-consistent, with BLAS at 2 threads or at 1, nor with BLAS limited to 1 thread only around
-the Numba calls. ``backend.set_num_threads(n)`` sets BLAS's and Numba's threads together; 1 is
-up to 2x faster where another process keeps a core busy (docs/performance.md, "Threads").
-Flip the flag and clear ``__pycache__`` to try it on yours.
+Threads: one owner at a time. By default BLAS owns the cores and every Numba loop runs on one
+(the ``prange`` loops are compiled with ``PARALLEL`` False: Numba's OpenMP pool and BLAS's both
+kept spinning threads, and on 2 cores they took turns by the scheduler's time slice).
+``backend.set_num_threads(n, owner="kernels")`` gives the cores to the direct kernels instead
+(``blocks.over_images``: the batch split over Python threads calling ``nogil`` kernels) and
+BLAS one thread; ``backend.set_num_threads(1)`` is up to 2x faster where another process keeps
+a core busy (docs/performance.md, "Threads").
 
 Memory: the wrappers allocate every output with NumPy. Outputs this size allocated inside Numba
 went back to the operating system after each training step and were faulted in again at the
