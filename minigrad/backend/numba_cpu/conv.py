@@ -99,7 +99,7 @@ def conv_layout(x_shape, weight_shape, stride, padding, dilation):
 
 
 @njit(inline="always")
-def _run(phases, offset, length):
+def run_of(phases, offset, length):
     """The inputs one term reads, as a contiguous view: extended output q reads entry q."""
     return phases[offset[0], offset[1]:offset[1] + length]
 
@@ -107,8 +107,8 @@ def _run(phases, offset, length):
 @njit(inline="always")
 def four_runs(phases, offsets, t, length):
     """The runs of terms t, t+1, t+2, t+3."""
-    return (_run(phases, offsets[t], length), _run(phases, offsets[t + 1], length),
-            _run(phases, offsets[t + 2], length), _run(phases, offsets[t + 3], length))
+    return (run_of(phases, offsets[t], length), run_of(phases, offsets[t + 1], length),
+            run_of(phases, offsets[t + 2], length), run_of(phases, offsets[t + 3], length))
 
 
 @njit(inline="always")
@@ -167,8 +167,8 @@ def _conv2d_backward_input(grad_out, weight_t, per_channel, offsets, phase_w, gr
             extend_plane(grad_out[b, oc], phase_w, g[oc])
         for pair in range(0, terms, 2 * per_channel):
             for t in range(pair, pair + per_channel):
-                x0 = _run(grad_phases[b], offsets[t], length)
-                x1 = _run(grad_phases[b], offsets[t + per_channel], length)
+                x0 = run_of(grad_phases[b], offsets[t], length)
+                x1 = run_of(grad_phases[b], offsets[t + per_channel], length)
                 for oc in range(0, o, 4):
                     add_2x4_times_rows(x0, x1, weight_t[t, oc:oc + 4],
                                         weight_t[t + per_channel, oc:oc + 4], g[oc], g[oc + 1],

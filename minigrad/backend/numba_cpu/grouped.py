@@ -29,7 +29,8 @@ from numba import njit, prange
 from minigrad.backend.numba_cpu import conv
 from minigrad.backend.numba_cpu.blocks import (FMA, FMA_SUMS, PARALLEL, common_dtype, image_parts,
                                                over_images, pairs)
-from minigrad.backend.numba_cpu.conv import crop_extended, extend_plane, extended_length
+from minigrad.backend.numba_cpu.conv import (crop_extended, extend_plane, extended_length,
+                                             four_runs, run_of)
 
 
 @njit(inline="always")
@@ -57,23 +58,23 @@ def _add_dots_1x4(out, g, r0, r1, r2, r3):
 
 
 @njit(inline="always")
-def _run(buffer, tap, length):
-    """The run of tap (phase, start) in one plane's phase images: a contiguous view."""
-    return buffer[tap[0], tap[1]:tap[1] + length]
-
-
-@njit(inline="always")
 def _add_taps(acc, weight, buffer, taps):
     """acc += sum_t weight[t] run_t: four taps per pass, then the rest one by one."""
     length, blocked = acc.shape[0], taps.shape[0] - taps.shape[0] % 4
     for t in range(0, blocked, 4):
-        _add_4_runs(acc, weight[t:t + 4], _run(buffer, taps[t], length),
-                    _run(buffer, taps[t + 1], length), _run(buffer, taps[t + 2], length),
-                    _run(buffer, taps[t + 3], length))
+        r0, r1, r2, r3 = four_runs(buffer, taps, t, length)
+        _add_4_runs(acc, weight[t:t + 4], r0, r1, r2, r3)
     for t in range(blocked, taps.shape[0]):
-        run, w = _run(buffer, taps[t], length), weight[t]
+        run, w = run_of(buffer, taps[t], length), weight[t]
         for q in range(length):
             acc[q] += w * run[q]
+
+
+@njit(inline="always")
+def _outputs_per_channel(outputs, phases, phase_count):
+    """m, the output channels per input channel: ``phases`` holds s*t rows per input channel
+    and those of one more, the zero channel."""
+    return outputs // (phases.shape[1] // phase_count - 1)
 
 
 @njit(inline="always")
@@ -86,7 +87,7 @@ def _channel_phases(phases, b, channel, phase_count):
 def _depthwise_forward(phases, weight, taps, phase_count, phase_w, out):
     """out[n, o] = crop(sum_t w[o, t] run_t) over the phase images of channel o // m;
     ``weight`` (O, T), ``taps`` (T, 2): each tap's phase and where its run starts."""
-    multiplier = out.shape[1] // (phases.shape[1] // phase_count - 1)  # less the zero channel
+    multiplier = _outputs_per_channel(out.shape[1], phases, phase_count)
     length = extended_length(out.shape[2:], phase_w)
     for b in prange(out.shape[0]):
         acc = np.empty(length, out.dtype)
@@ -105,7 +106,7 @@ def _depthwise_backward_input(grad_out, weight, taps, phase_count, phase_w, grad
     channel overlap. ``grad_phases`` (zeros) is laid out like ``conv.phase_split``'s output.
     The m outputs of a channel add into the same images, so only images could run in
     parallel."""
-    multiplier = grad_out.shape[1] // (grad_phases.shape[1] // phase_count - 1)
+    multiplier = _outputs_per_channel(grad_out.shape[1], grad_phases, phase_count)
     length = extended_length(grad_out.shape[2:], phase_w)
     for b in prange(grad_out.shape[0]):
         g = np.empty(length, grad_out.dtype)
@@ -113,7 +114,7 @@ def _depthwise_backward_input(grad_out, weight, taps, phase_count, phase_w, grad
             extend_plane(grad_out[b, o], phase_w, g)
             images = _channel_phases(grad_phases, b, o // multiplier, phase_count)
             for t in range(taps.shape[0]):
-                run, w = _run(images, taps[t], length), weight[o, t]
+                run, w = run_of(images, taps[t], length), weight[o, t]
                 for q in range(length):
                     run[q] += w * g[q]
 
@@ -123,7 +124,7 @@ def _depthwise_backward_weight(grad_out, phases, taps, phase_count, phase_w, gra
     """grad_w[o, t] = sum over images of dot(extended grad plane o, run of tap t), four taps
     at a time. Each output channel owns its row of ``grad_w`` (O, T), so channels could run
     in parallel."""
-    multiplier = grad_out.shape[1] // (phases.shape[1] // phase_count - 1)
+    multiplier = _outputs_per_channel(grad_out.shape[1], phases, phase_count)
     length, count = extended_length(grad_out.shape[2:], phase_w), taps.shape[0]
     blocked = count - count % 4
     for o in prange(grad_out.shape[1]):
@@ -132,12 +133,10 @@ def _depthwise_backward_weight(grad_out, phases, taps, phase_count, phase_w, gra
             extend_plane(grad_out[b, o], phase_w, g)
             images = _channel_phases(phases, b, o // multiplier, phase_count)
             for t in range(0, blocked, 4):
-                _add_dots_1x4(grad_w[o, t:t + 4], g, _run(images, taps[t], length),
-                              _run(images, taps[t + 1], length),
-                              _run(images, taps[t + 2], length),
-                              _run(images, taps[t + 3], length))
+                r0, r1, r2, r3 = four_runs(images, taps, t, length)
+                _add_dots_1x4(grad_w[o, t:t + 4], g, r0, r1, r2, r3)
             for t in range(blocked, count):
-                run, total = _run(images, taps[t], length), grad_w.dtype.type(0)
+                run, total = run_of(images, taps[t], length), grad_w.dtype.type(0)
                 for q in range(length):
                     total += g[q] * run[q]
                 grad_w[o, t] += total
