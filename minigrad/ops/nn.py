@@ -158,6 +158,13 @@ def add_bias_relu_(out, bias, relu, channel_axis):
     return out
 
 
+def epilogue_mask(ctx, out):
+    """What an op fused with ``add_bias_relu_`` saves for ``epilogue_grads``: out > 0 where a
+    ReLU was fused (``ctx.relu``) and a backward will run; else None, since under no_grad
+    (where ``nn.Sequential`` fuses) no backward would read it."""
+    return out > 0 if ctx.relu and any(ctx.needs_input_grad) else None
+
+
 def epilogue_grads(ctx, grad, positive, channel_axes):
     """What an op fused with ``add_bias_relu_`` gives backward: dL/d(pre-activation) = grad
     where the output was > 0 (``positive``, the mask saved in forward: ReLU's gradient, 0 at 0),
@@ -192,7 +199,7 @@ class Conv2d(Function):
         ctx.has_bias, ctx.relu = bias is not None, relu
         out = add_bias_relu_(kernels_for(x).conv2d_forward(x, weight, *ctx.geometry), bias,
                              relu, channel_axis=1)
-        ctx.save_for_backward(x, weight, out > 0 if relu and any(ctx.needs_input_grad) else None)
+        ctx.save_for_backward(x, weight, epilogue_mask(ctx, out))
         return out
 
     @staticmethod
@@ -264,8 +271,7 @@ class ConvTranspose2d(Function):
         out = kernels_for(x).conv2d_backward_input(
             x_full, weight, (x.shape[0], weight.shape[1] * groups) + out_hw, *ctx.geometry)
         out = add_bias_relu_(out, bias, relu, channel_axis=1)
-        ctx.save_for_backward(x_full, weight,
-                              out > 0 if relu and any(ctx.needs_input_grad) else None)
+        ctx.save_for_backward(x_full, weight, epilogue_mask(ctx, out))
         return out
 
     @staticmethod
@@ -443,7 +449,7 @@ class Linear(Function):
     def forward(ctx, x, weight, bias=None, relu=False):
         ctx.has_bias, ctx.relu = bias is not None, relu
         y = add_bias_relu_(kernels_for(x).matmul(x, weight.T), bias, relu, channel_axis=-1)
-        ctx.save_for_backward(x, weight, y > 0 if relu and any(ctx.needs_input_grad) else None)
+        ctx.save_for_backward(x, weight, epilogue_mask(ctx, y))
         return y
 
     @staticmethod
